@@ -1,0 +1,1 @@
+"""Business operations on validated data; they return documents or raise ``ApiError``."""

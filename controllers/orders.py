@@ -1,0 +1,46 @@
+"""Order operations; recording an order credits its customer atomically."""
+from controllers.common import get_or_404, paginate
+from errors import ApiError
+from models import Customer, Order
+from models.base import utcnow
+
+
+def create_order(data):
+    """Insert the order, then ``$inc``/``$max`` the customer's totals in one update.
+
+    No read-modify-write: concurrent orders on one customer all count. If the customer vanished
+    between the check and the update (deleted concurrently), the order is withdrawn and 404 returned.
+    """
+    customer_id = data["customer_id"]
+    if not Customer.objects(pk=customer_id).only("id").first():
+        raise ApiError.not_found("customer", str(customer_id))
+    order = Order(customer_id=customer_id, amount=data["amount"], date=data.get("date") or utcnow())
+    order.save(force_insert=True)
+    credited = Customer.objects(pk=customer_id).update_one(
+        inc__total_spend=order.amount,
+        inc__num_visits=1,
+        max__last_visit_date=order.date,
+        set__updated_at=utcnow(),
+    )
+    if not credited:
+        order.delete()
+        raise ApiError.not_found("customer", str(customer_id))
+    return order
+
+
+def list_orders(query):
+    """Filter by customer and date range, newest first, paginated in the database."""
+    filters = {}
+    if "customer_id" in query:
+        filters["customer_id"] = query["customer_id"]
+    if "date_from" in query:
+        filters["date__gte"] = query["date_from"]
+    if "date_to" in query:
+        filters["date__lte"] = query["date_to"]
+    queryset = Order.objects(**filters).order_by("-date", "-id")
+    return paginate(queryset, query["page"], query["per_page"])
+
+
+def get_order(order_id):
+    """One order or 404."""
+    return get_or_404(Order, "order", order_id)

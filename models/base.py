@@ -1,0 +1,25 @@
+"""Shared pieces of the MongoEngine documents."""
+from datetime import datetime, timezone
+
+from mongoengine import DateTimeField, Document
+
+
+def utcnow():
+    """Current time as a naive UTC datetime truncated to milliseconds (MongoDB's precision)."""
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class TimestampedDocument(Document):
+    """A document with ``createdAt`` and ``updatedAt`` kept by :meth:`save`."""
+
+    created_at = DateTimeField(db_field="createdAt", default=utcnow)
+    updated_at = DateTimeField(db_field="updatedAt", default=utcnow)
+
+    meta = {"abstract": True}
+
+    def save(self, *args, **kwargs):
+        """Save, stamping ``updatedAt``."""
+        if self.pk is not None:
+            self.updated_at = utcnow()
+        return super().save(*args, **kwargs)

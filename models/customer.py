@@ -1,0 +1,19 @@
+"""Customers: the people marketers sell to."""
+from mongoengine import DateTimeField, FloatField, IntField, StringField
+
+from models.base import TimestampedDocument
+
+
+class Customer(TimestampedDocument):
+    """A customer; ``total_spend``, ``num_visits`` and ``last_visit_date`` follow their orders."""
+
+    name = StringField(required=True, max_length=200)
+    email = StringField(required=True, unique=True)
+    total_spend = FloatField(db_field="totalSpend", default=0.0)
+    num_visits = IntField(db_field="numVisits", default=0)
+    last_visit_date = DateTimeField(db_field="lastVisitDate")
+
+    meta = {
+        "collection": "customers",
+        "indexes": ["-created_at", "total_spend", "last_visit_date"],
+    }

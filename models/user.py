@@ -1,0 +1,24 @@
+"""Staff users who sign in with Google."""
+from flask_login import UserMixin
+from mongoengine import DateTimeField, Document, StringField
+
+from models.base import utcnow
+
+
+class User(UserMixin, Document):
+    """A person signed in through Google, identified by the OpenID ``sub`` claim."""
+
+    google_id = StringField(db_field="googleId", required=True, unique=True)
+    display_name = StringField(db_field="displayName")
+    first_name = StringField(db_field="firstName")
+    last_name = StringField(db_field="lastName")
+    image = StringField()
+    email = StringField()
+    created_at = DateTimeField(db_field="createdAt", default=utcnow)
+    last_login_at = DateTimeField(db_field="lastLoginAt")
+
+    meta = {"collection": "users"}
+
+    def get_id(self):
+        """Flask-Login's session key: the document id as text."""
+        return str(self.pk)

@@ -1,0 +1,121 @@
+"""Field types and schemas shared by every resource."""
+import math
+from datetime import datetime, timezone
+
+from bson import ObjectId
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+MAX_PAGE = 100_000
+
+
+def to_utc_naive(value):
+    """Normalise a datetime to naive UTC, the form MongoDB stores."""
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def parse_iso_datetime(text):
+    """Parse an ISO-8601 date or datetime (``Z`` allowed) into naive UTC, or raise ValueError."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("Not a valid ISO-8601 date.")
+    return to_utc_naive(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+
+
+def iso_utc(value):
+    """Format a stored (naive UTC) datetime as ``2024-01-31T09:30:00.000Z``."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class UtcDateTime(fields.Field):
+    """ISO-8601 in, naive UTC stored, ``...Z`` out."""
+
+    default_error_messages = {"invalid": "Not a valid ISO-8601 date or datetime."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return parse_iso_datetime(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise self.make_error("invalid") from exc
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return iso_utc(value)
+
+
+class StrictNumber(fields.Field):
+    """A JSON number: no strings, booleans, NaN or infinities."""
+
+    default_error_messages = {
+        "invalid": "Must be a number.",
+        "special": "Must be a finite number.",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.make_error("special")
+        return float(value)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value
+
+
+class ObjectIdString(fields.String):
+    """A 24-hex-digit id, loaded as :class:`bson.ObjectId`."""
+
+    default_error_messages = {"invalid_id": "Not a valid id (24 hexadecimal characters)."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not ObjectId.is_valid(text) or len(text) != 24:
+            raise self.make_error("invalid_id")
+        return ObjectId(text)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else str(value)
+
+
+class TrimmedString(fields.String):
+    """A string with surrounding white space removed before validation."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+class NormalizedEmail(fields.Email):
+    """An email address, trimmed and lower-cased."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            value = value.strip().lower()
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class InputSchema(Schema):
+    """Base for request bodies and query strings: unknown keys are an error."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class PageQuery(InputSchema):
+    """``page`` (1-based) and ``per_page`` (1–100, default 20)."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+def id_field():
+    """The ``_id`` output field used by every document schema."""
+    return fields.Function(lambda doc: str(doc.pk), data_key="_id")
+
+
+def require_some(data, names):
+    """Raise unless at least one of ``names`` is present (for PATCH bodies)."""
+    if not any(name in data for name in names):
+        raise ValidationError(f"Provide at least one of: {', '.join(names)}.", "_schema")

@@ -1,0 +1,51 @@
+"""Customer request and response schemas."""
+from marshmallow import fields, validate, validates_schema
+
+from schemas.common import (
+    InputSchema,
+    NormalizedEmail,
+    PageQuery,
+    TrimmedString,
+    UtcDateTime,
+    id_field,
+    require_some,
+)
+
+SORT_FIELDS = ("createdAt", "updatedAt", "name", "email", "totalSpend", "numVisits", "lastVisitDate")
+SORT_CHOICES = SORT_FIELDS + tuple(f"-{name}" for name in SORT_FIELDS)
+
+
+class CustomerIn(InputSchema):
+    """Body of ``POST /customers`` (and, partially, ``PATCH``)."""
+
+    name = TrimmedString(required=True, validate=validate.Length(min=1, max=200))
+    email = NormalizedEmail(required=True, validate=validate.Length(max=254))
+
+
+class CustomerPatch(CustomerIn):
+    """Body of ``PATCH /customers/<id>``: any of the fields, at least one."""
+
+    @validates_schema
+    def _not_empty(self, data, **kwargs):
+        require_some(data, ("name", "email"))
+
+
+class CustomerQuery(PageQuery):
+    """Query string of ``GET /customers``."""
+
+    email = NormalizedEmail()
+    q = fields.String(validate=validate.Length(min=1, max=200))
+    sort = fields.String(load_default="-createdAt", validate=validate.OneOf(SORT_CHOICES))
+
+
+class CustomerOut(InputSchema):
+    """A customer as the API returns it."""
+
+    id = id_field()
+    name = fields.String()
+    email = fields.String()
+    total_spend = fields.Float(data_key="totalSpend")
+    num_visits = fields.Integer(data_key="numVisits")
+    last_visit_date = UtcDateTime(data_key="lastVisitDate")
+    created_at = UtcDateTime(data_key="createdAt")
+    updated_at = UtcDateTime(data_key="updatedAt")

@@ -1,0 +1,57 @@
+"""Order request and response schemas."""
+from datetime import timedelta
+
+from marshmallow import ValidationError, fields, pre_load, validate, validates
+
+from models.base import utcnow
+from schemas.common import InputSchema, ObjectIdString, PageQuery, StrictNumber, UtcDateTime, id_field
+
+MAX_AMOUNT = 1e9
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+class OrderIn(InputSchema):
+    """Body of ``POST /orders``; the deployed client sends ``customer`` for ``customerId``."""
+
+    customer_id = ObjectIdString(required=True, data_key="customerId")
+    amount = StrictNumber(
+        required=True,
+        validate=validate.Range(min=0, min_inclusive=False, max=MAX_AMOUNT),
+    )
+    date = UtcDateTime()
+
+    @pre_load
+    def _accept_legacy_customer(self, data, **kwargs):
+        if not isinstance(data, dict) or "customer" not in data:
+            return data
+        data = dict(data)
+        legacy = data.pop("customer")
+        if "customerId" in data and data["customerId"] != legacy:
+            raise ValidationError(
+                "customer and customerId disagree; send only one.", "customerId"
+            )
+        data["customerId"] = legacy
+        return data
+
+    @validates("date")
+    def _not_in_future(self, value, data_key):
+        if value > utcnow() + FUTURE_TOLERANCE:
+            raise ValidationError("Must not be more than a day in the future.")
+
+
+class OrderQuery(PageQuery):
+    """Query string of ``GET /orders``."""
+
+    customer_id = ObjectIdString(data_key="customerId")
+    date_from = UtcDateTime(data_key="from")
+    date_to = UtcDateTime(data_key="to")
+
+
+class OrderOut(InputSchema):
+    """An order as the API returns it."""
+
+    id = id_field()
+    customer_id = ObjectIdString(data_key="customerId")
+    amount = fields.Float()
+    date = UtcDateTime()
+    created_at = UtcDateTime(data_key="createdAt")

@@ -1,0 +1,1 @@
+"""Wrappers around outside systems (Google sign-in, later Gemini and messaging vendors)."""
