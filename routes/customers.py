@@ -8,7 +8,8 @@ from schemas.customer import CustomerIn, CustomerOut, CustomerPatch, CustomerQue
 bp = Blueprint("customers", __name__)
 bp.before_request(require_login)
 
-customer_in, customer_patch, customer_query = CustomerIn(), CustomerPatch(), CustomerQuery()
+customer_in, customer_query = CustomerIn(), CustomerQuery()
+customer_patch = CustomerPatch(partial=True)
 customer_out = CustomerOut()
 
 

@@ -1,6 +1,7 @@
 """Request parsing and response building shared by the Blueprints."""
 from flask import jsonify, request
 from flask_login import login_required
+from werkzeug.exceptions import BadRequest
 
 from errors import ApiError
 
@@ -11,9 +12,10 @@ def json_body():
         return {}
     if not request.is_json:
         raise ApiError(415, "Content-Type must be application/json")
-    data = request.get_json(silent=True)
-    if data is None:
-        raise ApiError.bad_request("Malformed JSON in request body")
+    try:
+        data = request.get_json()
+    except BadRequest as exc:
+        raise ApiError.bad_request("Malformed JSON in request body") from exc
     if not isinstance(data, dict):
         raise ApiError.bad_request("Request body must be a JSON object")
     return data

@@ -81,10 +81,15 @@ class ObjectIdString(fields.String):
 
 
 class TrimmedString(fields.String):
-    """A string with surrounding white space removed before validation."""
+    """A string with surrounding white space removed (and optionally lower-cased) before validation."""
+
+    def __init__(self, *args, lower=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lower = lower
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return super()._deserialize(value, attr, data, **kwargs).strip()
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        return text.lower() if self.lower else text
 
 
 class NormalizedEmail(fields.Email):

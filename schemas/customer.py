@@ -23,7 +23,7 @@ class CustomerIn(InputSchema):
 
 
 class CustomerPatch(CustomerIn):
-    """Body of ``PATCH /customers/<id>``: any of the fields, at least one."""
+    """Body of ``PATCH /customers/<id>`` (load with ``partial=True``): at least one field."""
 
     @validates_schema
     def _not_empty(self, data, **kwargs):
@@ -33,7 +33,7 @@ class CustomerPatch(CustomerIn):
 class CustomerQuery(PageQuery):
     """Query string of ``GET /customers``."""
 
-    email = NormalizedEmail()
+    email = TrimmedString(lower=True, validate=validate.Length(min=1, max=254))
     q = fields.String(validate=validate.Length(min=1, max=200))
     sort = fields.String(load_default="-createdAt", validate=validate.OneOf(SORT_CHOICES))
 

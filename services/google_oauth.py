@@ -6,13 +6,14 @@ also how the tests point this code at a local stand-in provider.
 """
 import requests
 from authlib.integrations.base_client import OAuthError
+from authlib.integrations.flask_client import OAuth
 from flask import current_app, url_for
 from joserfc.errors import JoseError
 
 from errors import ApiError
-from extensions import oauth
 
 CLIENT_NAME = "google"
+EXTENSION_KEY = "google_oauth"
 
 
 class SignInFailed(ApiError):
@@ -20,8 +21,13 @@ class SignInFailed(ApiError):
 
 
 def init_app(app):
-    """Register the Google client when credentials are configured."""
-    oauth.init_app(app)
+    """Register the Google client when credentials are configured.
+
+    The Authlib registry is per app: it caches clients (and their discovered metadata), which must
+    not leak from one app's configuration into another's.
+    """
+    oauth = OAuth(app)
+    app.extensions[EXTENSION_KEY] = oauth
     if app.config.get("GOOGLE_CLIENT_ID") and app.config.get("GOOGLE_CLIENT_SECRET"):
         oauth.register(
             CLIENT_NAME,
@@ -29,13 +35,12 @@ def init_app(app):
             client_secret=app.config["GOOGLE_CLIENT_SECRET"],
             server_metadata_url=app.config["GOOGLE_DISCOVERY_URL"],
             client_kwargs={"scope": "openid email profile", "timeout": 10},
-            overwrite=True,
         )
 
 
 def _client():
-    client = oauth.create_client(CLIENT_NAME)
-    if client is None or not current_app.config.get("GOOGLE_CLIENT_ID"):
+    client = current_app.extensions[EXTENSION_KEY].create_client(CLIENT_NAME)
+    if client is None:
         raise ApiError.unavailable("Google sign-in is not configured")
     return client
 

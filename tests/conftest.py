@@ -1,0 +1,135 @@
+"""Fixtures: the app on a fresh database per test, clients, sign-in helpers, stand-in servers."""
+import os
+from urllib.parse import parse_qs, urlparse
+
+import mongoengine
+import pytest
+
+from app import create_app
+from models import Customer, Order, User
+from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, OIDCProvider
+
+TEST_DB = "crm_test"
+
+
+def pytest_configure(config):
+    """Refuse to run against a real MongoDB database that is not a test database."""
+    uri = os.environ.get("MONGO_URI") or os.environ.get("MONGODB_URI")
+    if uri:
+        from pymongo.uri_parser import parse_uri
+
+        name = parse_uri(uri).get("database") or TEST_DB
+        if not name.endswith("_test"):
+            raise pytest.UsageError(
+                f"MONGO_URI names database {name!r}; tests drop their database, so it must end in _test"
+            )
+
+
+@pytest.fixture(scope="session")
+def oidc_provider():
+    """The stand-in Google, serving real HTTP for the whole session."""
+    provider = OIDCProvider().start()
+    yield provider
+    provider.stop()
+
+
+def base_config(oidc_provider, **overrides):
+    """Test configuration: the stand-in provider, a fixed secret, a _test database."""
+    config = {
+        "TESTING": True,
+        "APP_ENV": "testing",
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "MONGO_DB": TEST_DB,
+        "GOOGLE_CLIENT_ID": CLIENT_ID,
+        "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
+        "GOOGLE_DISCOVERY_URL": oidc_provider.discovery_url,
+        "FRONTEND_URL": "http://localhost:5000",
+        "SESSION_COOKIE_SECURE": False,
+        "LOGIN_DISABLED": False,
+        "FRONTEND_DIR": None,
+        "CORS_ORIGINS": [],
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def make_app(oidc_provider):
+    """Factory for an app with config overrides; each app starts on an empty database."""
+    oidc_provider.reset()
+
+    def factory(**overrides):
+        app = create_app(base_config(oidc_provider, **overrides))
+        mongoengine.get_connection().drop_database(app.extensions["mongo_db_name"])
+        return app
+
+    yield factory
+    mongoengine.disconnect()
+
+
+@pytest.fixture
+def app(make_app):
+    """The app with default test settings."""
+    return make_app()
+
+
+@pytest.fixture
+def anon(app):
+    """A client that has not signed in."""
+    return app.test_client()
+
+
+@pytest.fixture
+def staff_user(app):
+    """A stored staff user."""
+    return User(google_id="staff-1", email="staff@example.com", display_name="Staff").save()
+
+
+@pytest.fixture
+def client(app, staff_user):
+    """A client signed in as ``staff_user`` (Flask-Login session; see test_auth for the real flow)."""
+    test_client = app.test_client()
+    with test_client.session_transaction() as session:
+        session["_user_id"] = str(staff_user.pk)
+        session["_fresh"] = True
+    return test_client
+
+
+@pytest.fixture
+def google_login(oidc_provider):
+    """Run the whole browser sign-in dance through the stand-in provider; returns the callback response."""
+
+    def login(test_client, **identity):
+        if identity:
+            oidc_provider.next_identity = {**oidc_provider.next_identity, **identity}
+        start = test_client.get("/api/auth/google")
+        assert start.status_code == 302, start.get_json()
+        callback = urlparse(oidc_provider.approve(start.headers["Location"]))
+        return test_client.get(f"{callback.path}?{callback.query}")
+
+    return login
+
+
+@pytest.fixture
+def customer(client):
+    """Create one customer through the API and return its JSON."""
+
+    def create(name="Grace Hopper", email="grace@example.com"):
+        response = client.post("/api/customers", json={"name": name, "email": email})
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return create
+
+
+def counts():
+    """Documents per collection, to assert that a rejected request wrote nothing."""
+    return {
+        "customers": Customer.objects.count(),
+        "orders": Order.objects.count(),
+    }
+
+
+def query_params(url):
+    """The query parameters of a URL as a flat dict."""
+    return {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}

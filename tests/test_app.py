@@ -1,0 +1,193 @@
+"""Cross-cutting behaviour: login required, error shapes, configuration, CORS, the served frontend."""
+import logging
+
+import pytest
+
+from app import create_app
+from config import ConfigError, finalize, from_env
+
+PUBLIC_ENDPOINTS = {"auth", "legacy_auth"}
+
+
+def data_routes(app):
+    """Every (method, path) of a data route, taken from the URL map so new routes are covered."""
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.split(".")[0] in PUBLIC_ENDPOINTS:
+            continue
+        path = rule.rule.replace("<customer_id>", "64b7f0000000000000000000").replace(
+            "<order_id>", "64b7f0000000000000000000"
+        )
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield method, path
+
+
+def test_every_data_route_requires_login(app, anon):
+    routes = list(data_routes(app))
+    assert len(routes) >= 22  # 11 data routes, each also under its legacy alias
+    for method, path in routes:
+        response = anon.open(path, method=method, json={})
+        assert response.status_code == 401, (method, path)
+        assert response.get_json() == {"error": "Authentication required"}
+
+
+def test_login_disabled_opens_data_routes_with_a_warning(make_app, caplog):
+    with caplog.at_level(logging.WARNING):
+        app = make_app(LOGIN_DISABLED=True)
+    assert any("LOGIN_DISABLED" in r.message for r in caplog.records)
+    assert app.test_client().get("/api/customers").status_code == 200
+
+
+def test_unknown_route_is_json_404(client):
+    response = client.get("/api/nope")
+    assert response.status_code == 404
+    assert "error" in response.get_json()
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [("put", "/api/customers"), ("delete", "/api/customers/"), ("post", "/api/customers/x"),
+     ("get", "/api/campaigns/create-audience"), ("get", "/api/auth/logout"), ("put", "/orders")],
+)
+def test_wrong_method_is_json_405(client, method, path):
+    response = getattr(client, method)(path)
+    assert response.status_code == 405
+    assert "error" in response.get_json()
+    assert response.headers["Allow"]
+
+
+def test_oversized_body_is_json_413(client):
+    body = '{"name": "%s", "email": "a@example.com"}' % ("x" * (1024 * 1024 + 1))
+    response = client.post("/api/customers", data=body, content_type="application/json")
+    assert response.status_code == 413
+    assert "error" in response.get_json()
+
+
+def test_unexpected_error_is_json_500_without_details(make_app):
+    app = make_app()
+
+    @app.get("/api/boom")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    response = app.test_client().get("/api/boom")
+    assert response.status_code == 500
+    assert response.get_json() == {"error": "Internal server error"}
+
+
+# --- configuration -----------------------------------------------------------------------------
+def test_aliases_for_mongo_uri_and_secret():
+    config = from_env({"MONGODB_URI": "mongodb://db/crm", "SECRET_KEY": "s3cret"})
+    assert config["MONGO_URI"] == "mongodb://db/crm" and config["SECRET_KEY"] == "s3cret"
+    config = from_env({"MONGO_URI": "mongodb://a/x", "MONGODB_URI": "mongodb://b/y",
+                       "SESSION_SECRET": "one", "SECRET_KEY": "two"})
+    assert config["MONGO_URI"] == "mongodb://a/x" and config["SECRET_KEY"] == "one"
+
+
+def test_defaults():
+    config = from_env({})
+    assert config["PORT"] == 5000
+    assert config["FRONTEND_URL"] == "http://localhost:5000"
+    assert config["MONGO_URI"] is None
+    assert config["SECRET_KEY"] is None
+    assert config["GOOGLE_DISCOVERY_URL"].startswith("https://accounts.google.com/")
+    assert config["MAX_CONTENT_LENGTH"] == 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [{"APP_ENV": "production"}, {"FLASK_ENV": "production"},
+     {"APP_ENV": "production", "SESSION_SECRET": "x" * 40, "LOGIN_DISABLED": "true"}],
+)
+def test_production_refuses_unsafe_config(environ):
+    with pytest.raises(ConfigError):
+        finalize(from_env(environ))
+
+
+def test_production_starts_with_a_secret():
+    config = finalize(from_env({"APP_ENV": "production", "SESSION_SECRET": "x" * 40}))
+    assert config["SECRET_KEY"] == "x" * 40
+
+
+def test_development_invents_a_random_secret_per_start(caplog):
+    with caplog.at_level(logging.WARNING):
+        first, second = finalize(from_env({})), finalize(from_env({}))
+    assert first["SECRET_KEY"] and first["SECRET_KEY"] != second["SECRET_KEY"]
+    assert any("SESSION_SECRET is not set" in r.message for r in caplog.records)
+
+
+def test_create_app_in_production_without_secret_fails(monkeypatch):
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.delenv("SESSION_SECRET", raising=False)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(ConfigError):
+        create_app()
+
+
+def test_embedded_database_is_announced(make_app, caplog):
+    with caplog.at_level(logging.WARNING):
+        make_app()
+    assert any("NOT persisted" in r.message for r in caplog.records)
+
+
+# --- CORS ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "origin, allowed",
+    [("http://localhost:5000", True), ("https://admin.example.com", True),
+     ("https://evil.example.com", False)],
+)
+def test_cors_allows_only_configured_origins_with_credentials(make_app, origin, allowed):
+    client = make_app(CORS_ORIGINS=["https://admin.example.com"]).test_client()
+    response = client.options(
+        "/api/auth/status",
+        headers={"Origin": origin, "Access-Control-Request-Method": "GET"},
+    )
+    if allowed:
+        assert response.headers["Access-Control-Allow-Origin"] == origin
+        assert response.headers["Access-Control-Allow-Credentials"] == "true"
+    else:
+        assert "Access-Control-Allow-Origin" not in response.headers
+
+
+# --- the served frontend -----------------------------------------------------------------------
+@pytest.fixture
+def build_dir(tmp_path):
+    (tmp_path / "static" / "js").mkdir(parents=True)
+    (tmp_path / "index.html").write_text("<!doctype html><div id=root></div>")
+    (tmp_path / "static" / "js" / "main.js").write_text("console.log('app')")
+    (tmp_path / "favicon.ico").write_bytes(b"\x00\x01")
+    return tmp_path
+
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+AXIOS = {"Accept": "application/json, text/plain, */*"}
+
+
+@pytest.mark.parametrize("path", ["/", "/home", "/home/audience", "/customers", "/campaigns/"])
+def test_client_routes_fall_back_to_index(make_app, build_dir, path):
+    client = make_app(FRONTEND_DIR=str(build_dir)).test_client()
+    response = client.get(path, headers=BROWSER)
+    assert response.status_code == 200
+    assert b'<div id=root>' in response.data
+
+
+def test_build_files_are_served(make_app, build_dir):
+    client = make_app(FRONTEND_DIR=str(build_dir)).test_client()
+    response = client.get("/static/js/main.js")
+    assert response.status_code == 200 and response.data == b"console.log('app')"
+    assert client.get("/favicon.ico").data == b"\x00\x01"
+    assert client.get("/static/js/missing.js").status_code == 404
+    assert client.get("/../app.py", headers=BROWSER).data != open("app.py", "rb").read()
+
+
+def test_api_stays_json_when_frontend_is_served(make_app, build_dir):
+    client = make_app(FRONTEND_DIR=str(build_dir)).test_client()
+    response = client.get("/api/nope", headers=BROWSER)
+    assert response.status_code == 404 and response.is_json
+    assert client.get("/api/customers", headers=BROWSER).status_code == 401
+    assert client.get("/customers", headers=AXIOS).status_code == 401
+    assert client.get("/api/auth/status", headers=AXIOS).get_json() == {"isAuthenticated": False}
+
+
+def test_no_frontend_without_frontend_dir(client):
+    response = client.get("/home", headers=BROWSER)
+    assert response.status_code == 404 and response.is_json
