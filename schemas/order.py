@@ -1,7 +1,7 @@
 """Order request and response schemas."""
 from datetime import timedelta
 
-from marshmallow import ValidationError, fields, pre_load, validate, validates
+from marshmallow import ValidationError, fields, pre_load, validate, validates, validates_schema
 
 from models.base import utcnow
 from schemas.common import InputSchema, ObjectIdString, PageQuery, StrictNumber, UtcDateTime, id_field
@@ -45,6 +45,11 @@ class OrderQuery(PageQuery):
     customer_id = ObjectIdString(data_key="customerId")
     date_from = UtcDateTime(data_key="from")
     date_to = UtcDateTime(data_key="to")
+
+    @validates_schema
+    def _ordered_range(self, data, **kwargs):
+        if "date_from" in data and "date_to" in data and data["date_from"] > data["date_to"]:
+            raise ValidationError("Must not be before 'from'.", "to")
 
 
 class OrderOut(InputSchema):

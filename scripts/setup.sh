@@ -1,14 +1,28 @@
 #!/usr/bin/env bash
-# Create .venv (if needed) and install the given requirements file into it. Idempotent.
+# Create .venv (if needed) and install the given requirements file into it. Idempotent and quick
+# when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requirements="${1:-requirements.txt}"
 python="${PYTHON:-python3}"
+
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "Python 3.11 or newer is needed as '$python' (set PYTHON=/path/to/python3.11)." >&2
+  exit 1
+fi
 if [ ! -x .venv/bin/python ]; then
-  "$python" -m venv .venv || {
-    echo "python3 -m venv failed: on Debian install it with 'apt-get install python3-venv'" >&2
-    exit 1
-  }
+  if ! "$python" -m venv .venv 2>/dev/null; then
+    rm -rf .venv
+    # Debian ships venv separately; install it when we are allowed to, else say what to do.
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "Installing Debian's python3-venv (needed to create .venv)..." >&2
+      apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+      "$python" -m venv .venv
+    else
+      echo "'$python -m venv' failed: on Debian/Ubuntu run 'sudo apt-get install python3-venv'." >&2
+      exit 1
+    fi
+  fi
 fi
 stamp=".venv/.installed-$(basename "$requirements")"
 if [ ! -f "$stamp" ] || [ "$requirements" -nt "$stamp" ] || [ requirements.txt -nt "$stamp" ]; then

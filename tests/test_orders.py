@@ -177,7 +177,8 @@ def test_list_orders_newest_first_with_filters(client, order_history):
 @pytest.mark.parametrize(
     "query, field",
     [("customerId=zzz", "customerId"), ("from=never", "from"), ("to=2024-02-30", "to"),
-     ("per_page=1000", "per_page"), ("customer=abc", "customer")],
+     ("per_page=1000", "per_page"), ("customer=abc", "customer"),
+     ("from=2024-05-01&to=2024-04-01", "to")],
 )
 def test_bad_order_query_is_400(client, query, field):
     response = client.get(f"/api/orders?{query}")
