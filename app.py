@@ -1,13 +1,12 @@
 """Application factory: reads as the table of contents of the server."""
-import logging
-
 from flask import Flask
 
 import config as config_module
 from errors import error_response, register_error_handlers
 from extensions import cors, login_manager
 from models import init_db
-from routes import frontend, register_blueprints
+from logs import configure_logging, init_request_logging
+from routes import docs, frontend, health, register_blueprints
 from services import google_oauth
 
 
@@ -21,18 +20,22 @@ def create_app(config=None):
     app.url_map.strict_slashes = False
     app.json.sort_keys = False
 
+    init_request_logging(app)
     register_extensions(app)
     register_blueprints(app)
+    health.init_app(app)
+    docs.init_app(app)
     register_error_handlers(app)
+    register_commands(app)
     frontend.init_app(app)
     return app
 
 
-def configure_logging(app):
-    """Plain log lines at ``LOG_LEVEL`` (gunicorn and flask run both show them)."""
-    level = getattr(logging, str(app.config.get("LOG_LEVEL", "INFO")).upper(), logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app.logger.setLevel(level)
+def register_commands(app):
+    """``flask export-postman``."""
+    from apidocs.cli import export_postman
+
+    app.cli.add_command(export_postman)
 
 
 def register_extensions(app):

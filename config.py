@@ -64,6 +64,7 @@ def from_env(environ=None):
         "LOGIN_DISABLED": _flag(_env(env, "LOGIN_DISABLED")),
         "MAX_CONTENT_LENGTH": int(_env(env, "MAX_CONTENT_LENGTH", default=str(1024 * 1024))),
         "LOG_LEVEL": _env(env, "LOG_LEVEL", default="INFO").upper(),
+        "LOG_FORMAT": _env(env, "LOG_FORMAT", default="json").lower(),
         "SESSION_COOKIE_SECURE": cookie_secure,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -1,7 +1,7 @@
 """One JSON error shape for the whole API: ``{"error": "...", "errors": {field: [messages]}}``."""
 import logging
 
-from flask import jsonify
+from flask import g, has_request_context, jsonify
 from marshmallow import ValidationError
 from mongoengine.errors import NotUniqueError
 from werkzeug.exceptions import HTTPException
@@ -69,11 +69,14 @@ def flatten_errors(errors, prefix=""):
     return flat
 
 
-def error_response(status, message, errors=None):
-    """Build the JSON error response."""
+def error_response(status, message, errors=None, **extra):
+    """Build the JSON error response (with the request id, so a report can be traced in the logs)."""
     body = {"error": message}
     if errors:
         body["errors"] = errors
+    body.update(extra)
+    if has_request_context() and g.get("request_id"):
+        body["requestId"] = g.request_id
     response = jsonify(body)
     response.status_code = status
     return response

@@ -2,9 +2,11 @@
 from flask import Blueprint, jsonify
 from flask_login import current_user
 
+from apidocs import doc
+
 from controllers import campaigns as controller
 from routes.helpers import dumped, load_body, load_query, require_login
-from schemas.campaign import AudienceIn, CampaignIn, CampaignOut, CampaignQuery
+from schemas.campaign import AudienceIn, AudienceSizeOut, CampaignIn, CampaignOut, CampaignQuery
 
 bp = Blueprint("campaigns", __name__)
 bp.before_request(require_login)
@@ -14,12 +16,14 @@ campaign_query = CampaignQuery()
 
 
 @bp.post("/check-audience-size")
+@doc(body=AudienceIn, response=AudienceSizeOut)
 def check_audience_size():
     """Count the customers the rules select."""
     return jsonify({"audienceSize": controller.audience_size(load_body(audience_in))})
 
 
 @bp.post("/create-audience")
+@doc(body=CampaignIn, response=CampaignOut, status=201)
 def create_audience():
     """Create a campaign for the customers the rules select."""
     campaign = controller.create_campaign(load_body(campaign_in), current_user)
@@ -27,6 +31,8 @@ def create_audience():
 
 
 @bp.get("")
+@doc(query=CampaignQuery, response=CampaignOut(many=True),
+     headers={"X-Total-Count": {"schema": {"type": "integer"}, "description": "All campaigns"}})
 def list_campaigns():
     """Campaigns as a JSON array, newest first (``X-Total-Count`` carries the total)."""
     query = load_query(campaign_query)

@@ -1,43 +1,50 @@
 """``/api/customers``: create, list, read, update, delete customers."""
 from flask import Blueprint
 
+from apidocs import doc
+
 from controllers import customers as controller
 from routes.helpers import dumped, dumped_page, load_body, load_query, require_login
-from schemas.customer import CustomerIn, CustomerOut, CustomerPatch, CustomerQuery
+from schemas.customer import CustomerIn, CustomerOut, CustomerPage, CustomerPatch, CustomerQuery
 
 bp = Blueprint("customers", __name__)
 bp.before_request(require_login)
 
 customer_in, customer_query = CustomerIn(), CustomerQuery()
-customer_patch = CustomerPatch(partial=True)
+customer_patch = CustomerPatch()
 customer_out = CustomerOut()
 
 
 @bp.post("")
+@doc(body=CustomerIn, response=CustomerOut, status=201, errors=(409,))
 def create_customer():
     """Create a customer (409 if the email is taken)."""
     return dumped(customer_out, controller.create_customer(load_body(customer_in)), 201)
 
 
 @bp.get("")
+@doc(query=CustomerQuery, response=CustomerPage)
 def list_customers():
     """List customers with filters, sorting and pagination."""
     return dumped_page(customer_out, controller.list_customers(load_query(customer_query)))
 
 
 @bp.get("/<customer_id>")
+@doc(response=CustomerOut)
 def get_customer(customer_id):
     """Read one customer."""
     return dumped(customer_out, controller.get_customer(customer_id))
 
 
 @bp.patch("/<customer_id>")
+@doc(body=CustomerPatch, response=CustomerOut, errors=(409,))
 def update_customer(customer_id):
     """Change a customer's name and/or email."""
     return dumped(customer_out, controller.update_customer(customer_id, load_body(customer_patch)))
 
 
 @bp.delete("/<customer_id>")
+@doc(status=204, description="Their orders are deleted with them.")
 def delete_customer(customer_id):
     """Delete a customer and their orders."""
     controller.delete_customer(customer_id)

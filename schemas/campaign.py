@@ -61,7 +61,7 @@ class RuleOut(Schema):
 
     field = fields.String()
     operator = fields.String()
-    value = fields.Raw()
+    value = fields.Raw(metadata={"oneOf": [{"type": "string"}, {"type": "number"}]})
 
 
 class CampaignOut(Schema):
@@ -75,7 +75,19 @@ class CampaignOut(Schema):
     rules = fields.List(fields.Nested(RuleOut))
     logical_operator = fields.String(data_key="logicalOperator")
     audience_size = fields.Integer(data_key="audienceSize")
-    audience = fields.Function(lambda doc: [{"audienceSize": doc.audience_size}])
+    audience = fields.Function(
+        lambda doc: [{"audienceSize": doc.audience_size}],
+        metadata={
+            "type": "array",
+            "items": {"type": "object", "properties": {"audienceSize": {"type": "integer"}}},
+        },
+    )
+
+
+class AudienceSizeOut(Schema):
+    """``check-audience-size``: how many customers the rules select."""
+
+    audience_size = fields.Integer(data_key="audienceSize", required=True)
 
 
 class CampaignQuery(PageQuery):

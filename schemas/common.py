@@ -6,6 +6,7 @@ from bson import ObjectId
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 MAX_PAGE = 100_000
+OBJECT_ID_PATTERN = "^[0-9a-fA-F]{24}$"
 
 
 def to_utc_naive(value):
@@ -46,8 +47,8 @@ class UtcDateTime(fields.Field):
         return iso_utc(value)
 
 
-class StrictNumber(fields.Field):
-    """A JSON number: no strings, booleans, NaN or infinities."""
+class StrictNumber(fields.Float):
+    """A JSON number: no strings, booleans, NaN or infinities (marshmallow's Float takes "1.5")."""
 
     default_error_messages = {
         "invalid": "Must be a number.",
@@ -60,9 +61,6 @@ class StrictNumber(fields.Field):
         if isinstance(value, float) and not math.isfinite(value):
             raise self.make_error("special")
         return float(value)
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        return value
 
 
 class ObjectIdString(fields.String):
@@ -117,7 +115,36 @@ class PageQuery(InputSchema):
 
 def id_field():
     """The ``_id`` output field used by every document schema."""
-    return fields.Function(lambda doc: str(doc.pk), data_key="_id")
+    return fields.Function(
+        lambda doc: str(doc.pk), data_key="_id", metadata={"type": "string", "pattern": OBJECT_ID_PATTERN}
+    )
+
+
+class ErrorOut(Schema):
+    """The one error shape: a sentence, per-field messages on validation, the request id."""
+
+    error = fields.String(required=True)
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    request_id = fields.String(data_key="requestId")
+
+
+class MessageOut(Schema):
+    """A plain confirmation."""
+
+    message = fields.String(required=True)
+
+
+def page_of(item_schema, name):
+    """The schema of a paginated listing of ``item_schema`` items."""
+    return Schema.from_dict(
+        {
+            "items": fields.List(fields.Nested(item_schema), required=True),
+            "total": fields.Integer(required=True),
+            "page": fields.Integer(required=True),
+            "per_page": fields.Integer(required=True),
+        },
+        name=name,
+    )
 
 
 def require_some(data, names):

@@ -1,5 +1,5 @@
 """Customer request and response schemas."""
-from marshmallow import fields, validate, validates_schema
+from marshmallow import Schema, fields, validate, validates_schema
 
 from schemas.common import (
     InputSchema,
@@ -8,6 +8,7 @@ from schemas.common import (
     TrimmedString,
     UtcDateTime,
     id_field,
+    page_of,
     require_some,
 )
 
@@ -22,8 +23,11 @@ class CustomerIn(InputSchema):
     email = NormalizedEmail(required=True, validate=validate.Length(max=254))
 
 
-class CustomerPatch(CustomerIn):
-    """Body of ``PATCH /customers/<id>`` (load with ``partial=True``): at least one field."""
+class CustomerPatch(InputSchema):
+    """Body of ``PATCH /customers/<id>``: at least one of the fields."""
+
+    name = TrimmedString(validate=validate.Length(min=1, max=200))
+    email = NormalizedEmail(validate=validate.Length(max=254))
 
     @validates_schema
     def _not_empty(self, data, **kwargs):
@@ -38,7 +42,7 @@ class CustomerQuery(PageQuery):
     sort = fields.String(load_default="-createdAt", validate=validate.OneOf(SORT_CHOICES))
 
 
-class CustomerOut(InputSchema):
+class CustomerOut(Schema):
     """A customer as the API returns it."""
 
     id = id_field()
@@ -46,6 +50,9 @@ class CustomerOut(InputSchema):
     email = fields.String()
     total_spend = fields.Float(data_key="totalSpend")
     num_visits = fields.Integer(data_key="numVisits")
-    last_visit_date = UtcDateTime(data_key="lastVisitDate")
+    last_visit_date = UtcDateTime(data_key="lastVisitDate", allow_none=True)
     created_at = UtcDateTime(data_key="createdAt")
     updated_at = UtcDateTime(data_key="updatedAt")
+
+
+CustomerPage = page_of(CustomerOut, "CustomerPage")

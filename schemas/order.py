@@ -1,10 +1,18 @@
 """Order request and response schemas."""
 from datetime import timedelta
 
-from marshmallow import ValidationError, fields, pre_load, validate, validates, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates, validates_schema
 
 from models.base import utcnow
-from schemas.common import InputSchema, ObjectIdString, PageQuery, StrictNumber, UtcDateTime, id_field
+from schemas.common import (
+    InputSchema,
+    ObjectIdString,
+    PageQuery,
+    StrictNumber,
+    UtcDateTime,
+    id_field,
+    page_of,
+)
 
 MAX_AMOUNT = 1e9
 FUTURE_TOLERANCE = timedelta(days=1)
@@ -52,7 +60,7 @@ class OrderQuery(PageQuery):
             raise ValidationError("Must not be before 'from'.", "to")
 
 
-class OrderOut(InputSchema):
+class OrderOut(Schema):
     """An order as the API returns it."""
 
     id = id_field()
@@ -60,3 +68,6 @@ class OrderOut(InputSchema):
     amount = fields.Float()
     date = UtcDateTime()
     created_at = UtcDateTime(data_key="createdAt")
+
+
+OrderPage = page_of(OrderOut, "OrderPage")

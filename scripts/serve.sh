@@ -8,4 +8,4 @@ if [ -f .env ]; then set -a; . ./.env; set +a; fi
 exec .venv/bin/gunicorn wsgi:app \
   --bind "${HOST:-0.0.0.0}:${PORT:-5000}" \
   --workers 1 --threads "${THREADS:-8}" \
-  --no-control-socket --access-logfile - "$@"
+  --no-control-socket "$@"

@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh requirements-dev.txt
+scripts/install-browser.sh
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

@@ -133,3 +133,10 @@ def counts():
 def query_params(url):
     """The query parameters of a URL as a flat dict."""
     return {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
+
+
+def error_of(response):
+    """The error body without its request id, after checking that id matches the response header."""
+    body = dict(response.get_json())
+    assert body.pop("requestId") == response.headers["X-Request-ID"]
+    return body

@@ -3,10 +3,12 @@ import logging
 
 import pytest
 
+from tests.conftest import error_of
+
 from app import create_app
 from config import ConfigError, finalize, from_env
 
-PUBLIC_ENDPOINTS = {"auth", "legacy_auth"}
+PUBLIC_ENDPOINTS = {"auth", "legacy_auth", "health", "docs", "swagger_ui"}
 
 
 def data_routes(app):
@@ -27,7 +29,7 @@ def test_every_data_route_requires_login(app, anon):
     for method, path in routes:
         response = anon.open(path, method=method, json={})
         assert response.status_code == 401, (method, path)
-        assert response.get_json() == {"error": "Authentication required"}
+        assert error_of(response) == {"error": "Authentication required"}
 
 
 def test_login_disabled_opens_data_routes_with_a_warning(make_app, caplog):
@@ -71,7 +73,7 @@ def test_unexpected_error_is_json_500_without_details(make_app):
 
     response = app.test_client().get("/api/boom")
     assert response.status_code == 500
-    assert response.get_json() == {"error": "Internal server error"}
+    assert error_of(response) == {"error": "Internal server error"}
 
 
 # --- configuration -----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import time
 import pytest
 
 from models import User
-from tests.conftest import query_params
+from tests.conftest import error_of, query_params
 from tests.oidc_provider import CLIENT_ID, new_signing_key
 
 
@@ -170,7 +170,7 @@ def test_google_not_configured_is_503(make_app):
     for path in ("/api/auth/google", "/api/auth/google/callback?code=a&state=b"):
         response = client.get(path)
         assert response.status_code == 503
-        assert response.get_json() == {"error": "Google sign-in is not configured"}
+        assert error_of(response) == {"error": "Google sign-in is not configured"}
 
 
 def test_provider_unreachable_is_502(make_app):

@@ -2,7 +2,7 @@
 import pytest
 
 from models import Customer, Order
-from tests.conftest import counts
+from tests.conftest import counts, error_of
 
 
 def test_create_returns_201_with_the_document(client):
@@ -27,7 +27,7 @@ def test_duplicate_email_is_409(client, customer, email):
     customer()
     response = client.post("/api/customers", json={"name": "Other", "email": email})
     assert response.status_code == 409
-    assert response.get_json() == {
+    assert error_of(response) == {
         "error": "A customer with this email already exists",
         "errors": {"email": ["Already in use."]},
     }
@@ -78,7 +78,7 @@ def test_bad_customer_is_400_naming_fields_and_writes_nothing(client, body, fiel
 def test_unparseable_body_is_4xx(client, data, content_type, status, message):
     response = client.post("/api/customers", data=data, content_type=content_type)
     assert response.status_code == status
-    assert response.get_json() == {"error": message}
+    assert error_of(response) == {"error": message}
     assert counts()["customers"] == 0
 
 
@@ -170,7 +170,7 @@ def test_get_one(client, customer):
 def test_unknown_customer_is_404(client, ident, method):
     response = getattr(client, method)(f"/api/customers/{ident}", json={"name": "X"})
     assert response.status_code == 404
-    assert response.get_json() == {"error": f"Customer {ident} not found"}
+    assert error_of(response) == {"error": f"Customer {ident} not found"}
 
 
 def test_patch_updates_name_and_email(client, customer):

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from models import Customer, Order
-from tests.conftest import counts
+from tests.conftest import counts, error_of
 
 
 def _iso(dt):
@@ -145,7 +145,7 @@ def test_order_within_a_day_ahead_is_accepted(client, customer):
 def test_unknown_customer_is_404_and_writes_nothing(client):
     response = client.post("/api/orders", json={"customer": "64b7f0000000000000000000", "amount": 5})
     assert response.status_code == 404
-    assert response.get_json() == {"error": "Customer 64b7f0000000000000000000 not found"}
+    assert error_of(response) == {"error": "Customer 64b7f0000000000000000000 not found"}
     assert counts()["orders"] == 0
 
 
@@ -192,4 +192,4 @@ def test_get_order_and_404(client, order_history):
     for ident in ("64b7f0000000000000000000", "xyz"):
         response = client.get(f"/api/orders/{ident}")
         assert response.status_code == 404
-        assert response.get_json() == {"error": f"Order {ident} not found"}
+        assert error_of(response) == {"error": f"Order {ident} not found"}

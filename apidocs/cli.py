@@ -1,0 +1,19 @@
+"""``flask export-postman``: print the Postman v2.1 collection of this API."""
+import json
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from apidocs.postman import to_postman
+from apidocs.spec import current_spec
+
+
+@click.command("export-postman")
+@click.option("--base-url", default=None, help="Value of the {{baseUrl}} variable.")
+@click.option("--aliases/--no-aliases", default=False, help="Also list the unprefixed aliases.")
+@with_appcontext
+def export_postman(base_url, aliases):
+    """Print a Postman v2.1 collection generated from the OpenAPI document."""
+    base = base_url or f"http://localhost:{current_app.config['PORT']}"
+    click.echo(json.dumps(to_postman(current_spec(), base, include_aliases=aliases), indent=2))

@@ -1,0 +1,39 @@
+"""``@doc``: what a view accepts and answers, read by the OpenAPI builder."""
+from dataclasses import dataclass, field
+
+ATTRIBUTE = "__apidoc__"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """OpenAPI facts about one view function (see :func:`doc`)."""
+
+    body: object = None
+    query: object = None
+    response: object = None
+    status: int = 200
+    errors: tuple = ()
+    public: bool = False
+    description: str = ""
+    content_type: str = "application/json"
+    headers: dict = field(default_factory=dict)
+
+
+def doc(**facts):
+    """Record OpenAPI facts on a view: ``body``/``query``/``response`` schemas, ``status``,
+    extra ``errors`` statuses, ``public`` (no login), ``content_type``, response ``headers``.
+
+    400/401/404/413/415 are added by the builder where the route makes them possible.
+    """
+    operation = Operation(**facts)
+
+    def attach(view):
+        setattr(view, ATTRIBUTE, operation)
+        return view
+
+    return attach
+
+
+def operation_of(view):
+    """The :class:`Operation` recorded on ``view``, or None."""
+    return getattr(view, ATTRIBUTE, None)

@@ -1,0 +1,86 @@
+"""Logging: one line per request (JSON by default), request ids on every line and error body."""
+import logging
+import re
+import sys
+import time
+import uuid
+
+from flask import g, has_request_context, request
+from pythonjsonlogger.json import JsonFormatter
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_HANDLER_MARK = "_crm_handler"
+access_log = logging.getLogger("crm.access")
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamp every record made during a request with that request's id."""
+
+    def filter(self, record):
+        if not hasattr(record, "request_id"):
+            record.request_id = g.get("request_id") if has_request_context() else None
+        return True
+
+
+def configure_logging(app):
+    """Install one stderr handler on the root logger: ``LOG_FORMAT`` json (default) or text."""
+    level = getattr(logging, str(app.config.get("LOG_LEVEL", "INFO")).upper(), logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    if app.config.get("LOG_FORMAT", "json") == "text":
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        )
+    else:
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    handler.addFilter(RequestIdFilter())
+    setattr(handler, _HANDLER_MARK, True)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    app.logger.setLevel(level)
+
+
+def _incoming_request_id():
+    supplied = request.headers.get(REQUEST_ID_HEADER, "")
+    return supplied if _SAFE_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+
+
+def init_request_logging(app):
+    """Assign request ids first thing, and log each request once it is answered."""
+
+    @app.before_request
+    def start_request():
+        g.request_id = _incoming_request_id()
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def finish_request(response):
+        request_id = g.get("request_id") or _incoming_request_id()
+        response.headers[REQUEST_ID_HEADER] = request_id
+        duration_ms = round((time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000, 2)
+        user = g.get("_login_user")
+        user_id = user.get_id() if user is not None and user.is_authenticated else None
+        access_log.info(
+            "%s %s %s %.2fms",
+            request.method,
+            request.path,
+            response.status_code,
+            duration_ms,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": duration_ms,
+                "user_id": user_id,
+                "request_id": request_id,
+            },
+        )
+        return response

@@ -1,0 +1,35 @@
+"""``/api/openapi.json`` and Swagger UI at ``/api/docs`` (assets from the flask-swagger-ui package)."""
+from flask import Blueprint, jsonify
+from flask_swagger_ui import get_swaggerui_blueprint
+
+from apidocs import doc
+from apidocs.spec import current_spec
+
+SPEC_URL = "/api/openapi.json"
+DOCS_URL = "/api/docs"
+
+bp = Blueprint("docs", __name__)
+
+
+@bp.get(SPEC_URL)
+@doc(public=True, response={"type": "object"}, description="This document.")
+def openapi_json():
+    """The OpenAPI 3 description of this API."""
+    return jsonify(current_spec())
+
+
+def init_app(app):
+    """Register the spec route and Swagger UI (served offline from the package's bundled files)."""
+    app.register_blueprint(bp)
+    swagger = get_swaggerui_blueprint(
+        DOCS_URL,
+        SPEC_URL,
+        config={"app_name": "CRM API", "persistAuthorization": True, "displayRequestDuration": True},
+    )
+    app.register_blueprint(swagger)
+    doc(
+        public=True,
+        content_type="text/html",
+        response={"type": "string"},
+        description="`/api/docs` is the page; other paths are its scripts and styles.",
+    )(app.view_functions["swagger_ui.show"])
