@@ -1,12 +1,14 @@
 """Application factory: reads as the table of contents of the server."""
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as config_module
-from errors import error_response, register_error_handlers
+from errors import register_error_handlers
 from extensions import cors, login_manager
-from models import init_db
 from logs import configure_logging, init_request_logging
+from models import init_db
 from routes import docs, frontend, health, register_blueprints
+from security import api_keys, headers, limits, policy, sessions
 from services import google_oauth
 
 
@@ -19,45 +21,62 @@ def create_app(config=None):
     config_module.finalize(app.config)
     app.url_map.strict_slashes = False
     app.json.sort_keys = False
+    if app.config["TRUSTED_PROXIES"]:
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     init_request_logging(app)
+    frontend.init_app(app)  # before the access checks: the app's own pages are public
     register_extensions(app)
+    register_security(app)
     register_blueprints(app)
     health.init_app(app)
     docs.init_app(app)
     register_error_handlers(app)
     register_commands(app)
-    frontend.init_app(app)
+    if app.config["APP_ENV"] == "development" and not google_oauth.configured(app):
+        api_keys.issue_dev_admin_key(app)
     return app
 
 
-def register_commands(app):
-    """``flask export-postman``."""
-    from apidocs.cli import export_postman
-
-    app.cli.add_command(export_postman)
-
-
 def register_extensions(app):
-    """Database, login sessions, CORS and the Google client."""
+    """Database, login, CORS and the Google client."""
     init_db(app)
-
     login_manager.init_app(app)
     login_manager.user_loader(_load_user)
-    login_manager.unauthorized_handler(lambda: error_response(401, "Authentication required"))
+    login_manager.request_loader(api_keys.load_user_from_request)
     if app.config.get("LOGIN_DISABLED"):
         app.logger.warning(
             "LOGIN_DISABLED=true: every data route is open to anyone who can reach this server. "
             "Use only for local tinkering."
         )
-
     cors.init_app(
         app,
         origins=config_module.cors_origins(app.config),
         supports_credentials=True,
-        expose_headers=["X-Total-Count"],
+        expose_headers=["X-Total-Count", "X-Request-ID", "Retry-After"],
     )
     google_oauth.init_app(app)
+
+
+def register_security(app):
+    """Server-side sessions, rate limits, the access policy (with CSRF and audit), headers.
+
+    Order matters: session timeouts are applied before the limiter and the policy look at the user.
+    """
+    sessions.init_app(app)
+    limits.init_app(app)
+    policy.init_app(app)
+    headers.init_app(app)
+
+
+def register_commands(app):
+    """``flask export-postman``, ``flask create-api-key``."""
+    from apidocs.cli import export_postman
+    from controllers.cli import create_api_key
+
+    app.cli.add_command(export_postman)
+    app.cli.add_command(create_api_key)
 
 
 def _load_user(user_id):

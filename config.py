@@ -10,6 +10,8 @@ log = logging.getLogger(__name__)
 
 GOOGLE_DISCOVERY_DEFAULT = "https://accounts.google.com/.well-known/openid-configuration"
 TRUE_WORDS = {"1", "true", "yes", "on"}
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT_CHARS = 10
 
 
 class ConfigError(RuntimeError):
@@ -35,6 +37,14 @@ def _flag(value, default=False):
 def _csv(value):
     """Split a comma-separated setting into a list of non-empty items."""
     return [item.strip().rstrip("/") for item in (value or "").split(",") if item.strip()]
+
+
+def _number(environ, name, default):
+    """A positive number setting."""
+    value = float(_env(environ, name, default=str(default)))
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive")
+    return value
 
 
 def from_env(environ=None):
@@ -71,6 +81,21 @@ def from_env(environ=None):
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SECURE": cookie_secure,
         "JSON_SORT_KEYS": False,
+        # Access control
+        "ADMIN_EMAILS": [e.lower() for e in _csv(_env(env, "ADMIN_EMAILS"))],
+        "ALLOWED_EMAIL_DOMAINS": [d.lower().lstrip("@") for d in _csv(_env(env, "ALLOWED_EMAIL_DOMAINS"))],
+        "DEFAULT_ROLE": _env(env, "DEFAULT_ROLE", default="viewer").lower(),
+        "SESSION_REDIS_URL": _env(env, "SESSION_REDIS_URL"),
+        "SESSION_IDLE_MINUTES": _number(env, "SESSION_IDLE_MINUTES", 60),
+        "SESSION_MAX_HOURS": _number(env, "SESSION_MAX_HOURS", 12),
+        "TRUSTED_PROXIES": int(_env(env, "TRUSTED_PROXIES", default="0")),
+        # Rate limits (Flask-Limiter notation, e.g. "10 per minute;100 per hour")
+        "RATELIMIT_ENABLED": _flag(_env(env, "RATELIMIT_ENABLED"), default=True),
+        "RATELIMIT_STORAGE_URI": _env(env, "RATELIMIT_STORAGE_URI", default="memory://"),
+        "RATELIMIT_LOGIN": _env(env, "RATELIMIT_LOGIN", default="20 per minute"),
+        "RATELIMIT_WRITE": _env(env, "RATELIMIT_WRITE", default="120 per minute"),
+        "RATELIMIT_WRITE_IP": _env(env, "RATELIMIT_WRITE_IP", default="600 per minute"),
+        "RATELIMIT_KEY_PREFIX": _env(env, "RATELIMIT_KEY_PREFIX", default="crm"),
     }
 
 
@@ -81,17 +106,34 @@ def finalize(config):
     start, so sessions do not survive a restart.
     """
     production = config.get("APP_ENV") == "production"
+    if config.get("DEFAULT_ROLE") not in ("viewer", "marketer"):
+        raise ConfigError("DEFAULT_ROLE must be viewer or marketer")
+    if production:
+        problems = production_problems(config)
+        if problems:
+            raise ConfigError("Refusing to start in production: " + "; ".join(problems))
     if not config.get("SECRET_KEY"):
-        if production:
-            raise ConfigError("SESSION_SECRET (or SECRET_KEY) must be set when APP_ENV=production")
         config["SECRET_KEY"] = secrets.token_urlsafe(32)
         log.warning(
             "SESSION_SECRET is not set: using a random secret for this run; "
             "sessions will not survive a restart"
         )
-    if production and config.get("LOGIN_DISABLED"):
-        raise ConfigError("LOGIN_DISABLED cannot be used when APP_ENV=production")
     return config
+
+
+def production_problems(config):
+    """Why this config is unsafe for production (empty when it is fine)."""
+    problems = []
+    secret = config.get("SECRET_KEY") or ""
+    if not secret:
+        problems.append("SESSION_SECRET (or SECRET_KEY) is not set")
+    elif len(secret) < MIN_SECRET_LENGTH or len(set(secret)) < MIN_SECRET_DISTINCT_CHARS:
+        problems.append(f"SESSION_SECRET is weak (use {MIN_SECRET_LENGTH}+ random characters)")
+    if not config.get("SESSION_COOKIE_SECURE"):
+        problems.append("SESSION_COOKIE_SECURE is off (serve over https and set FRONTEND_URL to https)")
+    if config.get("LOGIN_DISABLED"):
+        problems.append("LOGIN_DISABLED is set")
+    return problems
 
 
 def cors_origins(config):

@@ -27,18 +27,26 @@ TAGS = {
     "health": "Health",
     "docs": "Docs",
     "swagger_ui": "Docs",
+    "users": "Users",
+    "api_keys": "API keys",
+    "audit": "Audit",
 }
 LEGACY_TAG = "Unprefixed aliases"
 ERROR_RESPONSES = {
     400: ("BadRequest", "Invalid input; `errors` names each field"),
     401: ("Unauthorized", "Not signed in, or sign-in rejected"),
     404: ("NotFound", "No such resource"),
+    403: ("Forbidden", "Signed in, but the role does not allow this, or a cross-site request"),
     409: ("Conflict", "Duplicate of existing data"),
     413: ("PayloadTooLarge", "Body over MAX_CONTENT_LENGTH"),
     415: ("UnsupportedMediaType", "Body is not application/json"),
+    429: ("TooManyRequests", "Rate limit exceeded; see Retry-After"),
     502: ("BadGateway", "An outside service failed"),
     503: ("ServiceUnavailable", "A needed service is not configured or not reachable"),
 }
+SECURED = [{"cookieAuth": []}, {"bearerAuth": []}, {"apiKeyHeader": []}]
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+RATE_LIMITED_VIEWS = {"google_login", "google_callback"}
 SUCCESS_DESCRIPTIONS = {200: "OK", 201: "Created", 204: "No content", 302: "Redirect"}
 
 
@@ -104,7 +112,11 @@ def _operation(rule, method, view, op, legacy, shared_endpoint):
     blueprint = rule.endpoint.split(".")[0]
     statuses = set(op.errors)
     if not op.public:
-        statuses.add(401)
+        statuses.update({401, 403})
+    if method in WRITE_METHODS:
+        statuses.update({403, 429})  # CSRF refusal for cookie sessions; write rate limit
+    if rule.endpoint.split(".")[-1] in RATE_LIMITED_VIEWS:
+        statuses.add(429)
     if rule.arguments:
         statuses.add(404)
     parameters = _path_parameters(rule)
@@ -115,7 +127,7 @@ def _operation(rule, method, view, op, legacy, shared_endpoint):
         "operationId": _operation_id(rule, method, shared_endpoint),
         "summary": _summary(view),
         "tags": [LEGACY_TAG if legacy else TAGS.get(blueprint, blueprint)],
-        "security": [] if op.public else [{"cookieAuth": []}],
+        "security": [] if op.public else SECURED,
         "responses": {str(op.status): _success(op)},
     }
     if op.description:
@@ -149,6 +161,14 @@ def build_spec(app):
         "cookieAuth",
         {"type": "apiKey", "in": "cookie", "name": app.config["SESSION_COOKIE_NAME"],
          "description": "The session cookie set by Google sign-in"},
+    )
+    spec.components.security_scheme(
+        "bearerAuth",
+        {"type": "http", "scheme": "bearer", "description": "An API key from POST /api/api-keys"},
+    )
+    spec.components.security_scheme(
+        "apiKeyHeader",
+        {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "The same key, another header"},
     )
     spec.components.schema("Error", schema=ErrorOut)
     for name, description in ERROR_RESPONSES.values():

@@ -3,7 +3,7 @@ import re
 
 from mongoengine.errors import NotUniqueError
 
-from controllers.common import get_or_404, object_id_or_404, paginate
+from controllers.common import get_or_404, object_id_or_404, paginate, user_id
 from errors import ApiError
 from models import Customer, Order
 from models.base import utcnow
@@ -26,10 +26,11 @@ def _duplicate_email():
     )
 
 
-def create_customer(data):
+def create_customer(data, actor=None):
     """Insert a customer; a taken email (unique index) is a 409."""
+    customer = Customer(name=data["name"], email=data["email"], created_by=user_id(actor))
     try:
-        return Customer(name=data["name"], email=data["email"]).save(force_insert=True)
+        return customer.save(force_insert=True)
     except NotUniqueError as exc:
         raise _duplicate_email() from exc
 

@@ -1,11 +1,11 @@
 """Order operations; recording an order credits its customer atomically."""
-from controllers.common import get_or_404, paginate
+from controllers.common import get_or_404, paginate, user_id
 from errors import ApiError
 from models import Customer, Order
 from models.base import utcnow
 
 
-def create_order(data):
+def create_order(data, actor=None):
     """Insert the order, then ``$inc``/``$max`` the customer's totals in one update.
 
     No read-modify-write: concurrent orders on one customer all count. If the customer vanished
@@ -14,7 +14,12 @@ def create_order(data):
     customer_id = data["customer_id"]
     if not Customer.objects(pk=customer_id).only("id").first():
         raise ApiError.not_found("customer", str(customer_id))
-    order = Order(customer_id=customer_id, amount=data["amount"], date=data.get("date") or utcnow())
+    order = Order(
+        customer_id=customer_id,
+        amount=data["amount"],
+        date=data.get("date") or utcnow(),
+        created_by=user_id(actor),
+    )
     order.save(force_insert=True)
     credited = Customer.objects(pk=customer_id).update_one(
         inc__total_spend=order.amount,

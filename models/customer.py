@@ -1,5 +1,5 @@
 """Customers: the people marketers sell to."""
-from mongoengine import DateTimeField, FloatField, IntField, StringField
+from mongoengine import DateTimeField, FloatField, IntField, ObjectIdField, StringField
 
 from models.base import TimestampedDocument
 
@@ -12,6 +12,7 @@ class Customer(TimestampedDocument):
     total_spend = FloatField(db_field="totalSpend", default=0.0)
     num_visits = IntField(db_field="numVisits", default=0)
     last_visit_date = DateTimeField(db_field="lastVisitDate")
+    created_by = ObjectIdField(db_field="createdBy")
 
     meta = {
         "collection": "customers",

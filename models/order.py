@@ -11,6 +11,7 @@ class Order(Document):
     amount = FloatField(required=True)
     date = DateTimeField(required=True, default=utcnow)
     created_at = DateTimeField(db_field="createdAt", default=utcnow)
+    created_by = ObjectIdField(db_field="createdBy")
 
     meta = {
         "collection": "orders",

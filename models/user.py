@@ -1,8 +1,9 @@
 """Staff users who sign in with Google."""
 from flask_login import UserMixin
-from mongoengine import DateTimeField, Document, StringField
+from mongoengine import BooleanField, DateTimeField, Document, StringField
 
 from models.base import utcnow
+from security.roles import ROLES, VIEWER
 
 
 class User(UserMixin, Document):
@@ -16,8 +17,15 @@ class User(UserMixin, Document):
     email = StringField()
     created_at = DateTimeField(db_field="createdAt", default=utcnow)
     last_login_at = DateTimeField(db_field="lastLoginAt")
+    role = StringField(choices=ROLES, default=VIEWER)
+    disabled = BooleanField(default=False)
 
-    meta = {"collection": "users"}
+    meta = {"collection": "users", "indexes": ["role"]}
+
+    @property
+    def is_active(self):
+        """Flask-Login: a disabled user is treated as signed out everywhere, at once."""
+        return not self.disabled
 
     def get_id(self):
         """Flask-Login's session key: the document id as text."""

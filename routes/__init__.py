@@ -1,11 +1,18 @@
-"""Blueprint registration: each resource under ``/api/...`` and under the seed's unprefixed alias."""
-from routes import auth, campaigns, customers, orders
+"""Blueprint registration: each resource under ``/api/...``; the seed's resources also unprefixed."""
+from routes import api_keys, audit, auth, campaigns, customers, orders, users
 
+# The seed's resources: also mounted at their unprefixed alias (/customers, ...).
 BLUEPRINTS = (
     (auth.bp, "auth"),
     (customers.bp, "customers"),
     (orders.bp, "orders"),
     (campaigns.bp, "campaigns"),
+)
+# Resources added since: /api only.
+API_ONLY_BLUEPRINTS = (
+    (users.bp, "users"),
+    (api_keys.bp, "api-keys"),
+    (audit.bp, "audit"),
 )
 
 
@@ -14,3 +21,5 @@ def register_blueprints(app):
     for blueprint, prefix in BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix=f"/api/{prefix}")
         app.register_blueprint(blueprint, url_prefix=f"/{prefix}", name=f"legacy_{blueprint.name}")
+    for blueprint, prefix in API_ONLY_BLUEPRINTS:
+        app.register_blueprint(blueprint, url_prefix=f"/api/{prefix}")

@@ -1,11 +1,12 @@
 """``/api/auth``: Google sign-in, session status, logout."""
-from flask import Blueprint, current_app, jsonify, redirect, session
-from flask_login import current_user, login_user, logout_user
+from flask import Blueprint, current_app, jsonify, redirect
+from flask_login import current_user
 
 from apidocs import doc
-from controllers.auth import upsert_google_user
+from controllers.auth import sign_in
 from schemas.common import MessageOut
 from schemas.user import AuthStatusOut, UserOut
+from security.sessions import end_session, start_session
 from services import google_oauth
 
 bp = Blueprint("auth", __name__)
@@ -20,13 +21,13 @@ def google_login():
 
 
 @bp.get("/google/callback")
-@doc(public=True, status=302, errors=(400, 401, 502, 503),
-     description="Browsers arrive here from Google; 400 for a missing or tampered state, 401 when the code or ID token is rejected.")
+@doc(public=True, status=302, errors=(400, 401, 403, 502, 503),
+     description="Browsers arrive here from Google; 400 for a missing or tampered state, 401 when the "
+                 "code or ID token is rejected, 403 for an unverified, disallowed or disabled account.")
 def google_callback():
     """Finish sign-in: verify the ID token, upsert the user, start a session, go to the app."""
-    user = upsert_google_user(google_oauth.verified_claims())
-    session.clear()
-    login_user(user)
+    user = sign_in(google_oauth.verified_claims(), current_app.config)
+    start_session(user)
     return redirect(f"{current_app.config['FRONTEND_URL']}/home")
 
 
@@ -43,6 +44,12 @@ def status():
 @doc(public=True, response=MessageOut)
 def logout():
     """End the session."""
-    logout_user()
-    session.clear()
+    end_session()
     return jsonify({"message": "Logout successful"})
+
+
+@bp.get("/me")
+@doc(response=UserOut)
+def me():
+    """The signed-in user, with their role."""
+    return jsonify(user_out.dump(current_user))

@@ -5,11 +5,10 @@ from flask_login import current_user
 from apidocs import doc
 
 from controllers import campaigns as controller
-from routes.helpers import dumped, load_body, load_query, require_login
+from routes.helpers import dumped, load_body, load_query
 from schemas.campaign import AudienceIn, AudienceSizeOut, CampaignIn, CampaignOut, CampaignQuery
 
 bp = Blueprint("campaigns", __name__)
-bp.before_request(require_login)
 
 audience_in, campaign_in, campaign_out = AudienceIn(), CampaignIn(), CampaignOut()
 campaign_query = CampaignQuery()

@@ -1,14 +1,14 @@
 """``/api/customers``: create, list, read, update, delete customers."""
 from flask import Blueprint
+from flask_login import current_user
 
 from apidocs import doc
 
 from controllers import customers as controller
-from routes.helpers import dumped, dumped_page, load_body, load_query, require_login
+from routes.helpers import dumped, dumped_page, load_body, load_query
 from schemas.customer import CustomerIn, CustomerOut, CustomerPage, CustomerPatch, CustomerQuery
 
 bp = Blueprint("customers", __name__)
-bp.before_request(require_login)
 
 customer_in, customer_query = CustomerIn(), CustomerQuery()
 customer_patch = CustomerPatch()
@@ -19,7 +19,7 @@ customer_out = CustomerOut()
 @doc(body=CustomerIn, response=CustomerOut, status=201, errors=(409,))
 def create_customer():
     """Create a customer (409 if the email is taken)."""
-    return dumped(customer_out, controller.create_customer(load_body(customer_in)), 201)
+    return dumped(customer_out, controller.create_customer(load_body(customer_in), current_user), 201)
 
 
 @bp.get("")

@@ -6,6 +6,10 @@ from werkzeug.exceptions import NotFound
 from werkzeug.security import safe_join
 
 
+# Routes outside /api that browsers or probes reach on purpose: never replaced by index.html.
+NOT_CLIENT_ROUTES = {"legacy_auth", "health"}
+
+
 def _wants_html():
     """True for a browser navigation (HTML preferred over JSON), false for API clients."""
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
@@ -29,6 +33,8 @@ def init_app(app):
     def serve_frontend():
         """Files of the build win; HTML navigations to client routes get index.html."""
         if request.method not in ("GET", "HEAD") or request.path.startswith("/api/"):
+            return None
+        if request.blueprint in NOT_CLIENT_ROUTES:
             return None
         relative = request.path.lstrip("/")
         target = safe_join(root, relative) if relative else None

@@ -1,6 +1,5 @@
 """Request parsing and response building shared by the Blueprints."""
 from flask import jsonify, request
-from flask_login import login_required
 from werkzeug.exceptions import BadRequest
 
 from errors import ApiError
@@ -41,9 +40,3 @@ def dumped(schema, obj, status=200):
 def dumped_page(schema, page):
     """A paginated listing: ``{"items", "total", "page", "per_page"}``."""
     return jsonify({**page, "items": schema.dump(page["items"], many=True)})
-
-
-@login_required
-def require_login():
-    """``before_request`` hook for data Blueprints: Flask-Login's check (honours LOGIN_DISABLED)."""
-    return None

@@ -1,14 +1,14 @@
 """``/api/orders``: record and read orders."""
 from flask import Blueprint
+from flask_login import current_user
 
 from apidocs import doc
 
 from controllers import orders as controller
-from routes.helpers import dumped, dumped_page, load_body, load_query, require_login
+from routes.helpers import dumped, dumped_page, load_body, load_query
 from schemas.order import OrderIn, OrderOut, OrderPage, OrderQuery
 
 bp = Blueprint("orders", __name__)
-bp.before_request(require_login)
 
 order_in, order_query, order_out = OrderIn(), OrderQuery(), OrderOut()
 
@@ -18,7 +18,7 @@ order_in, order_query, order_out = OrderIn(), OrderQuery(), OrderOut()
      description="`customer` is accepted in place of `customerId`. 404 when the customer does not exist.")
 def create_order():
     """Record an order and credit its customer."""
-    return dumped(order_out, controller.create_order(load_body(order_in)), 201)
+    return dumped(order_out, controller.create_order(load_body(order_in), current_user), 201)
 
 
 @bp.get("")

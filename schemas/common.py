@@ -63,6 +63,15 @@ class StrictNumber(fields.Float):
         return float(value)
 
 
+class StrictBoolean(fields.Boolean):
+    """A JSON ``true``/``false`` only (marshmallow's Boolean also takes "yes", 1, "on"...)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class ObjectIdString(fields.String):
     """A 24-hex-digit id, loaded as :class:`bson.ObjectId`."""
 

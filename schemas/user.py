@@ -1,7 +1,16 @@
 """Signed-in user as returned by the auth routes."""
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate, validates_schema
 
-from schemas.common import UtcDateTime, id_field
+from schemas.common import (
+    InputSchema,
+    PageQuery,
+    StrictBoolean,
+    UtcDateTime,
+    id_field,
+    page_of,
+    require_some,
+)
+from security.roles import ROLES
 
 
 class UserOut(Schema):
@@ -16,6 +25,8 @@ class UserOut(Schema):
     email = fields.String(allow_none=True)
     created_at = UtcDateTime(data_key="createdAt")
     last_login_at = UtcDateTime(data_key="lastLoginAt", allow_none=True)
+    role = fields.String(metadata={"enum": list(ROLES)})
+    disabled = fields.Boolean()
 
 
 class AuthStatusOut(Schema):
@@ -23,3 +34,23 @@ class AuthStatusOut(Schema):
 
     is_authenticated = fields.Boolean(data_key="isAuthenticated", required=True)
     user = fields.Nested(UserOut)
+
+
+UserPage = page_of(UserOut, "UserPage")
+
+
+class UserQuery(PageQuery):
+    """Query string of ``GET /users``."""
+
+    role = fields.String(validate=validate.OneOf(ROLES))
+
+
+class UserPatch(InputSchema):
+    """Body of ``PATCH /users/<id>``: an admin changes a role or (dis)ables an account."""
+
+    role = fields.String(validate=validate.OneOf(ROLES))
+    disabled = StrictBoolean()
+
+    @validates_schema
+    def _not_empty(self, data, **kwargs):
+        require_some(data, ("role", "disabled"))

@@ -1,15 +1,28 @@
 """Fixtures: the app on a fresh database per test, clients, sign-in helpers, stand-in servers."""
 import os
+import time
 from urllib.parse import parse_qs, urlparse
 
 import mongoengine
 import pytest
+from flask.testing import FlaskClient
 
 from app import create_app
 from models import Customer, Order, User
+from security.roles import ADMIN, MARKETER, VIEWER
+from security.sessions import CREATED, SEEN
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, OIDCProvider
 
 TEST_DB = "crm_test"
+SAME_ORIGIN = "http://localhost"
+
+
+class BrowserLikeClient(FlaskClient):
+    """A test client that sends ``Origin`` like a browser on this site (the CSRF check needs it)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.environ_base["HTTP_ORIGIN"] = SAME_ORIGIN
 
 
 def pytest_configure(config):
@@ -48,6 +61,12 @@ def base_config(oidc_provider, **overrides):
         "LOGIN_DISABLED": False,
         "FRONTEND_DIR": None,
         "CORS_ORIGINS": [],
+        "ADMIN_EMAILS": [],
+        "ALLOWED_EMAIL_DOMAINS": [],
+        "DEFAULT_ROLE": VIEWER,
+        "SESSION_REDIS_URL": None,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "LOG_FORMAT": "json",
     }
     config.update(overrides)
     return config
@@ -61,6 +80,7 @@ def make_app(oidc_provider):
     def factory(**overrides):
         app = create_app(base_config(oidc_provider, **overrides))
         mongoengine.get_connection().drop_database(app.extensions["mongo_db_name"])
+        app.test_client_class = BrowserLikeClient
         return app
 
     yield factory
@@ -79,20 +99,49 @@ def anon(app):
     return app.test_client()
 
 
+def make_user(role=MARKETER, email=None, **fields):
+    """Store a staff user with ``role``."""
+    email = email or f"{role}-{User.objects.count()}@example.com"
+    return User(google_id=f"sub-{email}", email=email, display_name=email, role=role, **fields).save()
+
+
+def signed_in(app, user):
+    """A client with a fresh server-side session for ``user`` (test_auth covers the real sign-in)."""
+    test_client = app.test_client()
+    with test_client.session_transaction() as session:
+        session["_user_id"] = str(user.pk)
+        session["_fresh"] = True
+        session[CREATED] = session[SEEN] = time.time()
+    return test_client
+
+
+def session_cookie(test_client):
+    """The session cookie value a signed-in test client holds."""
+    return test_client.get_cookie("session").value
+
+
 @pytest.fixture
 def staff_user(app):
-    """A stored staff user."""
-    return User(google_id="staff-1", email="staff@example.com", display_name="Staff").save()
+    """A stored staff user with the marketer role (may change CRM data)."""
+    return make_user(MARKETER, email="staff@example.com")
 
 
 @pytest.fixture
 def client(app, staff_user):
-    """A client signed in as ``staff_user`` (Flask-Login session; see test_auth for the real flow)."""
-    test_client = app.test_client()
-    with test_client.session_transaction() as session:
-        session["_user_id"] = str(staff_user.pk)
-        session["_fresh"] = True
-    return test_client
+    """A client signed in as ``staff_user``."""
+    return signed_in(app, staff_user)
+
+
+@pytest.fixture
+def admin_client(app):
+    """A client signed in as an admin."""
+    return signed_in(app, make_user(ADMIN, email="admin@example.com"))
+
+
+@pytest.fixture
+def viewer_client(app):
+    """A client signed in as a viewer (read-only)."""
+    return signed_in(app, make_user(VIEWER, email="viewer@example.com"))
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from tests.conftest import error_of
 
 from app import create_app
 from config import ConfigError, finalize, from_env
+from security.policy import POLICY, PUBLIC, Rule
 
 PUBLIC_ENDPOINTS = {"auth", "legacy_auth", "health", "docs", "swagger_ui"}
 
@@ -64,8 +65,9 @@ def test_oversized_body_is_json_413(client):
     assert "error" in response.get_json()
 
 
-def test_unexpected_error_is_json_500_without_details(make_app):
+def test_unexpected_error_is_json_500_without_details(make_app, monkeypatch):
     app = make_app()
+    monkeypatch.setitem(POLICY, "boom", Rule(PUBLIC))
 
     @app.get("/api/boom")
     def boom():
@@ -106,8 +108,10 @@ def test_production_refuses_unsafe_config(environ):
 
 
 def test_production_starts_with_a_secret():
-    config = finalize(from_env({"APP_ENV": "production", "SESSION_SECRET": "x" * 40}))
-    assert config["SECRET_KEY"] == "x" * 40
+    secret = "0123456789abcdefghijklmnopqrstuvwxyz"
+    config = finalize(from_env({"APP_ENV": "production", "SESSION_SECRET": secret,
+                                "FRONTEND_URL": "https://crm.example.com"}))
+    assert config["SECRET_KEY"] == secret
 
 
 def test_development_invents_a_random_secret_per_start(caplog):

@@ -6,7 +6,7 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-from models import User
+from tests.conftest import session_cookie
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -46,8 +46,7 @@ def live_server(app):
 def test_swagger_ui_lists_operations_and_try_it_out_works(app, live_server, client):
     sync_playwright = _browser_or_skip()
     client.post("/api/customers", json={"name": "Browser Test", "email": "browser@example.com"})
-    user = User.objects.first()
-    cookie = app.session_interface.get_signing_serializer(app).dumps({"_user_id": str(user.pk)})
+    cookie = session_cookie(client)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -64,7 +64,8 @@ def test_security_scheme_and_protected_operations(anon):
         "description": "The session cookie set by Google sign-in",
     }
     create = spec["paths"]["/api/customers"]["post"]
-    assert create["security"] == [{"cookieAuth": []}]
+    assert create["security"] == [{"cookieAuth": []}, {"bearerAuth": []}, {"apiKeyHeader": []}]
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert spec["paths"]["/api/auth/status"]["get"]["security"] == []
     assert spec["paths"]["/healthz"]["get"]["security"] == []
 

@@ -6,6 +6,7 @@ import pytest
 
 from app import create_app
 from logs import _HANDLER_MARK
+from security.policy import POLICY, PUBLIC, Rule
 from tests.conftest import base_config, error_of
 
 
@@ -93,8 +94,9 @@ def test_every_error_body_carries_the_request_id(client):
         assert response.get_json()["requestId"] == response.headers["X-Request-ID"]
 
 
-def test_log_lines_inside_a_request_carry_its_id(make_app, caplog):
+def test_log_lines_inside_a_request_carry_its_id(make_app, caplog, monkeypatch):
     app = make_app()
+    monkeypatch.setitem(POLICY, "log_something", Rule(PUBLIC))
 
     @app.get("/api/log-something")
     def log_something():

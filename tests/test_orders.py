@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from models import Customer, Order
-from tests.conftest import counts, error_of
+from tests.conftest import counts, error_of, signed_in
 
 
 def _iso(dt):
@@ -64,9 +64,7 @@ def test_fifty_concurrent_orders_leave_exact_totals(app, client, customer, staff
     errors = []
 
     def place(amount):
-        worker = app.test_client()
-        with worker.session_transaction() as session:
-            session["_user_id"] = str(staff_user.pk)
+        worker = signed_in(app, staff_user)
         response = worker.post("/api/orders", json={"customer": made["_id"], "amount": amount})
         if response.status_code != 201:
             errors.append(response.get_json())

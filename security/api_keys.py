@@ -1,0 +1,90 @@
+"""API keys: generation, and authenticating a request that carries one."""
+import secrets
+from datetime import timedelta
+
+from flask import current_app, g, request
+
+from models import ApiKey, User
+from models.api_key import hash_key
+from models.base import utcnow
+from security.roles import ADMIN
+
+KEY_PREFIX = "crm_"
+SHOWN_PREFIX_LENGTH = 12
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+DEV_KEY_EXTENSION = "dev_api_key"
+DEV_ADMIN_GOOGLE_ID = "dev-admin@localhost"
+
+
+def new_key():
+    """A fresh key (shown once) and the prefix kept to recognise it in listings."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    return key, key[:SHOWN_PREFIX_LENGTH]
+
+
+def presented_key():
+    """The key in ``Authorization: Bearer`` or ``X-API-Key``, if any."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return request.headers.get("X-API-Key", "").strip() or None
+
+
+def _dev_key_user(key_hash):
+    dev = current_app.extensions.get(DEV_KEY_EXTENSION)
+    if dev and secrets.compare_digest(dev["hash"], key_hash):
+        return User.objects(pk=dev["user_id"]).first(), ADMIN
+    return None
+
+
+def authenticate(raw):
+    """``(user, role)`` for a usable key of an enabled user, else None."""
+    key_hash = hash_key(raw)
+    dev = _dev_key_user(key_hash)
+    if dev:
+        return dev
+    key = ApiKey.objects(key_hash=key_hash).first()
+    if key is None or not key.usable():
+        return None
+    user = User.objects(pk=key.user_id).first()
+    if user is None or user.disabled:
+        return None
+    now = utcnow()
+    # Record use, at most once a minute, without a read-modify-write race.
+    ApiKey.objects(pk=key.pk, __raw__={"$or": [
+        {"lastUsedAt": None}, {"lastUsedAt": {"$lt": now - LAST_USED_RESOLUTION}}
+    ]}).update_one(set__last_used_at=now)
+    g.api_key_id = key.pk
+    return user, key.role
+
+
+def load_user_from_request(req):
+    """Flask-Login ``request_loader``: the key's owner, remembering the key's role for the policy."""
+    raw = presented_key()
+    if not raw:
+        return None
+    result = authenticate(raw)
+    if result is None:
+        return None
+    user, role = result
+    g.auth_via = "api_key"
+    g.api_key_role = role
+    return user
+
+
+def issue_dev_admin_key(app):
+    """Development only: a key for a local admin, valid until this process stops; logged once."""
+    dev_user = User.objects(google_id=DEV_ADMIN_GOOGLE_ID).modify(
+        upsert=True, new=True,
+        set__role=ADMIN, set__disabled=False,
+        set_on_insert__display_name="Development admin",
+        set_on_insert__email=DEV_ADMIN_GOOGLE_ID,
+    )
+    key, _ = new_key()
+    app.extensions[DEV_KEY_EXTENSION] = {"hash": hash_key(key), "user_id": dev_user.pk}
+    app.logger.warning(
+        "Google sign-in is not configured: development admin API key (valid until this process "
+        "stops): %s  e.g. curl -H 'Authorization: Bearer %s' localhost:%s/api/auth/me",
+        key, key, app.config["PORT"],
+    )
+    return key

@@ -1,0 +1,65 @@
+"""Rate limits (Flask-Limiter): sign-in per IP; writes per user or key and per IP.
+
+They are application-wide limits selected by endpoint and method, so the unprefixed aliases share
+the /api routes' buckets. Storage is ``RATELIMIT_STORAGE_URI`` (Redis for several processes).
+"""
+from flask import g, request
+from flask_limiter import ApplicationLimit, Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import current_user
+
+from security.policy import policy_key
+
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+LOGIN_ENDPOINTS = {"auth.google_login", "auth.google_callback"}
+UNLIMITED_WRITES = {"auth.logout"}
+
+
+def _endpoint():
+    return policy_key(request.endpoint or "")
+
+
+def _is_login():
+    return _endpoint() in LOGIN_ENDPOINTS
+
+
+def _is_write():
+    return request.method in WRITE_METHODS and request.endpoint is not None and (
+        _endpoint() not in UNLIMITED_WRITES
+    )
+
+
+def principal():
+    """The rate-limit key of the caller: their API key, else their user id."""
+    if g.get("api_key_id") is not None:
+        return f"key:{g.api_key_id}"
+    return f"user:{current_user.get_id()}"
+
+
+def application_limits(config):
+    """The limits, read from config at start."""
+    return [
+        ApplicationLimit(
+            config["RATELIMIT_LOGIN"], key_function=get_remote_address, scope="login",
+            exempt_when=lambda: not _is_login(),
+        ),
+        ApplicationLimit(
+            config["RATELIMIT_WRITE"], key_function=principal, scope="write-principal",
+            exempt_when=lambda: not (_is_write() and current_user.is_authenticated),
+        ),
+        ApplicationLimit(
+            config["RATELIMIT_WRITE_IP"], key_function=get_remote_address, scope="write-ip",
+            exempt_when=lambda: not _is_write(),
+        ),
+    ]
+
+
+def init_app(app):
+    """Create this app's limiter (storage ``RATELIMIT_STORAGE_URI``, headers incl. Retry-After)."""
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    return Limiter(
+        key_func=get_remote_address,
+        app=app,
+        application_limits=application_limits(app.config),
+        key_prefix=app.config.get("RATELIMIT_KEY_PREFIX", "crm"),
+    )

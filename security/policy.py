@@ -1,0 +1,119 @@
+"""The access policy: one table of who may call each endpoint, enforced in one place.
+
+Every endpoint must appear in :data:`POLICY` (unprefixed aliases share their /api twin's entry); an
+endpoint missing from it is refused for everyone (fail closed) and fails the role-matrix test. The
+table also names the audit action recorded when a call succeeds.
+"""
+from dataclasses import dataclass
+
+from flask import current_app, g, request
+from flask_login import current_user
+
+from errors import ApiError
+from security import audit, csrf
+from security.roles import ADMIN, MARKETER, VIEWER, at_least, lower
+
+PUBLIC = None
+LEGACY_PREFIX = "legacy_"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may call an endpoint, and what the audit log calls a successful call."""
+
+    role: str | None
+    audit: str | None = None
+    target: str | None = None
+
+
+POLICY = {
+    # Sign-in and probes
+    "auth.google_login": Rule(PUBLIC),
+    "auth.google_callback": Rule(PUBLIC, "login", "user"),
+    "auth.status": Rule(PUBLIC),
+    "auth.logout": Rule(PUBLIC, "logout", "user"),
+    "auth.me": Rule(VIEWER),
+    "health.healthz": Rule(PUBLIC),
+    "health.readyz": Rule(PUBLIC),
+    "docs.openapi_json": Rule(PUBLIC),
+    "swagger_ui.show": Rule(PUBLIC),
+    # CRM data
+    "customers.list_customers": Rule(VIEWER),
+    "customers.get_customer": Rule(VIEWER),
+    "customers.create_customer": Rule(MARKETER, "customer.create", "customer"),
+    "customers.update_customer": Rule(MARKETER, "customer.update", "customer"),
+    "customers.delete_customer": Rule(MARKETER, "customer.delete", "customer"),
+    "orders.list_orders": Rule(VIEWER),
+    "orders.get_order": Rule(VIEWER),
+    "orders.create_order": Rule(MARKETER, "order.create", "order"),
+    "campaigns.list_campaigns": Rule(VIEWER),
+    "campaigns.check_audience_size": Rule(VIEWER),
+    "campaigns.create_audience": Rule(MARKETER, "campaign.send", "campaign"),
+    # Keys: anyone signed in manages their own (role capped at theirs); admins manage all
+    "api_keys.list_api_keys": Rule(VIEWER),
+    "api_keys.create_api_key": Rule(VIEWER, "api_key.create", "api_key"),
+    "api_keys.revoke_api_key": Rule(VIEWER, "api_key.revoke", "api_key"),
+    # Administration
+    "users.list_users": Rule(ADMIN),
+    "users.update_user": Rule(ADMIN, "user.update", "user"),
+    "audit.list_events": Rule(ADMIN),
+}
+
+
+def policy_key(endpoint):
+    """The table key of an endpoint: aliases share their /api twin's entry."""
+    return endpoint[len(LEGACY_PREFIX):] if endpoint.startswith(LEGACY_PREFIX) else endpoint
+
+
+def rule_for(endpoint):
+    """The :class:`Rule` of an endpoint, or None when the table lacks it."""
+    return POLICY.get(policy_key(endpoint))
+
+
+def effective_role():
+    """The caller's role; through an API key, the lower of the key's and its owner's."""
+    if not current_user.is_authenticated:
+        return None
+    role = current_user.role
+    if g.get("auth_via") == "api_key":
+        role = lower(role, g.api_key_role)
+    return role
+
+
+def enforce():
+    """``before_request``: authenticate, check CSRF for cookie sessions, then the role."""
+    if request.endpoint is None:  # 404/405: routing answers
+        return
+    rule = rule_for(request.endpoint)
+    if rule is None:
+        current_app.logger.error("No access policy for endpoint %s: refusing", request.endpoint)
+        raise ApiError(403, "This route has no access policy")
+    g.actor = current_user._get_current_object() if current_user.is_authenticated else None
+    if current_user.is_authenticated and g.get("auth_via") != "api_key":
+        g.auth_via = "session"
+        csrf.check_origin()
+    if rule.role is PUBLIC or current_app.config.get("LOGIN_DISABLED"):
+        return
+    if not current_user.is_authenticated:
+        if g.get("session_expired"):
+            raise ApiError.unauthorized("Session expired; sign in again")
+        raise ApiError.unauthorized()
+    if not at_least(effective_role(), rule.role):
+        raise ApiError(403, f"Requires the {rule.role} role")
+
+
+def record(response):
+    """``after_request``: write the audit event of a successful audited call."""
+    if request.endpoint is None or response.status_code >= 400:
+        return response
+    rule = rule_for(request.endpoint)
+    if rule is None or rule.audit is None:
+        return response
+    audit.record_request(rule.audit, rule.target, response)
+    return response
+
+
+def init_app(app):
+    """Install the checks."""
+    app.before_request(enforce)
+    app.after_request(record)

@@ -1,0 +1,16 @@
+"""Roles, from least to most privileged."""
+VIEWER = "viewer"
+MARKETER = "marketer"
+ADMIN = "admin"
+ROLES = (VIEWER, MARKETER, ADMIN)
+RANK = {role: rank for rank, role in enumerate(ROLES)}
+
+
+def at_least(role, required):
+    """True when ``role`` grants everything ``required`` does."""
+    return RANK.get(role, -1) >= RANK[required]
+
+
+def lower(first, second):
+    """The less privileged of two roles."""
+    return first if RANK[first] <= RANK[second] else second

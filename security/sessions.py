@@ -1,0 +1,95 @@
+"""Server-side sessions (Flask-Session): revocable, rotated at login, idle and absolute timeouts.
+
+The cookie holds only a random session id. The data lives in Redis when ``SESSION_REDIS_URL`` is set,
+else in the application database (``sessions`` collection), so logging out deletes it and a replayed
+cookie finds nothing.
+"""
+import time
+from datetime import timedelta
+
+import mongoengine
+from flask import current_app, g, session
+from flask_login import login_user, logout_user
+from flask_session.base import ServerSideSessionInterface
+from flask_session.mongodb import MongoDBSessionInterface
+from flask_session.redis import RedisSessionInterface
+
+CREATED = "_crm_created"
+SEEN = "_crm_seen"
+SEEN_RESOLUTION_S = 60  # refresh "last seen" at most once a minute: no store write per request
+OPTIONS = {
+    "key_prefix": "crm:session:",
+    "use_signer": False,
+    "permanent": True,
+    "sid_length": 32,
+    "serialization_format": "msgpack",
+}
+
+
+class AppDatabaseSessionInterface(MongoDBSessionInterface):
+    """Flask-Session's MongoDB store on a collection of the app's own connection.
+
+    Flask-Session insists on a ``pymongo.MongoClient`` (and otherwise connects to localhost), which
+    the embedded mongomock client is not; the storage methods are Flask-Session's own.
+    """
+
+    def __init__(self, app, collection, **options):  # noqa: D107 - deliberately not calling super
+        self.client = None
+        self.store = collection
+        self.use_deprecated_method = False
+        self._ttl_index_ready = False
+        ServerSideSessionInterface.__init__(self, app, **options)
+
+    def _upsert_session(self, session_lifetime, session, store_id):
+        # The TTL index is made on first write, not at start: a database that is down at start
+        # then shows in /readyz instead of preventing the process from starting.
+        if not self._ttl_index_ready:
+            self.store.create_index("expiration", expireAfterSeconds=0)
+            self._ttl_index_ready = True
+        super()._upsert_session(session_lifetime, session, store_id)
+
+
+def init_app(app):
+    """Choose the session store and install the timeout check."""
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
+    url = app.config.get("SESSION_REDIS_URL")
+    if url:
+        import redis
+
+        app.session_interface = RedisSessionInterface(app, client=redis.Redis.from_url(url), **OPTIONS)
+    else:
+        collection = mongoengine.get_db()["sessions"]
+        app.session_interface = AppDatabaseSessionInterface(app, collection, **OPTIONS)
+    app.before_request(enforce_timeouts)
+
+
+def start_session(user):
+    """Sign ``user`` in on a brand-new session id (no fixation), stamping its start."""
+    session.clear()
+    login_user(user)
+    now = time.time()
+    session[CREATED] = now
+    session[SEEN] = now
+    current_app.session_interface.regenerate(session)
+
+
+def end_session():
+    """Sign out and delete the stored session."""
+    logout_user()
+    session.clear()
+
+
+def enforce_timeouts():
+    """End signed-in sessions idle for SESSION_IDLE_MINUTES or older than SESSION_MAX_HOURS."""
+    if "_user_id" not in session:
+        return
+    now = time.time()
+    idle = current_app.config["SESSION_IDLE_MINUTES"] * 60
+    absolute = current_app.config["SESSION_MAX_HOURS"] * 3600
+    created, seen = session.get(CREATED, 0), session.get(SEEN, 0)
+    if now - created > absolute or now - seen > idle:
+        end_session()
+        g.session_expired = True
+    elif now - seen > SEEN_RESOLUTION_S:
+        session[SEEN] = now
