@@ -34,8 +34,8 @@ def configure_logging(app):
     else:
         handler.setFormatter(
             JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(process)d",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
             )
         )
     handler.addFilter(RequestIdFilter())

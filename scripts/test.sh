@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh requirements-dev.txt
 scripts/install-browser.sh
+scripts/services.sh
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

@@ -30,10 +30,21 @@ def presented_key():
     return request.headers.get("X-API-Key", "").strip() or None
 
 
+def _dev_admin():
+    """The local development admin, created on demand (so it survives a wiped database)."""
+    return User.objects(google_id=DEV_ADMIN_GOOGLE_ID).modify(
+        upsert=True, new=True,
+        set__role=ADMIN, set__disabled=False,
+        set_on_insert__display_name="Development admin",
+        set_on_insert__email=DEV_ADMIN_GOOGLE_ID,
+        set_on_insert__created_at=utcnow(),
+    )
+
+
 def _dev_key_user(key_hash):
-    dev = current_app.extensions.get(DEV_KEY_EXTENSION)
-    if dev and secrets.compare_digest(dev["hash"], key_hash):
-        return User.objects(pk=dev["user_id"]).first(), ADMIN
+    dev_hash = current_app.extensions.get(DEV_KEY_EXTENSION)
+    if dev_hash and secrets.compare_digest(dev_hash, key_hash):
+        return _dev_admin(), ADMIN
     return None
 
 
@@ -74,14 +85,8 @@ def load_user_from_request(req):
 
 def issue_dev_admin_key(app):
     """Development only: a key for a local admin, valid until this process stops; logged once."""
-    dev_user = User.objects(google_id=DEV_ADMIN_GOOGLE_ID).modify(
-        upsert=True, new=True,
-        set__role=ADMIN, set__disabled=False,
-        set_on_insert__display_name="Development admin",
-        set_on_insert__email=DEV_ADMIN_GOOGLE_ID,
-    )
     key, _ = new_key()
-    app.extensions[DEV_KEY_EXTENSION] = {"hash": hash_key(key), "user_id": dev_user.pk}
+    app.extensions[DEV_KEY_EXTENSION] = hash_key(key)
     app.logger.warning(
         "Google sign-in is not configured: development admin API key (valid until this process "
         "stops): %s  e.g. curl -H 'Authorization: Bearer %s' localhost:%s/api/auth/me",

@@ -1,5 +1,6 @@
 """Fixtures: the app on a fresh database per test, clients, sign-in helpers, stand-in servers."""
 import os
+import socket
 import time
 from urllib.parse import parse_qs, urlparse
 
@@ -189,3 +190,28 @@ def error_of(response):
     body = dict(response.get_json())
     assert body.pop("requestId") == response.headers["X-Request-ID"]
     return body
+
+
+def require_service(name, host, port):
+    """Skip (or, with REQUIRE_SERVICES=1 as in CI, fail) when a real service is unreachable."""
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as exc:
+        message = f"{name} at {host}:{port} is unreachable ({exc})"
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(message + " and REQUIRE_SERVICES=1")
+        pytest.skip(message)
+
+
+@pytest.fixture
+def redis_url():
+    """The real Redis, database 15 (emptied before and after each test that uses it)."""
+    import redis
+
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    parsed = urlparse(url)
+    require_service("Redis", parsed.hostname or "127.0.0.1", parsed.port or 6379)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()

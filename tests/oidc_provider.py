@@ -4,6 +4,8 @@ It speaks real HTTP (discovery, authorize, token, JWKS, userinfo) and signs RS25
 the application's Authlib client runs its real code path. Tests steer it through attributes:
 ``next_identity`` (who logs in next) and ``id_token_overrides`` / ``sign_with`` (tampering).
 """
+import base64
+import hashlib
 import secrets
 import threading
 import time
@@ -124,6 +126,8 @@ class OIDCProvider:
             grant = self.codes.pop(form.get("code"), None)
             if grant is None or grant["redirect_uri"] != form.get("redirect_uri"):
                 return jsonify(error="invalid_grant", error_description="Bad code"), 400
+            if grant["code_challenge"] and not pkce_matches(form.get("code_verifier"), grant["code_challenge"]):
+                return jsonify(error="invalid_grant", error_description="PKCE verification failed"), 400
             now = int(time.time())
             claims = {
                 "iss": self.base_url,
@@ -154,6 +158,14 @@ class OIDCProvider:
             return jsonify(self.next_identity)
 
         return app
+
+
+def pkce_matches(verifier, challenge):
+    """RFC 7636 S256: BASE64URL(SHA256(verifier)) without padding equals the challenge."""
+    if not verifier:
+        return False
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == challenge
 
 
 def default_identity(**overrides):

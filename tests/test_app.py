@@ -1,5 +1,6 @@
 """Cross-cutting behaviour: login required, error shapes, configuration, CORS, the served frontend."""
 import logging
+import re
 
 import pytest
 
@@ -97,21 +98,32 @@ def test_defaults():
     assert config["MAX_CONTENT_LENGTH"] == 1024 * 1024
 
 
+STRONG = "Zq8vN3kP0wXe7RtY2uIo5pAs9dFg4hJl"
+HTTPS = {"FRONTEND_URL": "https://crm.example.com"}
+
+
 @pytest.mark.parametrize(
-    "environ",
-    [{"APP_ENV": "production"}, {"FLASK_ENV": "production"},
-     {"APP_ENV": "production", "SESSION_SECRET": "x" * 40, "LOGIN_DISABLED": "true"}],
+    "environ, problem",
+    [
+        ({"APP_ENV": "production", **HTTPS}, "SESSION_SECRET (or SECRET_KEY) is not set"),
+        ({"FLASK_ENV": "production", **HTTPS}, "SESSION_SECRET (or SECRET_KEY) is not set"),
+        ({"APP_ENV": "production", "SESSION_SECRET": "short-secret", **HTTPS}, "weak"),
+        ({"APP_ENV": "production", "SESSION_SECRET": "a" * 64, **HTTPS}, "weak"),
+        ({"APP_ENV": "production", "SESSION_SECRET": STRONG}, "SESSION_COOKIE_SECURE is off"),
+        ({"APP_ENV": "production", "SESSION_SECRET": STRONG, **HTTPS, "SESSION_COOKIE_SECURE": "false"},
+         "SESSION_COOKIE_SECURE is off"),
+        ({"APP_ENV": "production", "SESSION_SECRET": STRONG, **HTTPS, "LOGIN_DISABLED": "true"},
+         "LOGIN_DISABLED is set"),
+    ],
 )
-def test_production_refuses_unsafe_config(environ):
-    with pytest.raises(ConfigError):
+def test_production_refuses_unsafe_config(environ, problem):
+    with pytest.raises(ConfigError, match=re.escape(problem)):
         finalize(from_env(environ))
 
 
 def test_production_starts_with_a_secret():
-    secret = "0123456789abcdefghijklmnopqrstuvwxyz"
-    config = finalize(from_env({"APP_ENV": "production", "SESSION_SECRET": secret,
-                                "FRONTEND_URL": "https://crm.example.com"}))
-    assert config["SECRET_KEY"] == secret
+    config = finalize(from_env({"APP_ENV": "production", "SESSION_SECRET": STRONG, **HTTPS}))
+    assert config["SECRET_KEY"] == STRONG and config["SESSION_COOKIE_SECURE"] is True
 
 
 def test_development_invents_a_random_secret_per_start(caplog):

@@ -75,3 +75,38 @@ def test_swagger_ui_lists_operations_and_try_it_out_works(app, live_server, clie
             assert "browser@example.com" in body
         finally:
             browser.close()
+
+
+def test_react_build_runs_under_the_content_security_policy(make_app, tmp_path):
+    """A create-react-app style page: an inline runtime chunk plus a bundled script, both must run."""
+    sync_playwright = _browser_or_skip()
+    (tmp_path / "static" / "js").mkdir(parents=True)
+    (tmp_path / "index.html").write_text(
+        "<!doctype html><html><body><div id=root></div>"
+        "<script>window.__runtimeLoaded = true;</script>"
+        '<script src="/static/js/main.js"></script></body></html>'
+    )
+    (tmp_path / "static" / "js" / "main.js").write_text(
+        "document.getElementById('root').textContent = window.__runtimeLoaded ? 'app ran' : 'no runtime';"
+        "fetch('/api/auth/status').then(r => r.json()).then(s => { document.title = 'auth:' + s.isAuthenticated; });"
+    )
+    app = make_app(FRONTEND_DIR=str(tmp_path))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    violations = []
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.on("console", lambda msg: violations.append(msg.text)
+                        if "Content Security Policy" in msg.text else None)
+                page.goto(f"{base}/home/audience", wait_until="networkidle")
+                assert page.locator("#root").inner_text() == "app ran"
+                page.wait_for_function("document.title === 'auth:false'", timeout=10000)
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+    assert violations == []

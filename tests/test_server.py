@@ -1,9 +1,13 @@
 """The README's run command really serves the API on the embedded database."""
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -56,3 +60,67 @@ def test_run_command_serves_the_api_on_one_shared_embedded_store(served):
     for _ in range(10):  # several requests, served by the worker's threads, see the same data
         listing = requests.get(f"{served}/api/customers").json()
         assert listing["total"] == 1
+
+
+def _start_gunicorn(env, workers):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--no-control-socket"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{base}/healthz", timeout=1)
+            return process, base
+        except requests.ConnectionError:
+            if process.poll() is not None:
+                pytest.fail(process.stdout.read().decode())
+            time.sleep(0.2)
+    process.kill()
+    pytest.fail("gunicorn did not start within 60 s")
+
+
+def test_rate_limit_holds_across_two_gunicorn_workers_sharing_redis(redis_url):
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("MONGO_URI", "MONGODB_URI")},
+        "APP_ENV": "testing",
+        "LOG_FORMAT": "json",
+        "RATELIMIT_STORAGE_URI": redis_url,
+        "RATELIMIT_LOGIN": "5 per minute",
+        "RATELIMIT_KEY_PREFIX": f"crm-test-{uuid.uuid4().hex}",
+    }
+    process, base = _start_gunicorn(env, workers=2)
+    try:
+        # Occupy one sync worker with a half-sent request: it blocks reading it, so every request
+        # below is answered by the other worker; then finish it, so both workers have counted.
+        port = int(base.rsplit(":", 1)[1])
+        held = socket.create_connection(("127.0.0.1", port), timeout=10)
+        held.sendall(b"GET /api/auth/google HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        time.sleep(0.5)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            statuses = list(pool.map(
+                lambda _: requests.get(f"{base}/api/auth/google", allow_redirects=False, timeout=10).status_code,
+                range(23),
+            ))
+        held.sendall(b"Connection: close\r\n\r\n")
+        statuses.append(int(held.recv(4096).split(b" ", 2)[1]))
+        held.close()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        output = process.communicate(timeout=20)[0].decode()
+    assert statuses.count(429) == 19, statuses  # 5 allowed in total, not 5 per worker
+    served_by = {
+        line["pid"] for line in map(_json_or_none, output.splitlines())
+        if line and line.get("logger") == "crm.access" and line.get("path") == "/api/auth/google"
+    }
+    assert len(served_by) == 2, "both workers must have answered for this test to mean anything"
+
+
+def _json_or_none(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
