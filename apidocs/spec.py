@@ -8,7 +8,6 @@ from flask import current_app
 from marshmallow import validate
 
 from apidocs.operation import operation_of
-from schemas.campaign import RuleValue
 from schemas.common import OBJECT_ID_PATTERN, ErrorOut, ObjectIdString, UtcDateTime
 
 TITLE = "CRM API"
@@ -71,8 +70,6 @@ def _type_properties(field):
         return {"type": "string", "format": "date-time"}
     if isinstance(field, ObjectIdString):
         return {"pattern": OBJECT_ID_PATTERN}
-    if isinstance(field, RuleValue):
-        return {"oneOf": [{"type": "string"}, {"type": "number"}]}
     return {}
 
 

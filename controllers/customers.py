@@ -28,7 +28,9 @@ def _duplicate_email():
 
 def create_customer(data, actor=None):
     """Insert a customer; a taken email (unique index) is a 409."""
-    customer = Customer(name=data["name"], email=data["email"], created_by=user_id(actor))
+    customer = Customer(
+        name=data["name"], email=data["email"], tags=data.get("tags", []), created_by=user_id(actor)
+    )
     try:
         return customer.save(force_insert=True)
     except NotUniqueError as exc:

@@ -1,5 +1,5 @@
 """Customers: the people marketers sell to."""
-from mongoengine import DateTimeField, FloatField, IntField, ObjectIdField, StringField
+from mongoengine import DateTimeField, FloatField, IntField, ListField, ObjectIdField, StringField
 
 from models.base import TimestampedDocument
 
@@ -13,8 +13,9 @@ class Customer(TimestampedDocument):
     num_visits = IntField(db_field="numVisits", default=0)
     last_visit_date = DateTimeField(db_field="lastVisitDate")
     created_by = ObjectIdField(db_field="createdBy")
+    tags = ListField(StringField(max_length=50), default=list)
 
     meta = {
         "collection": "customers",
-        "indexes": ["-created_at", "total_spend", "last_visit_date"],
+        "indexes": ["-created_at", "total_spend", "last_visit_date", "tags"],
     }

@@ -1,5 +1,5 @@
 """Customer request and response schemas."""
-from marshmallow import Schema, fields, validate, validates_schema
+from marshmallow import Schema, fields, post_load, validate, validates_schema
 
 from schemas.common import (
     InputSchema,
@@ -16,14 +16,29 @@ SORT_FIELDS = ("createdAt", "updatedAt", "name", "email", "totalSpend", "numVisi
 SORT_CHOICES = SORT_FIELDS + tuple(f"-{name}" for name in SORT_FIELDS)
 
 
+def tags_field():
+    """Up to 50 tags of 1–50 characters, stored lower-case, duplicates dropped."""
+    return fields.List(
+        TrimmedString(lower=True, validate=validate.Length(min=1, max=50)),
+        validate=validate.Length(max=50),
+    )
+
+
 class CustomerIn(InputSchema):
-    """Body of ``POST /customers`` (and, partially, ``PATCH``)."""
+    """Body of ``POST /customers``."""
 
     name = TrimmedString(required=True, validate=validate.Length(min=1, max=200))
     email = NormalizedEmail(required=True, validate=validate.Length(max=254))
+    tags = tags_field()
+
+    @post_load
+    def _unique_tags(self, data, **kwargs):
+        if "tags" in data:
+            data["tags"] = list(dict.fromkeys(data["tags"]))
+        return data
 
 
-class CustomerPatch(InputSchema):
+class CustomerPatch(CustomerIn):
     """Body of ``PATCH /customers/<id>``: at least one of the fields."""
 
     name = TrimmedString(validate=validate.Length(min=1, max=200))
@@ -31,7 +46,7 @@ class CustomerPatch(InputSchema):
 
     @validates_schema
     def _not_empty(self, data, **kwargs):
-        require_some(data, ("name", "email"))
+        require_some(data, ("name", "email", "tags"))
 
 
 class CustomerQuery(PageQuery):
@@ -50,6 +65,7 @@ class CustomerOut(Schema):
     email = fields.String()
     total_spend = fields.Float(data_key="totalSpend")
     num_visits = fields.Integer(data_key="numVisits")
+    tags = fields.List(fields.String())
     last_visit_date = UtcDateTime(data_key="lastVisitDate", allow_none=True)
     created_at = UtcDateTime(data_key="createdAt")
     updated_at = UtcDateTime(data_key="updatedAt")

@@ -2,10 +2,18 @@
 from segments.compiler import (
     FIELDS,
     OPERATORS,
+    OPERATORS_BY_TYPE,
     RuleError,
+    as_group,
+    check_tree,
     coerce_value,
+    compile_group,
     compile_rule,
     compile_rules,
+    path_text,
 )
 
-__all__ = ["FIELDS", "OPERATORS", "RuleError", "coerce_value", "compile_rule", "compile_rules"]
+__all__ = [
+    "FIELDS", "OPERATORS", "OPERATORS_BY_TYPE", "RuleError", "as_group", "check_tree", "coerce_value",
+    "compile_group", "compile_rule", "compile_rules", "path_text",
+]

@@ -124,7 +124,7 @@ BAD_AUDIENCES = [
     ({"rules": _rules(("totalSpend", "$gt", "1"))}, "rules[0].operator"),
     ({"rules": [{"field": "totalSpend", "operator": ">"}]}, "rules[0].value"),
     ({"rules": [{"field": "totalSpend", "operator": ">", "value": "1", "x": 1}]}, "rules[0].x"),
-    ({"rules": ["totalSpend > 1"]}, "rules[0]._schema"),
+    ({"rules": ["totalSpend > 1"]}, "rules[0]"),
     ({"rules": "totalSpend > 1"}, "rules"),
     ({"rules": _rules(*[("totalSpend", ">", "1")] * 51)}, "rules"),
     ({}, "rules"),

@@ -34,7 +34,7 @@ def rule(field, operator, value):
         ([rule("lastVisitDate", "=", "2024-05-01")], "AND",
          {"lastVisitDate": {"$gte": D, "$lt": NEXT}}),
         ([rule("lastVisitDate", "!=", "2024-05-01")], "AND",
-         {"lastVisitDate": {"$not": {"$gte": D, "$lt": NEXT}}}),
+         {"$nor": [{"lastVisitDate": {"$gte": D, "$lt": NEXT}}]}),
         ([rule("lastVisitDate", "<", "2024-05-01T10:30:00+02:00")], "AND",
          {"lastVisitDate": {"$lt": datetime(2024, 5, 1, 8, 30)}}),
         ([rule("totalSpend", ">", "100"), rule("numVisits", "<", "3")], "AND",
@@ -62,7 +62,7 @@ def test_rules_compile_to_query(rules, logical, expected):
         rule("lastVisitDate", ">", "yesterday"),
         rule("lastVisitDate", ">", 20240501),
         rule("lastVisitDate", ">", "9999-12-31T23:59:59.9999"),
-        rule("email", "=", "x"),
+        rule("phone", "=", "x"),
         rule("totalSpend", "$where", "1"),
     ],
 )
@@ -125,3 +125,180 @@ def test_counts_match_brute_force(seeded):
         expected = sum(1 for c in seeded if combine(_python_match(c, r) for r in rules))
         query = compile_rules(rules, logical)
         assert Customer.objects(__raw__=query).count() == expected, (rules, logical, query)
+
+
+# --- the full language ---------------------------------------------------------------------------
+NOW = datetime(2024, 6, 1, 12, 0)
+
+
+def group(op, *rules):
+    return {"op": op, "rules": list(rules)}
+
+
+@pytest.mark.parametrize(
+    "rules, expected",
+    [
+        ([rule("totalSpend", "between", ["100", "200"])], {"totalSpend": {"$gte": 100.0, "$lte": 200.0}}),
+        ([rule("totalSpend", "between", "100,200")], {"totalSpend": {"$gte": 100.0, "$lte": 200.0}}),
+        ([rule("numVisits", "in", "1,2")], {"numVisits": {"$in": [1.0, 2.0]}}),
+        ([rule("numVisits", "notIn", [0])], {"numVisits": {"$nin": [0.0]}}),
+        ([rule("createdAt", "between", ["2024-05-01", "2024-05-03"])],
+         {"createdAt": {"$gte": D, "$lt": datetime(2024, 5, 4)}}),
+        ([rule("lastVisitDate", "withinLastDays", "30")], {"lastVisitDate": {"$gte": NOW - timedelta(days=30)}}),
+        ([rule("lastVisitDate", "notWithinLastDays", 90)],
+         {"$or": [{"lastVisitDate": {"$lt": NOW - timedelta(days=90)}}, {"lastVisitDate": None}]}),
+        ([rule("lastVisitDate", "exists", "false")], {"lastVisitDate": None}),
+        ([rule("lastVisitDate", "exists", True)], {"lastVisitDate": {"$ne": None}}),
+        ([rule("name", "contains", "a.b")], {"name": {"$regex": "a\\.b", "$options": "i"}}),
+        ([rule("name", "startsWith", "Ad")], {"name": {"$regex": "^Ad", "$options": "i"}}),
+        ([rule("email", "=", "A@x.io")], {"email": {"$regex": "^A@x\\.io$", "$options": "i"}}),
+        ([rule("name", "!=", "Bob")], {"$nor": [{"name": {"$regex": "^Bob$", "$options": "i"}}]}),
+        ([rule("name", "in", ["a", "b"])],
+         {"$or": [{"name": {"$regex": "^a$", "$options": "i"}}, {"name": {"$regex": "^b$", "$options": "i"}}]}),
+        ([rule("emailDomain", "=", "gmail.com")], {"email": {"$regex": "@gmail\\.com$", "$options": "i"}}),
+        ([rule("emailDomain", "notIn", "a.io,@b.io")],
+         {"$nor": [{"email": {"$regex": "@a\\.io$", "$options": "i"}}, {"email": {"$regex": "@b\\.io$", "$options": "i"}}]}),
+        ([rule("tags", "contains", "VIP")], {"tags": "vip"}),
+        ([rule("tags", "in", "vip,new")], {"tags": {"$in": ["vip", "new"]}}),
+        ([rule("tags", "notIn", ["churned"])], {"tags": {"$nin": ["churned"]}}),
+        ([rule("totalSpend", ">", "5000"), group("OR", rule("numVisits", "=", "0"),
+                                                  group("AND", rule("name", "startsWith", "a")))],
+         {"$and": [{"totalSpend": {"$gt": 5000.0}},
+                   {"$or": [{"numVisits": 0.0}, {"name": {"$regex": "^a", "$options": "i"}}]}]}),
+        ([group("OR")], {"_id": {"$exists": False}}),
+        ([group("AND")], {}),
+    ],
+)
+def test_language_compiles_to_query(rules, expected):
+    assert compile_rules(rules, "AND", now=NOW) == expected
+
+
+@pytest.mark.parametrize(
+    "rules, path",
+    [
+        ([rule("name", ">", "a")], "rules[0].operator"),
+        ([rule("tags", "startsWith", "a")], "rules[0].operator"),
+        ([rule("totalSpend", "between", ["2", "1"])], "rules[0].value"),
+        ([rule("totalSpend", "between", ["1"])], "rules[0].value"),
+        ([rule("totalSpend", "in", [])], "rules[0].value"),
+        ([rule("totalSpend", "in", ["1", "x"])], "rules[0].value"),
+        ([rule("lastVisitDate", "withinLastDays", "1.5")], "rules[0].value"),
+        ([rule("lastVisitDate", "withinLastDays", "0")], "rules[0].value"),
+        ([rule("lastVisitDate", "exists", "maybe")], "rules[0].value"),
+        ([rule("name", "=", ["a"])], "rules[0].value"),
+        ([rule("name", "contains", "x" * 201)], "rules[0].value"),
+        ([rule("totalSpend", ">", "1"), group("OR", rule("numVisits", ">", "1"), rule("name", "=", ""))],
+         "rules[1].rules[1].value"),
+        ([group("XOR", rule("numVisits", ">", "1"))], "rules[0].op"),
+        ([group("AND", rule("numVisits", ">", "1", ) | {"extra": 1})], "rules[0].rules[0].extra"),
+        ([group("AND", group("AND", group("AND", group("AND", group("AND", group("AND"))))))],
+         "rules[0].rules[0].rules[0].rules[0].rules[0]"),
+        ([rule("totalSpend", ">", "1")] * 51, "rules"),
+    ],
+)
+def test_bad_trees_name_the_offending_path(rules, path):
+    from segments import path_text
+
+    with pytest.raises(RuleError) as caught:
+        compile_rules(rules, "AND", now=NOW)
+    assert path_text(caught.value.path) == path
+
+
+# Brute force over the whole language: each rule evaluated in plain Python on seeded customers.
+def _python_rule(c, r, now):
+    field, op, value = r["field"], r["operator"], r["value"]
+    if field == "emailDomain":
+        domains = [d.strip().lstrip("@").lower() for d in (value.split(",") if isinstance(value, str) else value)]
+        has = c["email"].rsplit("@", 1)[1].lower() in domains
+        return has if op in ("=", "in") else not has
+    if field == "tags":
+        tags = c.get("tags") or []
+        items = [v.lower() for v in (value.split(",") if isinstance(value, str) else value)]
+        if op == "exists":
+            return bool(c.get("tags") is not None) == (value in (True, "true"))
+        return {"contains": items[0] in tags, "in": any(t in tags for t in items),
+                "notIn": not any(t in tags for t in items)}[op]
+    actual = c.get(field)
+    if op == "exists":
+        return (actual is not None) == (value in (True, "true"))
+    if field in ("name", "email"):
+        text = (actual or "").lower()
+        if op in ("in", "notIn"):
+            inside = text in [i.lower() for i in value]
+            return inside if op == "in" else not inside
+        wanted = value.lower()
+        return {"contains": wanted in text, "startsWith": text.startswith(wanted),
+                "=": text == wanted, "!=": text != wanted}[op]
+    if field in ("lastVisitDate", "createdAt"):
+        if op == "withinLastDays":
+            return actual is not None and actual >= now - timedelta(days=int(value))
+        if op == "notWithinLastDays":
+            return actual is None or actual < now - timedelta(days=int(value))
+        day = None if actual is None else actual.date()
+        if op == "between":
+            low, high = [datetime.fromisoformat(v).date() for v in value]
+            return day is not None and low <= day <= high
+        return OPS[op](day, datetime.fromisoformat(value).date())
+    if op == "between":
+        return actual is not None and float(value[0]) <= actual <= float(value[1])
+    if op in ("in", "notIn"):
+        inside = actual in [float(v) for v in value]
+        return inside if op == "in" else not inside
+    return OPS[op](actual, float(value))
+
+
+def _python_tree(c, node, now):
+    if "rules" in node:
+        results = [_python_tree(c, child, now) for child in node["rules"]]
+        return all(results) if node.get("op", "AND") == "AND" else any(results)
+    return _python_rule(c, node, now)
+
+
+LANGUAGE = [
+    rule("totalSpend", "between", ["50", "150"]), rule("numVisits", "in", ["0", "3"]),
+    rule("numVisits", "notIn", ["1", "2"]), rule("lastVisitDate", "withinLastDays", "5"),
+    rule("lastVisitDate", "notWithinLastDays", "10"), rule("lastVisitDate", "exists", "true"),
+    rule("lastVisitDate", "between", ["2024-04-25", "2024-05-05"]), rule("createdAt", ">=", "2024-01-15"),
+    rule("name", "contains", "an"), rule("name", "startsWith", "j"), rule("name", "=", "ANNA"),
+    rule("name", "!=", "anna"), rule("email", "in", ["anna@shop.com", "bob@mail.io"]),
+    rule("emailDomain", "=", "shop.com"), rule("emailDomain", "notIn", "mail.io,x.org"),
+    rule("tags", "contains", "VIP"), rule("tags", "in", "new,churned"), rule("tags", "notIn", ["vip"]),
+    rule("tags", "exists", "false"), rule("totalSpend", ">", "100"), rule("lastVisitDate", "<=", "2024-05-01"),
+]
+
+
+@pytest.fixture
+def seeded_language(app):
+    rng = random.Random(99)
+    names = ["Anna", "anna", "Jan", "Joanna", "Bob", "Dan", "Ivan", "Zoe"]
+    domains = ["shop.com", "mail.io", "x.org", "SHOP.com"]
+    tag_sets = [None, [], ["vip"], ["new"], ["vip", "churned"], ["churned"]]
+    docs = []
+    for i in range(300):
+        name = rng.choice(names)
+        docs.append({
+            "name": name, "email": f"{name.lower()}{i}@{rng.choice(domains)}".lower() if i % 5 else f"{name}{i}@{rng.choice(domains)}",
+            "totalSpend": float(rng.choice([0, 50, 100, 150, 999.5])), "numVisits": rng.randint(0, 4),
+            "lastVisitDate": None if i % 6 == 0 else NOW - timedelta(days=rng.randint(0, 40), hours=rng.randint(0, 23)),
+            "createdAt": datetime(2024, 1, 1) + timedelta(days=rng.randint(0, 60)),
+            **({} if rng.random() < 0.2 else {"tags": rng.choice(tag_sets)}),
+        })
+    docs += [{"name": "ANNA", "email": "anna@shop.com", "totalSpend": 1.0, "numVisits": 0, "createdAt": NOW},
+             {"name": "Bob", "email": "bob@mail.io", "totalSpend": 1.0, "numVisits": 0, "createdAt": NOW}]
+    Customer._get_collection().insert_many([dict(d) for d in docs])
+    return docs
+
+
+def test_whole_language_matches_brute_force(seeded_language):
+    rng = random.Random(3)
+    trees = [[r] for r in LANGUAGE]
+    for _ in range(60):
+        picks = rng.sample(LANGUAGE, rng.randint(2, 4))
+        inner = {"op": rng.choice(["AND", "OR"]), "rules": picks[1:]}
+        trees.append([picks[0], inner])
+    for rules in trees:
+        for op in ("AND", "OR"):
+            tree = {"op": op, "rules": rules}
+            expected = sum(1 for c in seeded_language if _python_tree(c, tree, NOW))
+            query = compile_rules(rules, op, now=NOW)
+            assert Customer.objects(__raw__=query).count() == expected, (rules, op, query)
