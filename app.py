@@ -9,7 +9,7 @@ from logs import configure_logging, init_request_logging
 from models import init_db
 from routes import docs, frontend, health, register_blueprints
 from security import api_keys, headers, limits, policy, sessions
-from services import google_oauth
+from services import google_oauth, queue, scheduler
 
 
 def create_app(config=None):
@@ -36,6 +36,8 @@ def create_app(config=None):
     register_commands(app)
     if app.config["APP_ENV"] == "development" and not google_oauth.configured(app):
         api_keys.issue_dev_admin_key(app)
+    if app.config["SCHEDULER_ENABLED"] and not app.testing and not queue.broker_configured(app):
+        scheduler.start_poller(app)
     return app
 
 
@@ -57,6 +59,7 @@ def register_extensions(app):
         expose_headers=["X-Total-Count", "X-Request-ID", "Retry-After"],
     )
     google_oauth.init_app(app)
+    queue.init_app(app)
 
 
 def register_security(app):

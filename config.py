@@ -96,6 +96,28 @@ def from_env(environ=None):
         "RATELIMIT_WRITE": _env(env, "RATELIMIT_WRITE", default="120 per minute"),
         "RATELIMIT_WRITE_IP": _env(env, "RATELIMIT_WRITE_IP", default="600 per minute"),
         "RATELIMIT_KEY_PREFIX": _env(env, "RATELIMIT_KEY_PREFIX", default="crm"),
+        # Campaign engine
+        "CELERY_BROKER_URL": _env(env, "CELERY_BROKER_URL"),
+        "CELERY_QUEUE": _env(env, "CELERY_QUEUE", default="crm"),
+        "DISPATCH_BATCH_SIZE": int(_env(env, "DISPATCH_BATCH_SIZE", default="500")),
+        "DISPATCH_CLAIM_LEASE_S": _number(env, "DISPATCH_CLAIM_LEASE_S", 300),
+        "SCHEDULER_INTERVAL_S": _number(env, "SCHEDULER_INTERVAL_S", 15),
+        "SCHEDULER_ENABLED": _flag(_env(env, "SCHEDULER_ENABLED"), default=True),
+        "MESSAGE_ID_DOMAIN": _env(env, "MESSAGE_ID_DOMAIN", default="crm.local"),
+        "VENDOR": _env(env, "VENDOR", default="simulated").lower(),
+        "VENDOR_SUCCESS_RATE": _number(env, "VENDOR_SUCCESS_RATE", 0.9),
+        "VENDOR_SEED": _env(env, "VENDOR_SEED", default="crm"),
+        "VENDOR_RECEIPTS": _flag(_env(env, "VENDOR_RECEIPTS"), default=True),
+        "VENDOR_RECEIPT_URL": _env(env, "VENDOR_RECEIPT_URL"),
+        "VENDOR_RECEIPT_DELAY_S": _number(env, "VENDOR_RECEIPT_DELAY_S", 1),
+        "VENDOR_WEBHOOK_SECRET": _env(env, "VENDOR_WEBHOOK_SECRET"),
+        "SMTP_HOST": _env(env, "SMTP_HOST", default="localhost"),
+        "SMTP_PORT": int(_env(env, "SMTP_PORT", default="25")),
+        "SMTP_FROM": _env(env, "SMTP_FROM", default="crm@localhost"),
+        "SMTP_USERNAME": _env(env, "SMTP_USERNAME"),
+        "SMTP_PASSWORD": _env(env, "SMTP_PASSWORD"),
+        "SMTP_STARTTLS": _flag(_env(env, "SMTP_STARTTLS")),
+        "SMTP_TIMEOUT_S": _number(env, "SMTP_TIMEOUT_S", 30),
     }
 
 
@@ -108,6 +130,18 @@ def finalize(config):
     production = config.get("APP_ENV") == "production"
     if config.get("DEFAULT_ROLE") not in ("viewer", "marketer"):
         raise ConfigError("DEFAULT_ROLE must be viewer or marketer")
+    if config.get("VENDOR") not in ("simulated", "smtp"):
+        raise ConfigError("VENDOR must be simulated or smtp")
+    if not 0 <= config.get("VENDOR_SUCCESS_RATE", 0.9) <= 1:
+        raise ConfigError("VENDOR_SUCCESS_RATE must be between 0 and 1")
+    if config.get("CELERY_BROKER_URL") and not config.get("MONGO_URI") and not config.get("TESTING"):
+        raise ConfigError(
+            "CELERY_BROKER_URL needs MONGO_URI: a separate worker cannot see the embedded in-memory "
+            "database of this process. Set MONGO_URI, or unset CELERY_BROKER_URL to run tasks in-process."
+        )
+    if not config.get("VENDOR_WEBHOOK_SECRET") and not production:
+        config["VENDOR_WEBHOOK_SECRET"] = secrets.token_urlsafe(32)
+        log.warning("VENDOR_WEBHOOK_SECRET is not set: using a random one for this process")
     if production:
         problems = production_problems(config)
         if problems:

@@ -29,6 +29,8 @@ TAGS = {
     "users": "Users",
     "api_keys": "API keys",
     "audit": "Audit",
+    "segments": "Segments",
+    "receipts": "Delivery receipts",
 }
 LEGACY_TAG = "Unprefixed aliases"
 ERROR_RESPONSES = {

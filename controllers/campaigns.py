@@ -1,32 +1,159 @@
-"""Legacy campaigns: count an audience from rules, record a campaign for it."""
-from controllers.common import user_id
-from models import CommunicationLog, Customer
-from segments import compile_rules
+"""Campaigns: create, read, change state, and the legacy audience endpoints.
+
+States: draft → scheduled → sending → completed | paused | cancelled | failed. Every change is one
+conditional update (``status`` must still be what the action starts from), so two concurrent
+actions cannot both win, and every change publishes a domain event.
+"""
+from controllers.common import get_or_404, object_id_or_404, paginate, user_id
+from controllers.messages import TemplateProblem, check_template
+from errors import ApiError
+from models import Campaign, Customer, Delivery, Segment
+from models.base import utcnow
+from models.campaign import CANCELLED, COMPLETED, DRAFT, FAILED, PAUSED, SCHEDULED, SENDING
+from models.delivery import FAILED as DELIVERY_FAILED
+from models.delivery import PENDING
+from segments import as_group, compile_group
+from services import events
+
+ACTIONS = {
+    "send": ((DRAFT, SCHEDULED), SENDING),
+    "pause": ((SENDING,), PAUSED),
+    "resume": ((PAUSED,), SENDING),
+    "cancel": ((DRAFT, SCHEDULED, SENDING, PAUSED), CANCELLED),
+    "retry-failed": ((COMPLETED, FAILED, PAUSED), SENDING),
+}
+EVENTS = {"send": "campaign.sending", "pause": "campaign.paused", "resume": "campaign.resumed",
+          "cancel": "campaign.cancelled", "retry-failed": "campaign.retrying"}
 
 
-def audience_query(data):
-    """The MongoDB filter selecting the audience described by validated rules."""
-    return compile_rules(data["rules"], data["logical_operator"])
+def _template(message):
+    try:
+        check_template(message)
+    except TemplateProblem as exc:
+        raise ApiError.validation({"message": [str(exc)]}, "Invalid message") from exc
 
 
 def audience_size(data):
-    """Count the matching customers in the database."""
-    return Customer.objects(__raw__=audience_query(data)).count()
+    """Count the customers a rule body selects (legacy check-audience-size, previews)."""
+    query = compile_group(as_group(data["rules"], data["logical_operator"]), utcnow())
+    return Customer.objects(__raw__=query).count()
 
 
-def create_campaign(data, user=None):
-    """Record a campaign with its message, rules and the audience size at creation."""
-    return CommunicationLog(
+def create_campaign(data, actor=None):
+    """A draft (or, with ``scheduledAt``, scheduled) campaign for rules or a saved segment."""
+    _template(data["message"])
+    segment_id = data.get("segment_id")
+    if segment_id is not None and not Segment.objects(pk=segment_id).count():
+        raise ApiError.not_found("segment", str(segment_id))
+    scheduled = data.get("scheduled_at")
+    campaign = Campaign(
+        name=data["name"],
         message=data["message"],
-        rules=data["rules"],
-        logical_operator=data["logical_operator"],
-        audience_size=audience_size(data),
-        created_by=user_id(user),
+        rules=as_group(data["rules"], data["logical_operator"]) if "rules" in data else {},
+        segment_id=segment_id,
+        channel=data.get("channel", "email"),
+        status=SCHEDULED if scheduled else DRAFT,
+        scheduled_at=scheduled,
+        messages_per_second=data.get("messages_per_second"),
+        created_by=user_id(actor),
     ).save(force_insert=True)
+    events.publish("campaign.created", campaignId=str(campaign.pk), status=campaign.status)
+    return campaign
+
+
+def create_and_send_legacy(data, actor=None):
+    """The legacy ``create-audience``: a campaign for the rules, sent at once."""
+    campaign = create_campaign({
+        "name": f"Campaign {utcnow():%Y-%m-%d %H:%M}",
+        "message": data["message"],
+        "rules": data["rules"],
+        "logical_operator": data["logical_operator"],
+    }, actor)
+    return act(str(campaign.pk), "send")
+
+
+def get_campaign(campaign_id):
+    """One campaign or 404."""
+    return get_or_404(Campaign, "campaign", campaign_id)
 
 
 def list_campaigns(page, per_page):
     """Campaigns newest first, with the total count."""
-    queryset = CommunicationLog.objects.order_by("-sent_at", "-id")
+    queryset = Campaign.objects.order_by("-created_at", "-id")
     total = queryset.count()
     return list(queryset.skip((page - 1) * per_page).limit(per_page)), total
+
+
+def act(campaign_id, action):
+    """Apply a state action; 409 when the campaign is not in a state the action starts from."""
+    pk = object_id_or_404("campaign", campaign_id)
+    sources, target = ACTIONS[action]
+    now = utcnow()
+    changes = {"set__status": target, "set__updated_at": now}
+    if action == "send":
+        changes.update(set__started_at=now, set__audience_size=None, set__planned=None, set__plan_cursor=None)
+    campaign = Campaign.objects(pk=pk, status__in=sources).modify(new=True, **changes)
+    if campaign is None:
+        current = get_or_404(Campaign, "campaign", campaign_id)
+        raise ApiError.conflict(
+            f"Cannot {action} a campaign that is {current.status}", {"status": [current.status]}
+        )
+    events.publish(EVENTS[action], campaignId=campaign_id, status=target)
+    _enqueue(action, campaign_id)
+    return Campaign.objects(pk=pk).first()
+
+
+def _enqueue(action, campaign_id):
+    import tasks
+
+    if action == "retry-failed":  # only FAILED recipients are sent again
+        Delivery._get_collection().update_many(
+            {"campaign": object_id_or_404("campaign", campaign_id), "status": DELIVERY_FAILED},
+            {"$set": {"status": PENDING, "claimedBy": None, "error": None}},
+        )
+    if action in ("send", "resume", "retry-failed"):
+        tasks.plan_campaign.delay(campaign_id)  # continues after the plan cursor; no-op when planned
+    if action in ("resume", "retry-failed"):
+        tasks.redispatch.delay(campaign_id)
+
+
+def start_due_campaigns(now=None):
+    """Start every scheduled campaign whose ``scheduledAt`` has passed; returns how many."""
+    now = now or utcnow()
+    started = 0
+    for campaign in Campaign.objects(status=SCHEDULED, scheduled_at__lte=now).only("id"):
+        try:
+            act(str(campaign.pk), "send")
+            started += 1
+        except ApiError:  # started or cancelled meanwhile
+            continue
+    return started
+
+
+def stats(campaign):
+    """Counts by delivery status and the top failure reasons, by aggregation over the records."""
+    collection = Delivery._get_collection()
+    by_status = {row["_id"]: row["n"] for row in collection.aggregate([
+        {"$match": {"campaign": campaign.pk}},
+        {"$group": {"_id": "$status", "n": {"$sum": 1}}},
+    ])}
+    reasons = [{"reason": row["_id"], "count": row["n"]} for row in collection.aggregate([
+        {"$match": {"campaign": campaign.pk, "status": DELIVERY_FAILED}},
+        {"$group": {"_id": "$error", "n": {"$sum": 1}}},
+        {"$sort": {"n": -1, "_id": 1}},
+        {"$limit": 10},
+    ])]
+    counts = {key.lower(): by_status.get(key, 0) for key in ("PENDING", "SENT", "DELIVERED", "FAILED")}
+    return {"audienceSize": campaign.audience_size, **counts, "total": sum(by_status.values()),
+            "failureReasons": reasons}
+
+
+def list_deliveries(campaign_id, query):
+    """A campaign's delivery records, optionally by status."""
+    pk = object_id_or_404("campaign", campaign_id)
+    if not Campaign.objects(pk=pk).count():
+        raise ApiError.not_found("campaign", campaign_id)
+    filters = {"campaign_id": pk}
+    if "status" in query:
+        filters["status"] = query["status"]
+    return paginate(Delivery.objects(**filters).order_by("id"), query["page"], query["per_page"])

@@ -1,14 +1,20 @@
 """MongoEngine documents and the database connection."""
 from models.api_key import ApiKey
 from models.audit import AuditEvent
-from models.communication_log import CommunicationLog
+from models.campaign import Campaign
 from models.customer import Customer
 from models.db import init_db
+from models.delivery import Delivery
 from models.order import Order
+from models.segment import Segment
 from models.user import User
 
-ALL_DOCUMENTS = (Customer, Order, User, CommunicationLog, ApiKey, AuditEvent)
+# The legacy name of the per-recipient record.
+CommunicationLog = Delivery
+
+ALL_DOCUMENTS = (Customer, Order, User, Segment, Campaign, Delivery, ApiKey, AuditEvent)
 
 __all__ = [
-    "ALL_DOCUMENTS", "ApiKey", "AuditEvent", "CommunicationLog", "Customer", "Order", "User", "init_db",
+    "ALL_DOCUMENTS", "ApiKey", "AuditEvent", "Campaign", "CommunicationLog", "Customer", "Delivery",
+    "Order", "Segment", "User", "init_db",
 ]

@@ -1,5 +1,5 @@
 """Blueprint registration: each resource under ``/api/...``; the seed's resources also unprefixed."""
-from routes import api_keys, audit, auth, campaigns, customers, orders, users
+from routes import api_keys, audit, auth, campaigns, customers, orders, receipts, segments, users
 
 # The seed's resources: also mounted at their unprefixed alias (/customers, ...).
 BLUEPRINTS = (
@@ -10,6 +10,8 @@ BLUEPRINTS = (
 )
 # Resources added since: /api only.
 API_ONLY_BLUEPRINTS = (
+    (segments.bp, "segments"),
+    (receipts.bp, "delivery-receipts"),
     (users.bp, "users"),
     (api_keys.bp, "api-keys"),
     (audit.bp, "audit"),

@@ -1,17 +1,37 @@
-"""``/api/campaigns``: the legacy audience and campaign endpoints the React client uses."""
+"""``/api/campaigns``: campaigns, their deliveries and actions; the legacy audience endpoints."""
 from flask import Blueprint, jsonify
 from flask_login import current_user
 
 from apidocs import doc
-
 from controllers import campaigns as controller
-from routes.helpers import dumped, load_body, load_query
-from schemas.campaign import AudienceIn, AudienceSizeOut, CampaignIn, CampaignOut, CampaignQuery
+from routes.helpers import dumped, dumped_page, load_body, load_query
+from schemas.campaign import (
+    AudienceIn,
+    AudienceSizeOut,
+    CampaignDetailOut,
+    CampaignIn,
+    CampaignOut,
+    CampaignQuery,
+    DeliveryOut,
+    DeliveryPage,
+    DeliveryQuery,
+    LegacyCampaignIn,
+)
 
 bp = Blueprint("campaigns", __name__)
 
-audience_in, campaign_in, campaign_out = AudienceIn(), CampaignIn(), CampaignOut()
-campaign_query = CampaignQuery()
+audience_in, legacy_in, campaign_in = AudienceIn(), LegacyCampaignIn(), CampaignIn()
+campaign_out, detail_out, campaign_query = CampaignOut(), CampaignDetailOut(), CampaignQuery()
+delivery_query, delivery_out = DeliveryQuery(), DeliveryOut()
+
+
+def _detail(campaign, status=200):
+    body = detail_out.dump({**_fields(campaign), "stats": controller.stats(campaign)})
+    return jsonify(body), status
+
+
+def _fields(campaign):
+    return {name: getattr(campaign, name) for name in campaign._fields} | {"pk": campaign.pk}
 
 
 @bp.post("/check-audience-size")
@@ -22,11 +42,11 @@ def check_audience_size():
 
 
 @bp.post("/create-audience")
-@doc(body=CampaignIn, response=CampaignOut, status=201)
+@doc(body=LegacyCampaignIn, response=CampaignOut, status=201,
+     description="The legacy client's call: creates a campaign for the rules and sends it at once.")
 def create_audience():
-    """Create a campaign for the customers the rules select."""
-    campaign = controller.create_campaign(load_body(campaign_in), current_user)
-    return dumped(campaign_out, campaign, 201)
+    """Create and send a campaign (legacy)."""
+    return dumped(campaign_out, controller.create_and_send_legacy(load_body(legacy_in), current_user), 201)
 
 
 @bp.get("")
@@ -39,3 +59,40 @@ def list_campaigns():
     response = jsonify(campaign_out.dump(campaigns, many=True))
     response.headers["X-Total-Count"] = str(total)
     return response
+
+
+@bp.post("")
+@doc(body=CampaignIn, response=CampaignOut, status=201, errors=(404,),
+     description="A draft, or scheduled when scheduledAt is given. Placeholders: {{name}}, "
+                 "{{firstName}}, {{email}}, {{totalSpend}}.")
+def create_campaign():
+    """Create a campaign."""
+    return dumped(campaign_out, controller.create_campaign(load_body(campaign_in), current_user), 201)
+
+
+@bp.get("/<campaign_id>")
+@doc(response=CampaignDetailOut)
+def get_campaign(campaign_id):
+    """A campaign with its delivery statistics."""
+    return _detail(controller.get_campaign(campaign_id))
+
+
+@bp.get("/<campaign_id>/deliveries")
+@doc(query=DeliveryQuery, response=DeliveryPage)
+def list_deliveries(campaign_id):
+    """A campaign's per-recipient delivery records."""
+    return dumped_page(delivery_out, controller.list_deliveries(campaign_id, load_query(delivery_query)))
+
+
+def _action(action):
+    def view(campaign_id):
+        return _detail(controller.act(campaign_id, action))
+
+    view.__name__ = f"{action.replace('-', '_')}_campaign"
+    view.__doc__ = f"{action.capitalize().replace('-', ' ')} the campaign."
+    return doc(response=CampaignDetailOut, errors=(409,),
+               description=f"409 unless the campaign is {' or '.join(controller.ACTIONS[action][0])}.")(view)
+
+
+for _name in controller.ACTIONS:
+    bp.add_url_rule(f"/<campaign_id>/{_name}", view_func=_action(_name), methods=["POST"])

@@ -5,16 +5,21 @@ from werkzeug.exceptions import BadRequest
 from errors import ApiError
 
 
-def json_body():
-    """The request body as a JSON object, or a 4xx naming what is wrong with it."""
+def json_payload(empty=None):
+    """The request body parsed as JSON (any JSON value), or a 4xx naming what is wrong with it."""
     if not request.get_data(cache=True):
-        return {}
+        return empty
     if not request.is_json:
         raise ApiError(415, "Content-Type must be application/json")
     try:
-        data = request.get_json()
+        return request.get_json()
     except BadRequest as exc:
         raise ApiError.bad_request("Malformed JSON in request body") from exc
+
+
+def json_body():
+    """The request body as a JSON object, or a 4xx naming what is wrong with it."""
+    data = json_payload(empty={})
     if not isinstance(data, dict):
         raise ApiError.bad_request("Request body must be a JSON object")
     return data

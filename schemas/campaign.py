@@ -1,8 +1,21 @@
-"""Legacy campaign (audience) request and response schemas."""
-from marshmallow import Schema, fields, validate
+"""Campaign, delivery and receipt schemas (including the legacy audience endpoints)."""
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from schemas.common import PageQuery, UtcDateTime, id_field
-from schemas.rules import RulesIn
+from models.base import utcnow
+from models.campaign import CHANNELS, STATUSES
+from models.delivery import DELIVERED, FAILED
+from models.delivery import STATUSES as DELIVERY_STATUSES
+from schemas.common import (
+    InputSchema,
+    ObjectIdString,
+    PageQuery,
+    StrictNumber,
+    TrimmedString,
+    UtcDateTime,
+    id_field,
+    page_of,
+)
+from schemas.rules import RuleList, RulesIn
 
 MAX_MESSAGE = 5000
 
@@ -13,30 +26,103 @@ class AudienceIn(RulesIn):
     message = fields.String(validate=validate.Length(max=MAX_MESSAGE))
 
 
-class CampaignIn(AudienceIn):
+class LegacyCampaignIn(AudienceIn):
     """Body of ``create-audience``: as :class:`AudienceIn`, with a required message."""
 
     message = fields.String(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE))
 
 
+class CampaignIn(InputSchema):
+    """Body of ``POST /campaigns``: a message for ``rules`` or a saved ``segmentId`` (one of them)."""
+
+    name = TrimmedString(required=True, validate=validate.Length(min=1, max=200))
+    message = fields.String(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE))
+    rules = RuleList(metadata={"type": "array", "items": {"type": "object"}})
+    logical_operator = fields.String(data_key="logicalOperator", load_default="AND",
+                                     validate=validate.OneOf(("AND", "OR")))
+    segment_id = ObjectIdString(data_key="segmentId")
+    scheduled_at = UtcDateTime(data_key="scheduledAt")
+    channel = fields.String(validate=validate.OneOf(CHANNELS))
+    messages_per_second = StrictNumber(data_key="messagesPerSecond",
+                                       validate=validate.Range(min=0, min_inclusive=False, max=10000))
+
+    @validates("scheduled_at")
+    def _in_future(self, value, data_key):
+        if value <= utcnow():
+            raise ValidationError("Must be in the future.")
+
+    @validates_schema
+    def _one_audience(self, data, **kwargs):
+        if ("rules" in data) == ("segment_id" in data):
+            raise ValidationError("Give either rules or segmentId.", "rules")
+
+
+class CampaignQuery(PageQuery):
+    """Query string of ``GET /campaigns``: the legacy client reads one page of up to 100."""
+
+    per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
 class CampaignOut(Schema):
-    """A campaign in the legacy shape the client reads (``audience[].audienceSize``)."""
+    """A campaign; keeps the legacy fields the React client reads (``audience[].audienceSize``)."""
 
     id = id_field()
+    name = fields.String()
     message = fields.String()
-    status = fields.String()
-    sent_at = UtcDateTime(data_key="sentAt")
-    created_at = UtcDateTime(data_key="createdAt")
-    rules = fields.List(fields.Dict(), metadata={"description": "Rules and groups, as given"})
-    logical_operator = fields.String(data_key="logicalOperator")
-    audience_size = fields.Integer(data_key="audienceSize")
+    status = fields.String(metadata={"enum": list(STATUSES)})
+    channel = fields.String()
+    rules = fields.Function(lambda c: c.rules.get("rules", []) if c.rules else [],
+                            metadata={"type": "array", "items": {"type": "object"}})
+    logical_operator = fields.Function(lambda c: (c.rules or {}).get("op", "AND"), data_key="logicalOperator",
+                                       metadata={"type": "string"})
+    segment_id = ObjectIdString(data_key="segmentId", allow_none=True)
+    scheduled_at = UtcDateTime(data_key="scheduledAt", allow_none=True)
+    messages_per_second = fields.Float(data_key="messagesPerSecond", allow_none=True)
+    audience_size = fields.Function(lambda c: c.audience_size or 0, data_key="audienceSize",
+                                    metadata={"type": "integer"})
     audience = fields.Function(
-        lambda doc: [{"audienceSize": doc.audience_size}],
-        metadata={
-            "type": "array",
-            "items": {"type": "object", "properties": {"audienceSize": {"type": "integer"}}},
-        },
+        lambda c: [{"audienceSize": c.audience_size or 0}],
+        metadata={"type": "array",
+                  "items": {"type": "object", "properties": {"audienceSize": {"type": "integer"}}}},
     )
+    sent_at = fields.Function(lambda c: _iso(c.started_at or c.created_at), data_key="sentAt",
+                              metadata={"type": "string", "format": "date-time"})
+    started_at = UtcDateTime(data_key="startedAt", allow_none=True)
+    completed_at = UtcDateTime(data_key="completedAt", allow_none=True)
+    last_error = fields.String(data_key="lastError", allow_none=True)
+    created_at = UtcDateTime(data_key="createdAt")
+    updated_at = UtcDateTime(data_key="updatedAt")
+
+
+def _iso(value):
+    from schemas.common import iso_utc
+
+    return iso_utc(value)
+
+
+class FailureReasonOut(Schema):
+    """How many deliveries failed for one reason."""
+
+    reason = fields.String(allow_none=True)
+    count = fields.Integer()
+
+
+class StatsOut(Schema):
+    """Delivery counts by status, computed from the delivery records."""
+
+    audience_size = fields.Integer(data_key="audienceSize", allow_none=True)
+    pending = fields.Integer()
+    sent = fields.Integer()
+    delivered = fields.Integer()
+    failed = fields.Integer()
+    total = fields.Integer()
+    failure_reasons = fields.List(fields.Nested(FailureReasonOut), data_key="failureReasons")
+
+
+class CampaignDetailOut(CampaignOut):
+    """A campaign with its delivery statistics."""
+
+    stats = fields.Nested(StatsOut)
 
 
 class AudienceSizeOut(Schema):
@@ -45,7 +131,62 @@ class AudienceSizeOut(Schema):
     audience_size = fields.Integer(data_key="audienceSize", required=True)
 
 
-class CampaignQuery(PageQuery):
-    """Query string of ``GET /campaigns``: the legacy client reads one page of up to 100."""
+class DeliveryQuery(PageQuery):
+    """Query string of ``GET /campaigns/<id>/deliveries``."""
 
-    per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
+
+
+class DeliveryOut(Schema):
+    """One recipient's delivery record."""
+
+    id = id_field()
+    campaign_id = ObjectIdString(data_key="campaignId")
+    customer_id = ObjectIdString(data_key="customerId")
+    email = fields.String()
+    message = fields.String()
+    status = fields.String(metadata={"enum": list(DELIVERY_STATUSES)})
+    vendor_message_id = fields.String(data_key="vendorMessageId", allow_none=True)
+    attempts = fields.Integer()
+    error = fields.String(allow_none=True)
+    created_at = UtcDateTime(data_key="createdAt")
+    sent_at = UtcDateTime(data_key="sentAt", allow_none=True)
+    delivered_at = UtcDateTime(data_key="deliveredAt", allow_none=True)
+    failed_at = UtcDateTime(data_key="failedAt", allow_none=True)
+
+
+DeliveryPage = page_of(DeliveryOut, "DeliveryPage")
+
+
+class ReceiptIn(InputSchema):
+    """One receipt from the vendor."""
+
+    delivery_id = ObjectIdString(data_key="deliveryId")
+    vendor_message_id = fields.String(data_key="vendorMessageId", validate=validate.Length(min=1, max=300))
+    status = fields.String(required=True, validate=validate.OneOf((DELIVERED, FAILED)))
+    timestamp = UtcDateTime(required=True)
+    error = fields.String(validate=validate.Length(max=200))
+
+    @validates_schema
+    def _identified(self, data, **kwargs):
+        if "delivery_id" not in data and "vendor_message_id" not in data:
+            raise ValidationError("Give deliveryId or vendorMessageId.", "deliveryId")
+
+
+class ReceiptResultOut(Schema):
+    """What happened to one receipt."""
+
+    index = fields.Integer()
+    id = fields.String()
+    result = fields.String(metadata={"enum": ["applied", "unchanged", "unknown", "invalid"]})
+    errors = fields.Dict()
+
+
+class ReceiptsOut(Schema):
+    """Totals and per-receipt results."""
+
+    applied = fields.Integer()
+    unchanged = fields.Integer()
+    unknown = fields.Integer()
+    invalid = fields.Integer()
+    results = fields.List(fields.Nested(ReceiptResultOut))

@@ -10,7 +10,7 @@ from app import create_app
 from config import ConfigError, finalize, from_env
 from security.policy import POLICY, PUBLIC, Rule
 
-PUBLIC_ENDPOINTS = {"auth", "legacy_auth", "health", "docs", "swagger_ui"}
+PUBLIC_ENDPOINTS = {"auth", "legacy_auth", "health", "docs", "swagger_ui", "receipts"}
 
 
 def data_routes(app):
@@ -50,7 +50,7 @@ def test_unknown_route_is_json_404(client):
 @pytest.mark.parametrize(
     "method, path",
     [("put", "/api/customers"), ("delete", "/api/customers/"), ("post", "/api/customers/x"),
-     ("get", "/api/campaigns/create-audience"), ("get", "/api/auth/logout"), ("put", "/orders")],
+     ("delete", "/api/campaigns/create-audience"), ("get", "/api/auth/logout"), ("put", "/orders")],
 )
 def test_wrong_method_is_json_405(client, method, path):
     response = getattr(client, method)(path)

@@ -3,7 +3,7 @@ from datetime import datetime
 
 import pytest
 
-from models import CommunicationLog, Customer
+from models import Campaign, Customer
 
 SPEND_OVER_100 = {
     "rules": [{"field": "totalSpend", "operator": ">", "value": "100"}],
@@ -103,7 +103,7 @@ def test_campaign_list_pages(client):
 
 def test_campaign_records_creator(client, staff_user):
     client.post("/api/campaigns/create-audience", json=SPEND_OVER_100)
-    assert CommunicationLog.objects.get().created_by == staff_user.pk
+    assert Campaign.objects.get().created_by == staff_user.pk
 
 
 def _rules(*triples):
@@ -145,7 +145,7 @@ def test_bad_rules_are_400_naming_the_rule(client, body, path, endpoint):
     payload = response.get_json()
     assert path in payload["errors"], payload
     assert path in payload["error"]
-    assert CommunicationLog.objects.count() == 0
+    assert Campaign.objects.count() == 0
 
 
 @pytest.mark.parametrize("message", [None, "", "x" * 5001, ["hi"]])
@@ -156,4 +156,4 @@ def test_create_audience_requires_a_message(client, message):
     response = client.post("/api/campaigns/create-audience", json=body)
     assert response.status_code == 400
     assert "message" in response.get_json()["errors"]
-    assert CommunicationLog.objects.count() == 0
+    assert Campaign.objects.count() == 0

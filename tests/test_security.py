@@ -30,7 +30,10 @@ def test_every_endpoint_has_a_policy_and_the_table_has_no_strays(app):
     assert set(POLICY) - endpoints == set(), "policy entries for routes that do not exist"
 
 
-CRM_DATA = ("customers.", "orders.", "campaigns.")
+CRM_DATA = ("customers.", "orders.", "campaigns.", "segments.")
+READ_ONLY_POSTS = ("check_audience_size", "preview_segment")
+# Authenticated by its own HMAC signature instead of a user (tests in test_engine.py).
+SIGNED_WEBHOOKS = ("receipts.receive_receipts",)
 ADMIN_ONLY = ("users.", "audit.")
 
 
@@ -42,8 +45,10 @@ def test_policy_table_states_the_roles_intent(app):
         if key.startswith(ADMIN_ONLY):
             assert required == ADMIN, (method, path)
         elif key.startswith(CRM_DATA):
-            writes = method != "GET" and not key.endswith("check_audience_size")
+            writes = method != "GET" and not key.endswith(READ_ONLY_POSTS)
             assert required == (MARKETER if writes else VIEWER), (method, path)
+        elif key in SIGNED_WEBHOOKS:
+            assert required is PUBLIC
         elif key.startswith("api_keys."):
             assert required == VIEWER, (method, path)  # own keys; role capped by the controller
         else:
@@ -64,8 +69,8 @@ def expected_denial(required, role):
 def test_role_matrix(app, role):
     checked = 0
     for endpoint, method, path in routes(app):
-        if policy_key(endpoint) == "auth.logout":
-            continue  # would end this role's session; covered below
+        if policy_key(endpoint) == "auth.logout" or policy_key(endpoint) in SIGNED_WEBHOOKS:
+            continue  # logout would end this role's session; webhooks authenticate by signature
         client = app.test_client() if role == ANONYMOUS else signed_in(app, make_user(role))
         response = client.open(path, method=method, json={})
         denial = expected_denial(POLICY[policy_key(endpoint)].role, role)

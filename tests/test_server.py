@@ -39,9 +39,9 @@ def served():
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            requests.get(f"{base}/api/auth/status", timeout=1)
+            requests.get(f"{base}/api/auth/status", timeout=5)
             break
-        except requests.ConnectionError:
+        except requests.RequestException:
             if process.poll() is not None:
                 pytest.fail(process.stdout.read().decode())
             time.sleep(0.2)
@@ -73,9 +73,9 @@ def _start_gunicorn(env, workers):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            requests.get(f"{base}/healthz", timeout=1)
+            requests.get(f"{base}/healthz", timeout=5)
             return process, base
-        except requests.ConnectionError:
+        except requests.RequestException:
             if process.poll() is not None:
                 pytest.fail(process.stdout.read().decode())
             time.sleep(0.2)

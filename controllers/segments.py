@@ -1,0 +1,71 @@
+"""Saved segments and audience previews."""
+from mongoengine.errors import NotUniqueError
+
+from controllers.common import get_or_404, object_id_or_404, paginate, user_id
+from errors import ApiError
+from models import Campaign, Customer, Segment
+from models.base import utcnow
+from models.campaign import PAUSED, SCHEDULED, SENDING
+from segments import as_group, compile_group
+
+SAMPLE_SIZE = 10
+
+
+def _duplicate():
+    return ApiError.conflict("A segment with this name already exists", {"name": ["Already in use."]})
+
+
+def create_segment(data, actor=None):
+    """Save a named rule tree."""
+    try:
+        return Segment(
+            name=data["name"], rules=as_group(data["rules"], data["logical_operator"]),
+            created_by=user_id(actor),
+        ).save(force_insert=True)
+    except NotUniqueError as exc:
+        raise _duplicate() from exc
+
+
+def list_segments(query):
+    """Newest first."""
+    return paginate(Segment.objects.order_by("-created_at", "-id"), query["page"], query["per_page"])
+
+
+def get_segment(segment_id):
+    """One segment or 404."""
+    return get_or_404(Segment, "segment", segment_id)
+
+
+def update_segment(segment_id, data):
+    """Rename and/or replace the rules."""
+    pk = object_id_or_404("segment", segment_id)
+    changes = {"set__updated_at": utcnow()}
+    if "name" in data:
+        changes["set__name"] = data["name"]
+    if "rules" in data:
+        changes["set__rules"] = as_group(data["rules"], data.get("logical_operator", "AND"))
+    try:
+        segment = Segment.objects(pk=pk).modify(new=True, **changes)
+    except NotUniqueError as exc:
+        raise _duplicate() from exc
+    if segment is None:
+        raise ApiError.not_found("segment", segment_id)
+    return segment
+
+
+def delete_segment(segment_id):
+    """Delete a segment no active campaign depends on."""
+    pk = object_id_or_404("segment", segment_id)
+    if Campaign.objects(segment_id=pk, status__in=[SCHEDULED, SENDING, PAUSED]).count():
+        raise ApiError.conflict("A scheduled, sending or paused campaign uses this segment")
+    if Segment.objects(pk=pk).delete() == 0:
+        raise ApiError.not_found("segment", segment_id)
+
+
+def preview(data):
+    """How many customers the rules select now, and the first few of them."""
+    query = compile_group(as_group(data["rules"], data["logical_operator"]), utcnow())
+    queryset = Customer.objects(__raw__=query)
+    sample = [{"name": c.name, "email": c.email}
+              for c in queryset.only("name", "email").order_by("id").limit(SAMPLE_SIZE)]
+    return {"audienceSize": queryset.count(), "sample": sample}

@@ -1,0 +1,22 @@
+"""``/api/delivery-receipts``: the vendor's webhook (HMAC-signed, not a user session)."""
+from flask import Blueprint, jsonify
+
+from apidocs import doc
+from controllers import receipts as controller
+from routes.helpers import json_payload
+from schemas.campaign import ReceiptIn, ReceiptsOut
+
+bp = Blueprint("receipts", __name__)
+receipt_in = ReceiptIn()
+
+
+@bp.post("")
+@doc(public=True, response=ReceiptsOut, errors=(400, 401, 413, 415, 503),
+     description="Body: a JSON array of {deliveryId | vendorMessageId, status: DELIVERED|FAILED, "
+                 "timestamp, error?}. Headers: X-Webhook-Timestamp (unix seconds) and "
+                 "X-Webhook-Signature: sha256=HMAC(VENDOR_WEBHOOK_SECRET, '<timestamp>.<body>'). "
+                 "Idempotent; unknown or invalid items are reported per item.")
+def receive_receipts():
+    """Apply delivery receipts from the messaging vendor."""
+    controller.verify_signature()
+    return jsonify(controller.apply_receipts(json_payload(empty=None), receipt_in))

@@ -1,0 +1,33 @@
+"""Domain events (``campaign.created``, ``campaign.completed``, ...) on a RabbitMQ topic exchange.
+
+Published only when a broker is configured; subscribers bind a queue to the ``crm.events`` exchange
+with a routing key such as ``campaign.*``. A failure to publish is logged, never fatal.
+"""
+import logging
+
+from flask import current_app
+from kombu import Exchange
+
+from models.base import utcnow
+from schemas.common import iso_utc
+from services.queue import EXTENSION, broker_configured
+
+log = logging.getLogger(__name__)
+EXCHANGE = Exchange("crm.events", type="topic", durable=True)
+
+
+def publish(event, **payload):
+    """Publish ``event`` with ``payload`` (JSON) when a broker is configured."""
+    body = {"event": event, "at": iso_utc(utcnow()), **payload}
+    if not broker_configured(current_app):
+        log.debug("event %s (no broker): %s", event, body)
+        return
+    celery = current_app.extensions[EXTENSION]
+    try:
+        with celery.producer_or_acquire() as producer:
+            producer.publish(
+                body, exchange=EXCHANGE, routing_key=event, declare=[EXCHANGE],
+                serializer="json", retry=True, retry_policy={"max_retries": 2},
+            )
+    except Exception:  # the state change already happened; subscribers miss this one
+        log.exception("could not publish event %s", event)

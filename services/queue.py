@@ -1,0 +1,50 @@
+"""The task queue (Celery). Without ``CELERY_BROKER_URL`` tasks run eagerly in this process.
+
+With a broker (RabbitMQ), a separate worker runs them: ``celery -A worker worker``, with
+``celery -A worker beat`` for scheduled campaigns. Tasks are acknowledged late, so a batch whose
+worker dies before finishing is redelivered to another worker rather than lost.
+"""
+from celery import Celery, Task
+
+EXTENSION = "celery"
+
+
+def init_app(app):
+    """A Celery app bound to this Flask app (tasks run inside its app context)."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    broker = app.config.get("CELERY_BROKER_URL")
+    celery = Celery(app.import_name, task_cls=FlaskTask, include=["tasks"])
+    celery.conf.update(
+        broker_url=broker or "memory://",
+        task_always_eager=not broker,
+        task_eager_propagates=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=app.config["CELERY_QUEUE"],
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=5,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "start-due-campaigns": {
+                "task": "crm.start_due_campaigns",
+                "schedule": app.config["SCHEDULER_INTERVAL_S"],
+            }
+        },
+    )
+    celery.set_default()
+    app.extensions[EXTENSION] = celery
+    return celery
+
+
+def broker_configured(app):
+    """True when tasks go to a real broker and worker."""
+    return bool(app.config.get("CELERY_BROKER_URL"))

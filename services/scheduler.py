@@ -1,0 +1,31 @@
+"""Starts scheduled campaigns when their time comes.
+
+With a broker, Celery beat runs ``crm.start_due_campaigns`` every ``SCHEDULER_INTERVAL_S``.
+Without one (the embedded default), this poller thread in the server process does the same.
+"""
+import logging
+import threading
+
+log = logging.getLogger(__name__)
+
+
+def start_poller(app):
+    """A daemon thread calling :func:`controllers.campaigns.start_due_campaigns` periodically."""
+    from controllers.campaigns import start_due_campaigns
+
+    stop = threading.Event()
+
+    def run():
+        while not stop.wait(app.config["SCHEDULER_INTERVAL_S"]):
+            try:
+                with app.app_context():
+                    started = start_due_campaigns()
+                if started:
+                    log.info("started %d scheduled campaign(s)", started)
+            except Exception:  # keep polling: one bad round must not stop scheduling
+                log.exception("scheduler round failed")
+
+    thread = threading.Thread(target=run, name="campaign-scheduler", daemon=True)
+    thread.start()
+    app.extensions["scheduler_stop"] = stop
+    return stop
