@@ -144,8 +144,8 @@ def stats(campaign):
         {"$limit": 10},
     ])]
     counts = {key.lower(): by_status.get(key, 0) for key in ("PENDING", "SENT", "DELIVERED", "FAILED")}
-    return {"audienceSize": campaign.audience_size, **counts, "total": sum(by_status.values()),
-            "failureReasons": reasons}
+    return {"audience_size": campaign.audience_size, **counts, "total": sum(by_status.values()),
+            "failure_reasons": reasons}
 
 
 def list_deliveries(campaign_id, query):

@@ -16,22 +16,19 @@ from schemas.campaign import (
     DeliveryPage,
     DeliveryQuery,
     LegacyCampaignIn,
+    StatsOut,
 )
 
 bp = Blueprint("campaigns", __name__)
 
 audience_in, legacy_in, campaign_in = AudienceIn(), LegacyCampaignIn(), CampaignIn()
-campaign_out, detail_out, campaign_query = CampaignOut(), CampaignDetailOut(), CampaignQuery()
+campaign_out, stats_out, campaign_query = CampaignOut(), StatsOut(), CampaignQuery()
 delivery_query, delivery_out = DeliveryQuery(), DeliveryOut()
 
 
-def _detail(campaign, status=200):
-    body = detail_out.dump({**_fields(campaign), "stats": controller.stats(campaign)})
-    return jsonify(body), status
-
-
-def _fields(campaign):
-    return {name: getattr(campaign, name) for name in campaign._fields} | {"pk": campaign.pk}
+def _detail(campaign):
+    """The campaign with its delivery statistics (``CampaignDetailOut``)."""
+    return jsonify({**campaign_out.dump(campaign), "stats": stats_out.dump(controller.stats(campaign))})
 
 
 @bp.post("/check-audience-size")

@@ -1,0 +1,387 @@
+"""The campaign engine in-process (eager tasks): segments, campaigns, delivery, receipts, schedule."""
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from controllers import dispatch
+from controllers.campaigns import start_due_campaigns
+from models import Campaign, Customer, Delivery, Segment
+from services.vendors import SIGNATURE_HEADER, TIMESTAMP_HEADER, SimulatedVendor, sign, vendor_for
+from tests.conftest import error_of
+
+SECRET = "webhook-secret-for-tests"
+
+
+def _future(seconds):
+    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat()
+
+
+@pytest.fixture
+def engine_app(make_app):
+    return make_app(VENDOR_WEBHOOK_SECRET=SECRET, DISPATCH_BATCH_SIZE=3, VENDOR_RECEIPTS=False)
+
+
+@pytest.fixture
+def marketer(engine_app):
+    from security.roles import MARKETER
+    from tests.conftest import make_user, signed_in
+
+    return signed_in(engine_app, make_user(MARKETER, email="m@example.com"))
+
+
+def seed_people():
+    """Eight customers: Person 0..7, spending 0..700."""
+    docs = [{"name": f"Person {i}", "email": f"p{i}@shop.com", "totalSpend": float(i * 100),
+             "numVisits": i, "tags": ["vip"] if i % 2 else []} for i in range(8)]
+    Customer._get_collection().insert_many(docs)
+    return docs
+
+
+@pytest.fixture
+def people(engine_app):
+    return seed_people()
+
+
+def _create(client, **body):
+    payload = {"name": "Spring", "message": "Hi {{firstName}}, you spent {{totalSpend}}!",
+               "rules": [{"field": "totalSpend", "operator": ">=", "value": "300"}], **body}
+    response = client.post("/api/campaigns", json=payload)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+# --- creation ----------------------------------------------------------------------------------------
+BAD_CAMPAIGNS = [
+    ({"message": "Hi {{nickname}}"}, "message"),
+    ({"message": "{{ name.__class__ }}"}, "message"),
+    ({"message": "{% for x in y %}{% endfor %}"}, "message"),
+    ({"message": "{{ name | upper }}"}, "message"),
+    ({"message": "Hi {{ name"}, "message"),
+    ({"message": ""}, "message"),
+    ({"name": ""}, "name"),
+    ({"segmentId": "64b7f0000000000000000000"}, "rules"),
+    ({"rules": None}, "rules"),
+    ({"scheduledAt": "2001-01-01T00:00:00Z"}, "scheduledAt"),
+    ({"channel": "sms"}, "channel"),
+    ({"messagesPerSecond": 0}, "messagesPerSecond"),
+    ({"messagesPerSecond": "5"}, "messagesPerSecond"),
+    ({"rules": [{"field": "totalSpend", "operator": ">", "value": "x"}]}, "rules[0].value"),
+    ({"status": "completed"}, "status"),
+]
+
+
+@pytest.mark.parametrize("change, field", BAD_CAMPAIGNS)
+def test_bad_campaign_is_400_and_writes_nothing(marketer, change, field):
+    body = {"name": "Spring", "message": "Hi {{name}}",
+            "rules": [{"field": "totalSpend", "operator": ">", "value": "1"}], **change}
+    body = {k: v for k, v in body.items() if v is not None}
+    response = marketer.post("/api/campaigns", json=body)
+    assert response.status_code == 400, response.get_json()
+    assert field in response.get_json()["errors"]
+    assert Campaign.objects.count() == 0
+
+
+def test_unknown_segment_is_404(marketer):
+    response = marketer.post("/api/campaigns", json={
+        "name": "S", "message": "Hi", "segmentId": "64b7f0000000000000000000"})
+    assert response.status_code == 404 and Campaign.objects.count() == 0
+
+
+# --- sending -------------------------------------------------------------------------------------------
+def test_send_delivers_once_per_recipient_with_personal_messages(marketer, people):
+    campaign = _create(marketer)
+    assert campaign["status"] == "draft"
+    sent = marketer.post(f"/api/campaigns/{campaign['_id']}/send")
+    assert sent.status_code == 200
+    body = sent.get_json()
+    assert body["status"] == "completed"
+    assert body["stats"] == {"audienceSize": 5, "pending": 0, "sent": 5, "delivered": 0, "failed": 0,
+                             "total": 5, "failureReasons": []}
+    records = Delivery.objects(campaign_id=campaign["_id"]).order_by("email")
+    assert [r.email for r in records] == [f"p{i}@shop.com" for i in range(3, 8)]
+    assert records[0].message == "Hi Person, you spent 300!"
+    assert all(r.status == "SENT" and r.attempts == 1 and r.vendor_message_id for r in records)
+    again = marketer.post(f"/api/campaigns/{campaign['_id']}/send")
+    assert again.status_code == 409
+    assert error_of(again)["error"] == "Cannot send a campaign that is completed"
+
+
+def test_deliveries_listing(marketer, people):
+    campaign = _create(marketer)
+    marketer.post(f"/api/campaigns/{campaign['_id']}/send")
+    page = marketer.get(f"/api/campaigns/{campaign['_id']}/deliveries?per_page=2").get_json()
+    assert page["total"] == 5 and len(page["items"]) == 2
+    assert marketer.get(f"/api/campaigns/{campaign['_id']}/deliveries?status=FAILED").get_json()["total"] == 0
+    assert marketer.get(f"/api/campaigns/{campaign['_id']}/deliveries?status=nope").status_code == 400
+    assert marketer.get("/api/campaigns/64b7f0000000000000000000/deliveries").status_code == 404
+
+
+def test_exactly_once_when_plan_and_batches_run_again(engine_app, marketer, people):
+    campaign = _create(marketer)
+    marketer.post(f"/api/campaigns/{campaign['_id']}/send")
+    vendor = vendor_for(engine_app.config)
+    sends_before = len(vendor.sent)
+    Campaign.objects(pk=campaign["_id"]).update_one(set__status="sending", unset__plan_cursor=True)
+    with engine_app.app_context():
+        tokens = []
+        dispatch.plan(campaign["_id"], lambda cid, token: tokens.append(token))  # a redelivered plan
+        for token in Delivery.objects(campaign_id=campaign["_id"]).distinct("batch_token"):
+            assert dispatch.deliver_batch(campaign["_id"], token) == 0  # a redelivered batch
+    assert len(vendor.sent) == sends_before  # the vendor was not called again
+    records = Delivery.objects(campaign_id=campaign["_id"])
+    assert records.count() == 5
+    assert sorted(r.attempts for r in records) == [1] * 5  # nobody was sent twice
+
+
+def test_pause_resume_and_cancel(engine_app, marketer, people, monkeypatch):
+    campaign = _create(marketer, rules=[])
+    calls = []
+    original = dispatch._plan_batch
+
+    def pause_after_first_batch(campaign_doc, customers, enqueue):
+        result = original(campaign_doc, customers, enqueue)
+        calls.append(len(customers))
+        if len(calls) == 1:  # a marketer presses "pause" while the first batch goes out
+            assert marketer.post(f"/api/campaigns/{campaign['_id']}/pause").status_code == 200
+            return Campaign.objects.get(pk=campaign["_id"]).status == "sending" and result
+        return result
+
+    monkeypatch.setattr(dispatch, "_plan_batch", pause_after_first_batch)
+    paused = marketer.post(f"/api/campaigns/{campaign['_id']}/send")
+    assert paused.get_json()["status"] == "paused"
+    assert Delivery.objects(campaign_id=campaign["_id"]).count() == 3
+    assert marketer.post(f"/api/campaigns/{campaign['_id']}/pause").status_code == 409
+
+    resumed = marketer.post(f"/api/campaigns/{campaign['_id']}/resume").get_json()
+    assert resumed["status"] == "completed"
+    records = Delivery.objects(campaign_id=campaign["_id"])
+    assert records.count() == 8 and all(r.attempts == 1 for r in records)
+    assert marketer.post(f"/api/campaigns/{campaign['_id']}/cancel").status_code == 409
+
+    other = _create(marketer, name="Later")
+    cancelled = marketer.post(f"/api/campaigns/{other['_id']}/cancel").get_json()
+    assert cancelled["status"] == "cancelled"
+    assert marketer.post(f"/api/campaigns/{other['_id']}/send").status_code == 409
+    assert Delivery.objects(campaign_id=other["_id"]).count() == 0
+
+
+@pytest.mark.parametrize("action", ["send", "pause", "resume", "cancel", "retry-failed"])
+def test_actions_on_unknown_campaign_are_404(marketer, action):
+    assert marketer.post(f"/api/campaigns/64b7f0000000000000000000/{action}").status_code == 404
+    assert marketer.post(f"/api/campaigns/nope/{action}").status_code == 404
+
+
+def test_segment_is_evaluated_at_send_time(marketer, people):
+    segment = marketer.post("/api/segments", json={
+        "name": "VIPs", "rules": [{"field": "tags", "operator": "contains", "value": "vip"}]}).get_json()
+    campaign = marketer.post("/api/campaigns", json={
+        "name": "To VIPs", "message": "Hello {{name}}", "segmentId": segment["_id"]}).get_json()
+    marketer.patch(f"/api/segments/{segment['_id']}", json={
+        "rules": [{"field": "tags", "operator": "contains", "value": "vip"},
+                  {"field": "numVisits", "operator": ">", "value": "4"}]})
+    sent = marketer.post(f"/api/campaigns/{campaign['_id']}/send").get_json()
+    assert sent["stats"]["audienceSize"] == 2  # 5 and 7: the rules as they were at send time
+    assert marketer.delete(f"/api/segments/{segment['_id']}").status_code == 204
+
+
+# --- receipts ------------------------------------------------------------------------------------------
+def _signed(client, items, secret=SECRET, timestamp=None, raw=None):
+    body = raw if raw is not None else json.dumps(items).encode()
+    timestamp = str(timestamp if timestamp is not None else int(time.time()))
+    anon = client.application.test_client()
+    return anon.post("/api/delivery-receipts", data=body, content_type="application/json", headers={
+        TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(secret, timestamp, body)})
+
+
+@pytest.fixture
+def sent_campaign(marketer, people):
+    campaign = _create(marketer)
+    marketer.post(f"/api/campaigns/{campaign['_id']}/send")
+    return campaign, list(Delivery.objects(campaign_id=campaign["_id"]).order_by("email"))
+
+
+def test_receipts_apply_idempotently_and_report_per_item(marketer, sent_campaign):
+    campaign, records = sent_campaign
+    now = "2024-06-01T10:00:00Z"
+    items = [
+        {"deliveryId": str(records[0].pk), "status": "DELIVERED", "timestamp": now},
+        {"vendorMessageId": records[1].vendor_message_id, "status": "FAILED", "timestamp": now, "error": "mailbox_full"},
+        {"deliveryId": str(records[2].pk), "status": "FAILED", "timestamp": now, "error": "blocked"},
+        {"deliveryId": "64b7f0000000000000000000", "status": "DELIVERED", "timestamp": now},
+        {"deliveryId": str(records[3].pk), "status": "OPENED", "timestamp": now},
+        {"status": "DELIVERED", "timestamp": now},
+        "not an object",
+    ]
+    first = _signed(marketer, items)
+    assert first.status_code == 200
+    body = first.get_json()
+    assert (body["applied"], body["unchanged"], body["unknown"], body["invalid"]) == (3, 0, 1, 3)
+    assert [r["result"] for r in body["results"]] == ["applied"] * 3 + ["unknown"] + ["invalid"] * 3
+    assert "status" in body["results"][4]["errors"] and "deliveryId" in body["results"][5]["errors"]
+
+    stats = marketer.get(f"/api/campaigns/{campaign['_id']}").get_json()["stats"]
+    assert (stats["sent"], stats["delivered"], stats["failed"]) == (2, 1, 2)
+    assert stats["failureReasons"] == [{"reason": "blocked", "count": 1}, {"reason": "mailbox_full", "count": 1}]
+    assert Delivery.objects.get(pk=records[0].pk).delivered_at == datetime(2024, 6, 1, 10)
+
+    again = _signed(marketer, items[:3]).get_json()
+    assert (again["applied"], again["unchanged"]) == (0, 3)
+    late = _signed(marketer, [{"deliveryId": str(records[0].pk), "status": "FAILED", "timestamp": now}])
+    assert late.get_json()["unchanged"] == 1
+    assert Delivery.objects.get(pk=records[0].pk).status == "DELIVERED"
+
+
+@pytest.mark.parametrize(
+    "secret, timestamp, status",
+    [("wrong-secret", None, 401), (SECRET, int(time.time()) - 3600, 401), (SECRET, "soon", 401)],
+)
+def test_receipts_need_a_fresh_valid_signature(marketer, sent_campaign, secret, timestamp, status):
+    _, records = sent_campaign
+    items = [{"deliveryId": str(records[0].pk), "status": "DELIVERED", "timestamp": "2024-06-01T10:00:00Z"}]
+    response = _signed(marketer, items, secret=secret, timestamp=timestamp)
+    assert response.status_code == status
+    assert Delivery.objects.get(pk=records[0].pk).status == "SENT"
+
+
+def test_unsigned_receipts_are_401(engine_app):
+    response = engine_app.test_client().post("/api/delivery-receipts", json=[])
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("raw, status", [(b'{"a": 1}', 400), (b"[" + b"{}," * 1000 + b"{}]", 400),
+                                         (b"not json", 400)])
+def test_malformed_receipt_batches_are_400(marketer, raw, status):
+    assert _signed(marketer, None, raw=raw).status_code == status
+
+
+def test_retry_failed_resends_only_failed_recipients(marketer, sent_campaign):
+    campaign, records = sent_campaign
+    _signed(marketer, [{"deliveryId": str(r.pk), "status": "FAILED", "timestamp": "2024-06-01T10:00:00Z",
+                        "error": "mailbox_full"} for r in records[:2]]
+            + [{"deliveryId": str(records[2].pk), "status": "DELIVERED", "timestamp": "2024-06-01T10:00:00Z"}])
+    retried = marketer.post(f"/api/campaigns/{campaign['_id']}/retry-failed")
+    assert retried.status_code == 200 and retried.get_json()["status"] == "completed"
+    after = {r.pk: r for r in Delivery.objects(campaign_id=campaign["_id"])}
+    assert [after[r.pk].attempts for r in records] == [2, 2, 1, 1, 1]
+    assert [after[r.pk].status for r in records] == ["SENT", "SENT", "DELIVERED", "SENT", "SENT"]
+    assert len(after) == 5
+
+
+# --- webhook round trip through a real HTTP server ---------------------------------------------------
+def test_simulated_vendor_reports_outcomes_through_the_webhook(make_app):
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from security.roles import MARKETER
+    from tests.conftest import make_user, signed_in
+
+    app = make_app(VENDOR_WEBHOOK_SECRET=SECRET, VENDOR_RECEIPTS=True, VENDOR_RECEIPT_DELAY_S=0.05,
+                   VENDOR_SUCCESS_RATE=0.5, VENDOR_SEED="round-trip")
+    seed_people()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    app.config["VENDOR_RECEIPT_URL"] = f"http://127.0.0.1:{server.server_port}/api/delivery-receipts"
+    try:
+        client = signed_in(app, make_user(MARKETER, email="w@example.com"))
+        campaign = _create(client, rules=[])
+        client.post(f"/api/campaigns/{campaign['_id']}/send")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            stats = client.get(f"/api/campaigns/{campaign['_id']}").get_json()["stats"]
+            if stats["delivered"] + stats["failed"] == 8:
+                break
+            time.sleep(0.1)
+    finally:
+        server.shutdown()
+    vendor = SimulatedVendor(0.5, "round-trip")
+    expected = [vendor.outcome(r.vendor_message_id) for r in Delivery.objects(campaign_id=campaign["_id"])]
+    assert stats["delivered"] == sum(1 for status, _ in expected if status == "DELIVERED")
+    assert stats["failed"] == sum(1 for status, _ in expected if status == "FAILED")
+    assert 0 < stats["delivered"] < 8  # a seeded 50% rate: both outcomes occur
+    assert sum(r["count"] for r in stats["failureReasons"]) == stats["failed"]
+
+
+# --- scheduling ---------------------------------------------------------------------------------------
+def test_scheduled_campaign_starts_when_due(engine_app, marketer, people):
+    campaign = _create(marketer, scheduledAt=_future(3600))
+    assert campaign["status"] == "scheduled"
+    with engine_app.app_context():
+        assert start_due_campaigns() == 0
+        assert start_due_campaigns(now=datetime.utcnow() + timedelta(hours=2)) == 1
+    assert Campaign.objects.get(pk=campaign["_id"]).status == "completed"
+    assert Delivery.objects(campaign_id=campaign["_id"]).count() == 5
+
+
+def test_scheduled_campaign_can_be_sent_early_or_cancelled(marketer, people):
+    early = _create(marketer, scheduledAt=_future(3600))
+    assert marketer.post(f"/api/campaigns/{early['_id']}/send").get_json()["status"] == "completed"
+    later = _create(marketer, name="Later", scheduledAt=_future(3600))
+    assert marketer.post(f"/api/campaigns/{later['_id']}/cancel").get_json()["status"] == "cancelled"
+
+
+def test_rate_limited_campaign_is_paced(make_app):
+    from security.roles import MARKETER
+    from tests.conftest import make_user, signed_in
+
+    app = make_app(VENDOR_WEBHOOK_SECRET=SECRET, DISPATCH_BATCH_SIZE=2, VENDOR_RECEIPTS=False)
+    seed_people()
+    client = signed_in(app, make_user(MARKETER, email="r@example.com"))
+    campaign = _create(client, rules=[], messagesPerSecond=20)
+    started = time.monotonic()
+    assert client.post(f"/api/campaigns/{campaign['_id']}/send").get_json()["status"] == "completed"
+    assert time.monotonic() - started >= 7 / 20  # 8 messages at 20 per second
+    sent_at = sorted(r.sent_at for r in Delivery.objects(campaign_id=campaign["_id"]))
+    assert sent_at[-1] - sent_at[0] >= timedelta(seconds=0.2)
+
+
+# --- segments -----------------------------------------------------------------------------------------
+def test_segment_crud_and_preview(marketer, people):
+    rules = [{"field": "totalSpend", "operator": "between", "value": ["200", "500"]}]
+    preview = marketer.post("/api/segments/preview", json={"rules": rules}).get_json()
+    assert preview["audienceSize"] == 4
+    assert preview["sample"][0] == {"name": "Person 2", "email": "p2@shop.com"}
+    created = marketer.post("/api/segments", json={"name": "Mid", "rules": rules})
+    assert created.status_code == 201
+    segment = created.get_json()
+    assert segment["rules"] == rules and segment["logicalOperator"] == "AND"
+    assert marketer.post("/api/segments", json={"name": "Mid", "rules": []}).status_code == 409
+    assert marketer.get("/api/segments").get_json()["total"] == 1
+    renamed = marketer.patch(f"/api/segments/{segment['_id']}", json={"name": "Middle"}).get_json()
+    assert renamed["name"] == "Middle" and renamed["rules"] == rules
+    assert marketer.patch(f"/api/segments/{segment['_id']}", json={}).status_code == 400
+    assert marketer.delete(f"/api/segments/{segment['_id']}").status_code == 204
+    assert marketer.get(f"/api/segments/{segment['_id']}").status_code == 404
+    assert Segment.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [({"rules": []}, "name"), ({"name": "X"}, "rules"),
+     ({"name": "X", "rules": [{"op": "AND", "rules": [{"field": "x", "operator": "=", "value": "1"}]}]},
+      "rules[0].rules[0].field"),
+     ({"name": "X", "rules": {"$where": "1"}}, "rules")],
+)
+def test_bad_segments_are_400(marketer, body, field):
+    response = marketer.post("/api/segments", json=body)
+    assert response.status_code == 400 and field in response.get_json()["errors"]
+    assert Segment.objects.count() == 0
+
+
+def test_segment_in_use_cannot_be_deleted(marketer, people):
+    segment = marketer.post("/api/segments", json={"name": "All", "rules": []}).get_json()
+    marketer.post("/api/campaigns", json={"name": "Soon", "message": "Hi", "segmentId": segment["_id"],
+                                          "scheduledAt": _future(3600)})
+    assert marketer.delete(f"/api/segments/{segment['_id']}").status_code == 409
+
+
+def test_viewer_cannot_send(engine_app, marketer, people):
+    from security.roles import VIEWER
+    from tests.conftest import make_user, signed_in
+
+    viewer_client = signed_in(engine_app, make_user(VIEWER, email="v@example.com"))
+    campaign = _create(marketer)
+    assert viewer_client.post(f"/api/campaigns/{campaign['_id']}/send").status_code == 403
+    assert viewer_client.get(f"/api/campaigns/{campaign['_id']}").status_code == 200
