@@ -119,7 +119,9 @@ class SimulatedVendor:
 
     def __init__(self, success_rate, seed, reporter=None):
         self.success_rate, self.seed, self.reporter = success_rate, seed, reporter
-        self.sent = []  # message ids accepted by this instance (tests and benchmarks read it)
+        self.sent = []  # every message id handed to this vendor (tests and benchmarks read it)
+        self.accepted = set()  # like a provider's idempotency key: one message id, one delivery
+        self._lock = threading.Lock()
 
     @contextmanager
     def session(self):
@@ -134,8 +136,12 @@ class SimulatedVendor:
         return "FAILED", rng.choice(FAILURE_REASONS)
 
     def send(self, message):
-        """Accept the message; its receipt follows asynchronously."""
-        self.sent.append(message.message_id)
+        """Accept the message (once per message id); its receipt follows asynchronously."""
+        with self._lock:
+            self.sent.append(message.message_id)
+            if message.message_id in self.accepted:
+                return
+            self.accepted.add(message.message_id)
         if self.reporter is not None:
             status, reason = self.outcome(message.message_id)
             receipt = {"deliveryId": message.delivery_id, "vendorMessageId": message.message_id,

@@ -215,3 +215,12 @@ def redis_url():
     client.flushdb()
     yield url
     client.flushdb()
+
+
+@pytest.fixture
+def rabbitmq_url():
+    """The real RabbitMQ (guest/guest on 127.0.0.1:5672 unless TEST_AMQP_URL says otherwise)."""
+    url = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    parsed = urlparse(url)
+    require_service("RabbitMQ", parsed.hostname or "127.0.0.1", parsed.port or 5672)
+    return url

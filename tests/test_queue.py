@@ -1,0 +1,146 @@
+"""Dispatch through the real RabbitMQ with a Celery worker, and domain events on the topic exchange.
+
+The worker runs in this process (``celery.contrib.testing.worker.start_worker``), so it shares the
+embedded database; messages really go through RabbitMQ.
+"""
+import time
+import uuid
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from kombu import Connection, Queue
+
+from models import Campaign, Customer, Delivery
+from security.roles import MARKETER
+from services.events import EXCHANGE
+from tests.conftest import make_user, signed_in
+
+SECRET = "webhook-secret-for-tests"
+
+
+@pytest.fixture
+def broker_app(make_app, rabbitmq_url):
+    queue = f"crm-test-{uuid.uuid4().hex[:12]}"
+    app = make_app(CELERY_BROKER_URL=rabbitmq_url, CELERY_QUEUE=queue, DISPATCH_BATCH_SIZE=3,
+                   VENDOR_RECEIPTS=False, VENDOR_WEBHOOK_SECRET=SECRET)
+    # Without AMQP heartbeats the in-process test worker stops in about a second instead of ten.
+    app.extensions["celery"].conf.broker_heartbeat = 0
+    Customer._get_collection().insert_many(
+        [{"name": f"Person {i}", "email": f"p{i}@shop.com", "totalSpend": float(i)} for i in range(10)]
+    )
+    yield app
+    with Connection(rabbitmq_url) as connection:  # leave nothing behind on the broker
+        Queue(queue, channel=connection.channel()).delete()
+
+
+@pytest.fixture
+def event_queue(rabbitmq_url):
+    """A temporary queue bound to ``campaign.#`` on the events exchange; yields a drain function."""
+    connection = Connection(rabbitmq_url)
+    channel = connection.channel()
+    queue = Queue(f"crm-test-events-{uuid.uuid4().hex[:8]}", exchange=EXCHANGE, routing_key="campaign.#",
+                  auto_delete=True, channel=channel)
+    queue.declare()
+
+    def drain():
+        events = []
+        while (message := queue.get(no_ack=True)) is not None:
+            events.append(message.payload)
+        return events
+
+    yield drain
+    queue.delete()
+    connection.release()
+
+
+def _wait_for(predicate, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_campaign_is_dispatched_by_a_worker_through_rabbitmq(broker_app, event_queue):
+    client = signed_in(broker_app, make_user(MARKETER, email="m@example.com"))
+    celery = broker_app.extensions["celery"]
+    assert celery.conf.task_always_eager is False and celery.conf.task_acks_late is True
+    campaign = client.post("/api/campaigns", json={"name": "Queued", "message": "Hi {{name}}",
+                                                   "rules": []}).get_json()
+    sent = client.post(f"/api/campaigns/{campaign['_id']}/send")
+    assert sent.get_json()["status"] == "sending"  # answered before any delivery: the worker does it
+    assert Delivery.objects.count() == 0
+
+    with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        done = _wait_for(lambda: Campaign.objects.get(pk=campaign["_id"]).status == "completed")
+    assert done, Campaign.objects.get(pk=campaign["_id"]).status
+    records = Delivery.objects(campaign_id=campaign["_id"])
+    assert records.count() == 10
+    assert {r.customer_id for r in records} == {c.pk for c in Customer.objects}
+    assert all(r.status == "SENT" and r.attempts == 1 for r in records)
+
+    events = event_queue()
+    names = [e["event"] for e in events if e["campaignId"] == campaign["_id"]]
+    assert names == ["campaign.created", "campaign.sending", "campaign.completed"]
+
+
+def test_a_batch_delivered_twice_by_the_broker_sends_once(broker_app):
+    """acks_late means a batch can come again (e.g. its worker died): it must not send twice."""
+    import tasks
+    from services.vendors import vendor_for
+
+    client = signed_in(broker_app, make_user(MARKETER, email="m@example.com"))
+    celery = broker_app.extensions["celery"]
+    campaign = client.post("/api/campaigns", json={"name": "Twice", "message": "Hi", "rules": []}).get_json()
+    client.post(f"/api/campaigns/{campaign['_id']}/send")
+    with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        assert _wait_for(lambda: Campaign.objects.get(pk=campaign["_id"]).status == "completed")
+        vendor = vendor_for(broker_app.config)
+        before = len(vendor.sent)
+        for token in Delivery.objects(campaign_id=campaign["_id"]).distinct("batch_token"):
+            tasks.deliver_batch.delay(campaign["_id"], token)  # the broker hands every batch out again
+        tasks.plan_campaign.delay(campaign["_id"])
+        time.sleep(2)
+    assert len(vendor.sent) == before
+    assert Delivery.objects(campaign_id=campaign["_id"]).count() == 10
+
+
+class WorkerDied(Exception):
+    """Stands for the worker process dying in the middle of a batch."""
+
+
+def test_worker_dying_mid_batch_loses_nothing_and_duplicates_nothing(broker_app, monkeypatch):
+    """The batch's message was not acknowledged, so RabbitMQ hands it out again; each recipient
+    still gets exactly one delivery record, and no message reaches the vendor's recipient twice."""
+    from services.vendors import SimulatedVendor, vendor_for
+
+    broker_app.config["DISPATCH_CLAIM_LEASE_S"] = 1
+    client = signed_in(broker_app, make_user(MARKETER, email="m@example.com"))
+    celery = broker_app.extensions["celery"]
+    campaign = client.post("/api/campaigns", json={"name": "Crash", "message": "Hi", "rules": []}).get_json()
+    client.post(f"/api/campaigns/{campaign['_id']}/send")
+
+    original_send, handed, running = SimulatedVendor.send, [], {}
+
+    def send_then_die(self, message):
+        handed.append(message.message_id)
+        if len(handed) == 3 and "crashed" not in running:
+            running["crashed"] = True
+            running["worker"].consumer.connection.collect()  # the process is gone: no ack will come
+            raise WorkerDied()
+        return original_send(self, message)
+
+    monkeypatch.setattr(SimulatedVendor, "send", send_then_die)
+    with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
+        running["worker"] = worker
+        done = _wait_for(lambda: Campaign.objects.get(pk=campaign["_id"]).status == "completed", timeout=45)
+    assert running.get("crashed")
+    assert done, Campaign.objects.get(pk=campaign["_id"]).status
+    records = Delivery.objects(campaign_id=campaign["_id"])
+    assert records.count() == 10
+    assert {r.customer_id for r in records} == {c.pk for c in Customer.objects}
+    assert all(r.status == "SENT" and r.attempts == 1 for r in records)
+    vendor = vendor_for(broker_app.config)
+    assert len(vendor.accepted) == 10  # each recipient's message accepted once
+    assert len(handed) > 10  # the dead worker's in-flight messages were handed over again
