@@ -22,4 +22,13 @@ if ! up 6379; then
     echo "Redis is not running and redis-server is not installed: Redis tests will skip." >&2
   fi
 fi
+if ! up 5672; then
+  if command -v rabbitmq-server >/dev/null; then
+    echo "Starting RabbitMQ on 127.0.0.1:5672..." >&2
+    rabbitmq-server -detached >/dev/null 2>&1
+    wait_for 5672 RabbitMQ
+  else
+    echo "RabbitMQ is not running and rabbitmq-server is not installed: queue tests will skip." >&2
+  fi
+fi
 exit 0
