@@ -38,5 +38,18 @@ def redispatch(campaign_id):
 
 @shared_task(name="crm.start_due_campaigns")
 def start_due_campaigns():
-    """Beat: start scheduled campaigns whose time has come."""
-    return _start_due()
+    """Beat: start scheduled campaigns whose time has come, and re-queue stalled work."""
+    started = _start_due()
+    requeue_stalled()
+    return started
+
+
+def requeue_stalled():
+    """Plan again or deliver again whatever a lost task or a dead worker left behind."""
+    replan, batches = dispatch.stalled_work()
+    for campaign_id in replan:
+        plan_campaign.delay(campaign_id)
+    for campaign_id, tokens in batches.items():
+        for token in tokens:
+            deliver_batch.delay(campaign_id, token)
+    return len(replan), sum(len(tokens) for tokens in batches.values())

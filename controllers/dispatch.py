@@ -173,21 +173,27 @@ def deliver_batch(campaign_id, token, worker=None):
                     failed.setdefault(str(exc)[:200], []).append(record["_id"])
     except VendorUnavailable as exc:
         log.warning("vendor unavailable for batch %s: %s (sent %d before)", token, exc, len(sent))
-        _record(token, worker, sent, failed)
+        _record(token, worker, sent, failed, everything_attempted=False)
         _release(token, worker)
         raise
-    _record(token, worker, sent, failed)
+    _record(token, worker, sent, failed, everything_attempted=True)
     finish_if_done(campaign_id)
     return Delivery.objects(batch_token=token, status=PENDING).count()
 
 
-def _record(token, worker, sent, failed):
-    """All outcomes of a batch in one bulk write (only records still PENDING under our claim)."""
+def _record(token, worker, sent, failed, everything_attempted):
+    """All outcomes of a batch in one bulk write (only records still PENDING under our claim).
+
+    When every claimed record was attempted, the sent ones are "all of mine but the failures",
+    which spares the database a large ``$in`` list.
+    """
     now = utcnow()
     mine = {"batch": token, "status": PENDING, "claimedBy": worker}
+    failed_ids = [i for ids in failed.values() for i in ids]
     operations = []
     if sent:
-        operations.append(UpdateMany({**mine, "_id": {"$in": sent}}, {
+        which = {"$nin": failed_ids} if everything_attempted else {"$in": sent}
+        operations.append(UpdateMany({**mine, "_id": which}, {
             "$set": {"status": SENT, "sentAt": now, "error": None}, "$inc": {"attempts": 1}}))
     for reason, ids in failed.items():
         operations.append(UpdateMany({**mine, "_id": {"$in": ids}}, {
@@ -200,6 +206,29 @@ def _release(token, worker):
     Delivery._get_collection().update_many(
         {"batch": token, "status": PENDING, "claimedBy": worker}, {"$set": {"claimedBy": None}}
     )
+
+
+def stalled_work(now=None):
+    """``(campaign ids to plan again, {campaign id: [batch tokens to deliver again]})``.
+
+    A batch is stalled when its PENDING records are unclaimed or their claim expired, and they are
+    older than the lease (its task was lost, or its worker died). A plan is stalled when a sending
+    campaign has not finished planning and has not moved for a lease. Re-queuing is safe: the unique
+    index and the claims keep every recipient exactly-once.
+    """
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=current_app.config["DISPATCH_CLAIM_LEASE_S"])
+    sending = list(Campaign.objects(status=SENDING).only("id", "planned", "updated_at"))
+    replan = [str(c.pk) for c in sending if c.planned is None and c.updated_at and c.updated_at < cutoff]
+    batches = {}
+    for campaign in sending:
+        tokens = Delivery._get_collection().distinct("batch", {
+            "campaign": campaign.pk, "status": PENDING, "createdAt": {"$lt": cutoff},
+            "$or": [{"claimedBy": None}, {"claimedAt": {"$lt": cutoff}}],
+        })
+        if tokens:
+            batches[str(campaign.pk)] = tokens
+    return replan, batches
 
 
 def pending_batches(campaign_id):

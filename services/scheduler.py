@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 def start_poller(app):
     """A daemon thread calling :func:`controllers.campaigns.start_due_campaigns` periodically."""
-    from controllers.campaigns import start_due_campaigns
+    from tasks import start_due_campaigns
 
     stop = threading.Event()
 

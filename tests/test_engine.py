@@ -385,3 +385,23 @@ def test_viewer_cannot_send(engine_app, marketer, people):
     campaign = _create(marketer)
     assert viewer_client.post(f"/api/campaigns/{campaign['_id']}/send").status_code == 403
     assert viewer_client.get(f"/api/campaigns/{campaign['_id']}").status_code == 200
+
+
+def test_sweep_requeues_lost_batches_and_stalled_plans(engine_app, marketer, people):
+    """A batch whose task was lost, or whose worker died holding it, is delivered by the sweep."""
+    import tasks
+
+    campaign = _create(marketer)
+    marketer.post(f"/api/campaigns/{campaign['_id']}/send")
+    # Make it look as if a worker died mid-campaign: records pending, claimed an hour ago.
+    hour_ago = datetime.utcnow() - timedelta(hours=1)
+    Campaign.objects(pk=campaign["_id"]).update_one(set__status="sending")
+    Delivery._get_collection().update_many(
+        {"campaign": Campaign.objects.get(pk=campaign["_id"]).pk},
+        {"$set": {"status": "PENDING", "claimedBy": "dead-worker", "claimedAt": hour_ago, "createdAt": hour_ago}},
+    )
+    with engine_app.app_context():
+        assert tasks.requeue_stalled() == (0, 2)  # two batches of three
+        assert tasks.requeue_stalled() == (0, 0)
+    assert Campaign.objects.get(pk=campaign["_id"]).status == "completed"
+    assert all(r.status == "SENT" and r.attempts == 2 for r in Delivery.objects(campaign_id=campaign["_id"]))

@@ -113,6 +113,7 @@ class WorkerDied(Exception):
 def test_worker_dying_mid_batch_loses_nothing_and_duplicates_nothing(broker_app, monkeypatch):
     """The batch's message was not acknowledged, so RabbitMQ hands it out again; each recipient
     still gets exactly one delivery record, and no message reaches the vendor's recipient twice."""
+    import tasks
     from services.vendors import SimulatedVendor, vendor_for
 
     broker_app.config["DISPATCH_CLAIM_LEASE_S"] = 1
@@ -134,7 +135,15 @@ def test_worker_dying_mid_batch_loses_nothing_and_duplicates_nothing(broker_app,
     monkeypatch.setattr(SimulatedVendor, "send", send_then_die)
     with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
         running["worker"] = worker
-        done = _wait_for(lambda: Campaign.objects.get(pk=campaign["_id"]).status == "completed", timeout=45)
+        assert _wait_for(lambda: "crashed" in running, timeout=20)
+    # Worker A is gone. RabbitMQ requeued its unacknowledged batch; a replacement worker takes over,
+    # and should that message be lost too, beat's sweep re-queues the batch once its claim expired.
+    completed = lambda: Campaign.objects.get(pk=campaign["_id"]).status == "completed"  # noqa: E731
+    with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        if not _wait_for(completed, timeout=10):
+            time.sleep(1.1)  # past the claim lease
+            tasks.start_due_campaigns.delay()
+        done = _wait_for(completed, timeout=30)
     assert running.get("crashed")
     assert done, Campaign.objects.get(pk=campaign["_id"]).status
     records = Delivery.objects(campaign_id=campaign["_id"])

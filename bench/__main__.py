@@ -1,0 +1,197 @@
+"""Benchmarks: ratios against a baseline measured in the same run, on the same store.
+
+    ./scripts/bench.sh                       # embedded store, default sizes
+    BENCH_DISPATCH=10000 BENCH_AUDIENCE=100000 ./scripts/bench.sh
+    MONGO_URI=mongodb://localhost/crm_bench ./scripts/bench.sh   # a real MongoDB (database is dropped)
+
+1. dispatch: N recipients through the simulated vendor, as delivery records written per second,
+   divided by a raw ``insert_many`` (batches of 500) of the same documents. Each side runs in its own
+   process on the same data and reports its peak RSS; the dispatcher's own share of memory is the
+   difference (the embedded store holds the same records in both), beside the BSON size stored.
+2. audience: the API's count for a 6-rule nested tree (validate + compile + count) divided by a bare
+   ``count_documents`` of the compiled query, on N customers.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def _sizes(name, default):
+    return [int(x) for x in os.environ.get(name, default).split(",") if x.strip()]
+
+
+def _app():
+    from app import create_app
+
+    return create_app({
+        "APP_ENV": "testing", "TESTING": True, "LOG_LEVEL": "WARNING", "MONGO_DB": "crm_bench",
+        "VENDOR_RECEIPTS": False, "SCHEDULER_ENABLED": False, "RATELIMIT_ENABLED": False,
+    })
+
+
+def _customers(n):
+    return [{"name": f"Customer {i}", "email": f"c{i}@example.com", "totalSpend": float(i % 1000),
+             "numVisits": i % 7, "tags": ["vip"] if i % 10 == 0 else []} for i in range(n)]
+
+
+def _rss_mb():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _peak_rss_mb():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def dispatch_one(n, mode):
+    """In a child process: ``dispatch`` n recipients, or ``insert`` the same records raw.
+
+    Prints one JSON line with the elapsed time, peak RSS and the BSON size stored.
+    """
+    import bson
+    import mongoengine
+
+    from controllers import dispatch
+    from models import Campaign, Customer, Delivery
+
+    app = _app()
+    with app.app_context():
+        db = mongoengine.get_db()
+        db.client.drop_database(db.name)
+        embedded = not app.config.get("MONGO_URI")
+        if embedded:
+            # mongomock checks a unique index by scanning the collection on every insert (quadratic):
+            # on the embedded store both sides run without indexes; with MONGO_URI both have them.
+            Delivery._meta["auto_create_index"] = False
+        else:
+            Delivery.ensure_indexes()
+        Customer._get_collection().insert_many(_customers(n))
+        campaign = Campaign(name="Bench", message="Hi {{firstName}}, you spent {{totalSpend}}",
+                            rules={"op": "AND", "rules": []}, status="sending").save()
+        rss_before = _rss_mb()
+        started = time.perf_counter()
+        if mode == "dispatch":
+            dispatch.plan(str(campaign.pk), lambda cid, token: dispatch.deliver_batch(cid, token))
+            assert Campaign.objects.get(pk=campaign.pk).status == "completed"
+        else:
+            _insert_like_dispatch(campaign, Customer._get_collection().find().sort("_id", 1), app)
+        elapsed = time.perf_counter() - started
+        rss_peak = _peak_rss_mb()
+        deliveries = Delivery._get_collection()
+        assert deliveries.count_documents({"campaign": campaign.pk}) == n
+        bson_bytes = sum(len(bson.encode(doc)) for doc in deliveries.find()) + sum(
+            len(bson.encode(doc)) for doc in Customer._get_collection().find())
+        db.client.drop_database(db.name)
+    print(json.dumps({"n": n, "mode": mode, "store": "MongoDB" if not embedded else "embedded (mongomock)",
+                      "seconds": elapsed, "rss_before_mb": rss_before, "rss_peak_mb": rss_peak,
+                      "bson_mb": bson_bytes / 2**20}))
+
+
+def _insert_like_dispatch(campaign, customers, app):
+    """The baseline: the same delivery documents (status SENT, as dispatch leaves them), raw insert_many."""
+    from bson import ObjectId
+
+    from controllers.messages import render
+    from models import Delivery
+    from models.base import utcnow
+
+    collection, batch, now = Delivery._get_collection(), [], utcnow()
+    for customer in customers:
+        delivery_id = ObjectId()
+        batch.append({"_id": delivery_id, "campaign": campaign.pk, "customer": customer["_id"],
+                      "email": customer["email"], "message": render(campaign.message, customer),
+                      "status": "SENT", "vendorMessageId": f"<{delivery_id}@crm.local>", "attempts": 1,
+                      "batch": "baseline", "createdAt": now, "sentAt": now})
+        if len(batch) == 500:
+            collection.insert_many(batch, ordered=False)
+            batch = []
+    if batch:
+        collection.insert_many(batch, ordered=False)
+
+
+def _child(n, mode):
+    out = subprocess.run([sys.executable, "-m", "bench", "--dispatch-one", str(n), mode], cwd=ROOT,
+                         capture_output=True, text=True, check=False)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode or not lines:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(lines[-1])
+
+
+def audience(n, repeats=3):
+    """The API path's count vs. a bare count_documents, on ``n`` customers."""
+    import mongoengine
+
+    from controllers.campaigns import audience_size
+    from models import Customer
+    from schemas.campaign import AudienceIn
+    from segments import as_group, compile_group
+
+    body = {"logicalOperator": "AND", "rules": [
+        {"field": "totalSpend", "operator": ">", "value": "100"},
+        {"op": "OR", "rules": [
+            {"field": "numVisits", "operator": "in", "value": "1,3,5"},
+            {"field": "tags", "operator": "contains", "value": "vip"},
+            {"op": "AND", "rules": [
+                {"field": "emailDomain", "operator": "=", "value": "example.com"},
+                {"field": "name", "operator": "startsWith", "value": "Customer 1"},
+            ]},
+        ]},
+        {"field": "lastVisitDate", "operator": "notWithinLastDays", "value": "90"},
+    ]}
+    app = _app()
+    with app.app_context():
+        db = mongoengine.get_db()
+        db.client.drop_database(db.name)
+        Customer._get_collection().insert_many(_customers(n))
+        schema = AudienceIn()
+        api, bare = [], []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            data = schema.load(body)
+            api_count = audience_size(data)
+            api.append(time.perf_counter() - started)
+            query = compile_group(as_group(data["rules"], data["logical_operator"]))
+            started = time.perf_counter()
+            bare_count = Customer._get_collection().count_documents(query)
+            bare.append(time.perf_counter() - started)
+            assert api_count == bare_count
+        db.client.drop_database(db.name)
+    api_s, bare_s = statistics.median(api), statistics.median(bare)
+    return {"n": n, "matches": api_count, "api_s": round(api_s, 3), "count_documents_s": round(bare_s, 3),
+            "ratio": round(api_s / bare_s, 3)}
+
+
+def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--dispatch-one":
+        dispatch_one(int(sys.argv[2]), sys.argv[3])
+        return
+    print("== dispatch through the simulated vendor (goal: ratio >= 0.5; dispatcher memory < 150 MB)")
+    for n in _sizes("BENCH_DISPATCH", "2000,10000"):
+        d, b = _child(n, "dispatch"), _child(n, "insert")
+        print(f"n={n:>9,} [{d['store']}] dispatch {d['seconds']:.2f}s ({n / d['seconds']:,.0f} records/s)"
+              f" | raw insert_many {b['seconds']:.2f}s ({n / b['seconds']:,.0f}/s)"
+              f" | ratio {b['seconds'] / d['seconds']:.3f}")
+        print(f"{'':13}peak RSS: dispatch {d['rss_peak_mb']:.1f} MB, raw insert {b['rss_peak_mb']:.1f} MB"
+              f" (both from {d['rss_before_mb']:.1f} MB); BSON stored {d['bson_mb']:.1f} MB;"
+              f" dispatcher's own share {d['rss_peak_mb'] - b['rss_peak_mb']:+.1f} MB")
+    print("== audience count: API path / count_documents (goal: ratio <= 1.2)")
+    for n in _sizes("BENCH_AUDIENCE", "100000"):
+        r = audience(n)
+        print(f"n={n:>8,}: {r['matches']:,} match; API {r['api_s']}s vs count_documents"
+              f" {r['count_documents_s']}s | ratio {r['ratio']}")
+
+
+if __name__ == "__main__":
+    main()
