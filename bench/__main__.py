@@ -1,7 +1,7 @@
 """Benchmarks: ratios against a baseline measured in the same run, on the same store.
 
     ./scripts/bench.sh                       # embedded store, default sizes
-    BENCH_DISPATCH=10000 BENCH_AUDIENCE=100000 ./scripts/bench.sh
+    BENCH_DISPATCH=10000 BENCH_AUDIENCE=100000 BENCH_REPEATS=1 ./scripts/bench.sh
     MONGO_URI=mongodb://localhost/crm_bench ./scripts/bench.sh   # a real MongoDB (database is dropped)
 
 1. dispatch: N recipients through the simulated vendor, as delivery records written per second,
@@ -188,7 +188,7 @@ def main():
               f" dispatcher's own share {d['rss_peak_mb'] - b['rss_peak_mb']:+.1f} MB")
     print("== audience count: API path / count_documents (goal: ratio <= 1.2)")
     for n in _sizes("BENCH_AUDIENCE", "100000"):
-        r = audience(n)
+        r = audience(n, repeats=int(os.environ.get("BENCH_REPEATS", "3")))
         print(f"n={n:>8,}: {r['matches']:,} match; API {r['api_s']}s vs count_documents"
               f" {r['count_documents_s']}s | ratio {r['ratio']}")
 

@@ -1,17 +1,10 @@
 """Reading the audit log."""
-from controllers.common import paginate
+from controllers.common import filters_from, paginate
 from models import AuditEvent
 
 
 def list_events(query):
     """Newest first, filtered by action, actor and time."""
-    filters = {}
-    if "action" in query:
-        filters["action"] = query["action"]
-    if "actor" in query:
-        filters["actor_id"] = query["actor"]
-    if "date_from" in query:
-        filters["at__gte"] = query["date_from"]
-    if "date_to" in query:
-        filters["at__lte"] = query["date_to"]
+    filters = filters_from(query, {"action": "action", "actor": "actor_id",
+                                   "date_from": "at__gte", "date_to": "at__lte"})
     return paginate(AuditEvent.objects(**filters).order_by("-at", "-id"), query["page"], query["per_page"])

@@ -19,6 +19,28 @@ def get_or_404(document_cls, resource, ident):
     return doc
 
 
+def filters_from(query, mapping):
+    """MongoEngine filters from validated query fields: ``{"date_from": "date__gte"}`` style."""
+    return {target: query[name] for name, target in mapping.items() if name in query}
+
+
+def modify_or_404(document_cls, resource, ident, duplicate_error=None, **changes):
+    """One atomic update returning the new document; 404 if it does not exist, ``duplicate_error``
+    (a 409) when a unique index refuses the change."""
+    from mongoengine.errors import NotUniqueError
+
+    pk = object_id_or_404(resource, ident)
+    try:
+        document = document_cls.objects(pk=pk).modify(new=True, **changes)
+    except NotUniqueError as exc:
+        if duplicate_error is None:
+            raise
+        raise duplicate_error from exc
+    if document is None:
+        raise ApiError.not_found(resource, ident)
+    return document
+
+
 def paginate(queryset, page, per_page):
     """One page of ``queryset`` and the total, both computed by the database."""
     total = queryset.count()

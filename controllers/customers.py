@@ -3,7 +3,7 @@ import re
 
 from mongoengine.errors import NotUniqueError
 
-from controllers.common import get_or_404, object_id_or_404, paginate, user_id
+from controllers.common import get_or_404, modify_or_404, object_id_or_404, paginate, user_id
 from errors import ApiError
 from models import Customer, Order
 from models.base import utcnow
@@ -58,15 +58,9 @@ def get_customer(customer_id):
 
 def update_customer(customer_id, data):
     """Change name and/or email in one atomic update."""
-    pk = object_id_or_404("customer", customer_id)
     updates = {f"set__{name}": value for name, value in data.items()}
-    try:
-        customer = Customer.objects(pk=pk).modify(new=True, set__updated_at=utcnow(), **updates)
-    except NotUniqueError as exc:
-        raise _duplicate_email() from exc
-    if customer is None:
-        raise ApiError.not_found("customer", customer_id)
-    return customer
+    return modify_or_404(Customer, "customer", customer_id, _duplicate_email(),
+                         set__updated_at=utcnow(), **updates)
 
 
 def delete_customer(customer_id):

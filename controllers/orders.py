@@ -1,5 +1,5 @@
 """Order operations; recording an order credits its customer atomically."""
-from controllers.common import get_or_404, paginate, user_id
+from controllers.common import filters_from, get_or_404, paginate, user_id
 from errors import ApiError
 from models import Customer, Order
 from models.base import utcnow
@@ -35,13 +35,8 @@ def create_order(data, actor=None):
 
 def list_orders(query):
     """Filter by customer and date range, newest first, paginated in the database."""
-    filters = {}
-    if "customer_id" in query:
-        filters["customer_id"] = query["customer_id"]
-    if "date_from" in query:
-        filters["date__gte"] = query["date_from"]
-    if "date_to" in query:
-        filters["date__lte"] = query["date_to"]
+    filters = filters_from(query, {"customer_id": "customer_id", "date_from": "date__gte",
+                                   "date_to": "date__lte"})
     queryset = Order.objects(**filters).order_by("-date", "-id")
     return paginate(queryset, query["page"], query["per_page"])
 

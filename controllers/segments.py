@@ -1,7 +1,7 @@
 """Saved segments and audience previews."""
 from mongoengine.errors import NotUniqueError
 
-from controllers.common import get_or_404, object_id_or_404, paginate, user_id
+from controllers.common import get_or_404, modify_or_404, object_id_or_404, paginate, user_id
 from errors import ApiError
 from models import Campaign, Customer, Segment
 from models.base import utcnow
@@ -38,19 +38,12 @@ def get_segment(segment_id):
 
 def update_segment(segment_id, data):
     """Rename and/or replace the rules."""
-    pk = object_id_or_404("segment", segment_id)
     changes = {"set__updated_at": utcnow()}
     if "name" in data:
         changes["set__name"] = data["name"]
     if "rules" in data:
         changes["set__rules"] = as_group(data["rules"], data.get("logical_operator", "AND"))
-    try:
-        segment = Segment.objects(pk=pk).modify(new=True, **changes)
-    except NotUniqueError as exc:
-        raise _duplicate() from exc
-    if segment is None:
-        raise ApiError.not_found("segment", segment_id)
-    return segment
+    return modify_or_404(Segment, "segment", segment_id, _duplicate(), **changes)
 
 
 def delete_segment(segment_id):

@@ -2,7 +2,6 @@
 import os
 
 from flask import request, send_from_directory
-from werkzeug.exceptions import NotFound
 from werkzeug.security import safe_join
 
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from models import ApiKey, AuditEvent, Customer, User
+from models import AuditEvent, Customer, User
 from security.policy import POLICY, PUBLIC, policy_key
 from security.roles import ADMIN, MARKETER, RANK, VIEWER
 from security.sessions import CREATED, SEEN
