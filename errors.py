@@ -96,7 +96,9 @@ def register_error_handlers(app):
 
     @app.errorhandler(ApiError)
     def handle_api_error(exc):
-        return error_response(exc.status, exc.message, exc.errors)
+        response = error_response(exc.status, exc.message, exc.errors)
+        response.headers.update(getattr(exc, "headers", None) or {})
+        return response
 
     @app.errorhandler(ValidationError)
     def handle_validation_error(exc):

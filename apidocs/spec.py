@@ -30,6 +30,8 @@ TAGS = {
     "api_keys": "API keys",
     "audit": "Audit",
     "segments": "Segments",
+    "ai": "AI assistant",
+    "gemini": "AI assistant",
     "receipts": "Delivery receipts",
 }
 LEGACY_TAG = "Unprefixed aliases"
@@ -41,7 +43,9 @@ ERROR_RESPONSES = {
     409: ("Conflict", "Duplicate of existing data"),
     413: ("PayloadTooLarge", "Body over MAX_CONTENT_LENGTH"),
     415: ("UnsupportedMediaType", "Body is not application/json"),
+    422: ("Unprocessable", "The request was understood but refused (e.g. blocked by safety filters)"),
     429: ("TooManyRequests", "Rate limit exceeded; see Retry-After"),
+    504: ("GatewayTimeout", "An outside service did not answer in time"),
     502: ("BadGateway", "An outside service failed"),
     503: ("ServiceUnavailable", "A needed service is not configured or not reachable"),
 }

@@ -1,5 +1,5 @@
 """Blueprint registration: each resource under ``/api/...``; the seed's resources also unprefixed."""
-from routes import api_keys, audit, auth, campaigns, customers, orders, receipts, segments, users
+from routes import ai, api_keys, audit, auth, campaigns, customers, orders, receipts, segments, users
 
 # The seed's resources: also mounted at their unprefixed alias (/customers, ...).
 BLUEPRINTS = (
@@ -25,3 +25,7 @@ def register_blueprints(app):
         app.register_blueprint(blueprint, url_prefix=f"/{prefix}", name=f"legacy_{blueprint.name}")
     for blueprint, prefix in API_ONLY_BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix=f"/api/{prefix}")
+    # The assistant: /api/ai (the client), /api/gemini and the seed's /gemini.
+    app.register_blueprint(ai.bp, url_prefix="/api/ai")
+    app.register_blueprint(ai.bp, url_prefix="/api/gemini", name="gemini")
+    app.register_blueprint(ai.bp, url_prefix="/gemini", name="legacy_gemini")

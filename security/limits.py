@@ -12,6 +12,7 @@ from security.policy import policy_key
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 LOGIN_ENDPOINTS = {"auth.google_login", "auth.google_callback"}
+AI_ENDPOINTS = {"ai.ask", "gemini.ask"}
 UNLIMITED_WRITES = {"auth.logout", "receipts.receive_receipts"}
 
 
@@ -42,6 +43,10 @@ def application_limits(config):
         ApplicationLimit(
             config["RATELIMIT_LOGIN"], key_function=get_remote_address, scope="login",
             exempt_when=lambda: not _is_login(),
+        ),
+        ApplicationLimit(
+            config["RATELIMIT_AI"], key_function=principal, scope="ai",
+            exempt_when=lambda: not (_endpoint() in AI_ENDPOINTS and current_user.is_authenticated),
         ),
         ApplicationLimit(
             config["RATELIMIT_WRITE"], key_function=principal, scope="write-principal",

@@ -65,6 +65,9 @@ POLICY = {
     "segments.delete_segment": Rule(MARKETER, "segment.delete", "segment"),
     # The vendor's webhook authenticates with an HMAC signature, not a user
     "receipts.receive_receipts": Rule(PUBLIC),
+    # The AI assistant (it reads nothing it is not given and writes nothing)
+    "ai.ask": Rule(MARKETER),
+    "gemini.ask": Rule(MARKETER),
     # Keys: anyone signed in manages their own (role capped at theirs); admins manage all
     "api_keys.list_api_keys": Rule(VIEWER),
     "api_keys.create_api_key": Rule(VIEWER, "api_key.create", "api_key"),

@@ -224,3 +224,21 @@ def rabbitmq_url():
     parsed = urlparse(url)
     require_service("RabbitMQ", parsed.hostname or "127.0.0.1", parsed.port or 5672)
     return url
+
+
+@pytest.fixture(scope="session")
+def gemini_server():
+    """The Gemini stand-in, for the whole session."""
+    from tests.gemini_standin import GeminiStandIn
+
+    server = GeminiStandIn().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gemini(gemini_server):
+    """The stand-in with an empty script and request log."""
+    gemini_server.requests.clear()
+    gemini_server.script.clear()
+    return gemini_server

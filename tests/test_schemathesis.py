@@ -36,6 +36,13 @@ BROWSER_HEADERS = {"Origin": "http://localhost"}  # as a browser on this site se
 
 
 @pytest.fixture
+def app(make_app, gemini):
+    """Rate limits off (their time windows would make replayed examples flaky; tested elsewhere) and
+    the assistant configured against the Gemini stand-in, so every 5xx would be a real failure."""
+    return make_app(RATELIMIT_ENABLED=False, GEMINI_API_KEY="fuzz-key", GEMINI_API_ENDPOINT=gemini.url)
+
+
+@pytest.fixture
 def session_cookies(app):
     """An admin's session cookie (schemathesis's WSGI transport needs ``cookies=``), so every
     operation is reachable; the role matrix is tested in test_security."""

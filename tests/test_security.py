@@ -47,6 +47,8 @@ def test_policy_table_states_the_roles_intent(app):
         elif key.startswith(CRM_DATA):
             writes = method != "GET" and not key.endswith(READ_ONLY_POSTS)
             assert required == (MARKETER if writes else VIEWER), (method, path)
+        elif key.startswith(("ai.", "gemini.")):
+            assert required == MARKETER, (method, path)
         elif key in SIGNED_WEBHOOKS:
             assert required is PUBLIC
         elif key.startswith("api_keys."):

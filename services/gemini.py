@@ -1,0 +1,124 @@
+"""The AI assistant's model: Google Gemini through the ``google-generativeai`` SDK.
+
+Routes and controllers only call :func:`generate`; nothing else imports the SDK, so moving to its
+successor (``google-genai``; this package is in maintenance) changes this module alone.
+
+Errors become JSON: not configured → 503; upstream 429 → 429 with Retry-After; upstream 5xx or
+unreadable output → 502; timeout → 504; a prompt blocked by safety filters → 422 with the reason.
+Up to two retries on 429/5xx, with backoff.
+"""
+import logging
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+
+from flask import current_app
+
+from errors import ApiError
+
+log = logging.getLogger(__name__)
+_configure_lock = threading.Lock()
+_configured = {"key": None}
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The model's answer: its text, and the response in Gemini's REST shape (camelCase)."""
+
+    text: str
+    finish_reason: str
+
+    def legacy_shape(self):
+        """What the original client reads: ``candidates[0].content.parts[0].text``."""
+        return {
+            "candidates": [{
+                "content": {"parts": [{"text": self.text}], "role": "model"},
+                "finishReason": self.finish_reason,
+                "index": 0,
+            }],
+            "text": self.text,
+        }
+
+
+def _sdk():
+    with warnings.catch_warnings():  # the package announces its end of support on import
+        warnings.simplefilter("ignore")
+        import google.generativeai as genai
+    return genai
+
+
+def _configure(genai, config):
+    key = (config["GEMINI_API_KEY"], config.get("GEMINI_API_ENDPOINT"))
+    with _configure_lock:
+        if _configured["key"] != key:
+            options = {"api_endpoint": config["GEMINI_API_ENDPOINT"]} if config.get("GEMINI_API_ENDPOINT") else None
+            genai.configure(api_key=config["GEMINI_API_KEY"], transport="rest", client_options=options)
+            _configured["key"] = key
+
+
+def generate(prompt, *, system, json_schema=None, timeout=None):
+    """Ask the model; returns a :class:`Generation` or raises an ``ApiError`` (never a 500)."""
+    config = current_app.config
+    if not config.get("GEMINI_API_KEY"):
+        raise ApiError.unavailable("AI assistant is not configured")
+    genai = _sdk()
+    _configure(genai, config)
+    from google.api_core import exceptions as google_errors
+
+    generation_config = {}
+    if json_schema is not None:
+        generation_config = {"response_mime_type": "application/json", "response_schema": json_schema}
+    model = genai.GenerativeModel(config["GEMINI_MODEL"], system_instruction=system,
+                                  generation_config=generation_config or None)
+    timeout = timeout or config["GEMINI_TIMEOUT_S"]
+    attempts = 1 + config["GEMINI_RETRIES"]
+    for attempt in range(attempts):
+        try:
+            response = model.generate_content(prompt, request_options={"timeout": timeout})
+            return _read(response)
+        except google_errors.TooManyRequests as exc:
+            if attempt + 1 == attempts:
+                error = ApiError(429, "The AI service is busy; try again shortly")
+                error.headers = {"Retry-After": str(config["GEMINI_RETRY_AFTER_S"])}
+                raise error from exc
+        except (google_errors.InternalServerError, google_errors.ServiceUnavailable,
+                google_errors.GatewayTimeout, google_errors.BadGateway) as exc:
+            if attempt + 1 == attempts:
+                raise ApiError(502, "The AI service failed; try again later") from exc
+        except google_errors.GoogleAPICallError as exc:
+            log.warning("Gemini refused the request: %s", exc)
+            raise ApiError(502, "The AI service refused the request") from exc
+        except Exception as exc:  # the REST transport raises requests' own timeout errors
+            if _is_timeout(exc):
+                raise ApiError(504, "The AI service did not answer in time") from exc
+            raise
+        time.sleep(config["GEMINI_RETRY_BACKOFF_S"] * 2 ** attempt)
+    raise AssertionError("unreachable")
+
+
+def _is_timeout(exc):
+    import requests
+
+    return isinstance(exc, (requests.Timeout, TimeoutError)) or "timed out" in str(exc).lower()
+
+
+def _read(response):
+    feedback = getattr(response, "prompt_feedback", None)
+    block_reason = getattr(feedback, "block_reason", 0) if feedback is not None else 0
+    if block_reason:
+        name = getattr(block_reason, "name", str(block_reason))
+        raise ApiError(422, f"The prompt was blocked by the AI service's safety filters ({name})",
+                       {"prompt": [f"Blocked: {name}"]})
+    try:
+        candidate = response.candidates[0]
+        text = "".join(part.text for part in candidate.content.parts)
+    except (IndexError, AttributeError, ValueError) as exc:
+        raise ApiError(502, "The AI service returned no readable answer") from exc
+    if not text:
+        reason = getattr(getattr(candidate, "finish_reason", None), "name", "")
+        if reason == "SAFETY":
+            raise ApiError(422, "The answer was blocked by the AI service's safety filters (SAFETY)")
+        raise ApiError(502, "The AI service returned no readable answer")
+    finish = getattr(getattr(candidate, "finish_reason", None), "name", "STOP") or "STOP"
+    return Generation(text=text, finish_reason=finish)

@@ -1,0 +1,107 @@
+"""The AI assistant through the real google-generativeai SDK, against a local Gemini stand-in."""
+import pytest
+
+from security.roles import MARKETER, VIEWER
+from tests.conftest import error_of, make_user, signed_in
+from tests.gemini_standin import answer, failure
+
+
+@pytest.fixture
+def ai_app(make_app, gemini):
+    return make_app(GEMINI_API_KEY="test-gemini-key", GEMINI_API_ENDPOINT=gemini.url,
+                    GEMINI_MODEL="gemini-test-model", GEMINI_TIMEOUT_S=1, GEMINI_RETRY_BACKOFF_S=0.01)
+
+
+@pytest.fixture
+def marketer(ai_app):
+    return signed_in(ai_app, make_user(MARKETER, email="m@example.com"))
+
+
+@pytest.mark.parametrize("path", ["/api/ai/ask", "/api/gemini/ask", "/gemini/ask", "/api/ai/ask/"])
+def test_ask_returns_geminis_shape_through_the_real_sdk(marketer, gemini, path):
+    gemini.script.append(answer("Send it on Tuesday morning."))
+    response = marketer.post(path, json={"prompt": "When should I send my campaign?"})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["candidates"][0]["content"]["parts"][0]["text"] == "Send it on Tuesday morning."
+    assert body["text"] == "Send it on Tuesday morning."
+    sent = gemini.requests[-1]
+    assert sent["model"] == "gemini-test-model" and sent["method"] == "generateContent"
+    assert sent["key"] == "test-gemini-key"
+    assert sent["body"]["contents"][0]["parts"][0]["text"] == "When should I send my campaign?"
+    assert "CRM" in sent["body"]["systemInstruction"]["parts"][0]["text"]
+
+
+def test_not_configured_is_503(make_app, gemini):
+    app = make_app(GEMINI_API_KEY=None)
+    response = signed_in(app, make_user(MARKETER)).post("/api/ai/ask", json={"prompt": "hi"})
+    assert response.status_code == 503
+    assert error_of(response) == {"error": "AI assistant is not configured"}
+    assert gemini.requests == []
+
+
+def test_busy_upstream_is_retried_then_429_with_retry_after(marketer, gemini):
+    gemini.script.extend([failure(429), failure(429), failure(429)])
+    response = marketer.post("/api/ai/ask", json={"prompt": "hi"})
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) >= 30  # at least what the upstream asks for
+    assert len(gemini.requests) == 3  # the first try and two retries
+
+
+def test_a_retry_can_succeed(marketer, gemini):
+    gemini.script.extend([failure(503), answer("Fine now.")])
+    response = marketer.post("/api/ai/ask", json={"prompt": "hi"})
+    assert response.status_code == 200 and response.get_json()["text"] == "Fine now."
+    assert len(gemini.requests) == 2
+
+
+def test_upstream_failure_is_502(marketer, gemini):
+    gemini.script.extend([failure(500)] * 3)
+    response = marketer.post("/api/ai/ask", json={"prompt": "hi"})
+    assert response.status_code == 502
+    assert len(gemini.requests) == 3
+
+
+def test_upstream_refusal_is_502_without_retry(marketer, gemini):
+    gemini.script.append(failure(400, "API key not valid"))
+    assert marketer.post("/api/ai/ask", json={"prompt": "hi"}).status_code == 502
+    assert len(gemini.requests) == 1
+
+
+def test_timeout_is_504(marketer, gemini):
+    gemini.script.append((*answer("too late"), 2.5))
+    response = marketer.post("/api/ai/ask", json={"prompt": "hi"})
+    assert response.status_code == 504
+
+
+def test_blocked_prompt_is_422_with_the_reason(marketer, gemini):
+    gemini.script.append((200, {"promptFeedback": {"blockReason": "SAFETY"}}))
+    response = marketer.post("/api/ai/ask", json={"prompt": "something unsafe"})
+    assert response.status_code == 422
+    assert "SAFETY" in error_of(response)["error"]
+
+
+def test_empty_answer_is_502(marketer, gemini):
+    gemini.script.append((200, {"candidates": []}))
+    assert marketer.post("/api/ai/ask", json={"prompt": "hi"}).status_code == 502
+
+
+@pytest.mark.parametrize("body", [{}, {"prompt": ""}, {"prompt": "x" * 4001}, {"prompt": 5},
+                                  {"prompt": {"$ne": ""}}, {"prompt": "hi", "model": "other"}])
+def test_bad_prompt_is_400_and_nothing_is_sent(marketer, gemini, body):
+    response = marketer.post("/api/ai/ask", json=body)
+    assert response.status_code == 400
+    assert gemini.requests == []
+
+
+def test_viewers_may_not_use_the_assistant(ai_app, gemini):
+    viewer = signed_in(ai_app, make_user(VIEWER, email="v@example.com"))
+    assert viewer.post("/api/ai/ask", json={"prompt": "hi"}).status_code == 403
+    assert gemini.requests == []
+
+
+def test_assistant_is_rate_limited_per_user(make_app, gemini):
+    app = make_app(GEMINI_API_KEY="k", GEMINI_API_ENDPOINT=gemini.url, RATELIMIT_AI="2 per minute")
+    client = signed_in(app, make_user(MARKETER))
+    statuses = [client.post("/api/ai/ask", json={"prompt": "hi"}).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
