@@ -27,6 +27,8 @@ def init_app(app):
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
+        # A batch whose broker connection is lost will be redelivered: stop working on it here.
+        worker_cancel_long_running_tasks_on_connection_loss=True,
         task_default_queue=app.config["CELERY_QUEUE"],
         task_serializer="json",
         accept_content=["json"],
