@@ -27,5 +27,5 @@ def register_blueprints(app):
         app.register_blueprint(blueprint, url_prefix=f"/api/{prefix}")
     # The assistant: /api/ai (the client), /api/gemini and the seed's /gemini.
     app.register_blueprint(ai.bp, url_prefix="/api/ai")
-    app.register_blueprint(ai.bp, url_prefix="/api/gemini", name="gemini")
-    app.register_blueprint(ai.bp, url_prefix="/gemini", name="legacy_gemini")
+    app.register_blueprint(ai.gemini_bp, url_prefix="/api/gemini")
+    app.register_blueprint(ai.gemini_bp, url_prefix="/gemini", name="legacy_gemini")

@@ -1,19 +1,32 @@
-"""``/api/ai``: the AI assistant (also at ``/api/gemini`` and the seed's ``/gemini``)."""
+"""``/api/ai``: the AI assistant (``ask`` also at ``/api/gemini/ask`` and the seed's ``/gemini/ask``)."""
 from flask import Blueprint, jsonify
 
 from apidocs import doc
 from controllers import ai as controller
-from routes.helpers import load_body
-from schemas.ai import AskIn, AskOut
+from routes.helpers import load_body, load_query
+from schemas.ai import AskIn, AskOut, SendTimeOut, SendTimeQuery
 
 bp = Blueprint("ai", __name__)
-ask_in = AskIn()
+gemini_bp = Blueprint("gemini", __name__)  # the seed's name for the same ``ask``
+ask_in, send_time_query = AskIn(), SendTimeQuery()
 
 
 @bp.post("/ask")
+@gemini_bp.post("/ask")
 @doc(body=AskIn, response=AskOut, errors=(422, 429, 502, 503, 504),
      description="503 when no GEMINI_API_KEY is configured; 429 (with Retry-After) when the model is "
                  "busy; 422 when its safety filters block the prompt; 502/504 when it fails or times out.")
 def ask():
     """Ask the assistant."""
     return jsonify(controller.ask(load_body(ask_in)["prompt"]).legacy_shape())
+
+
+@bp.get("/send-time")
+@doc(query=SendTimeQuery, response=SendTimeOut,
+     description="Computed from order timestamps by the database (UTC); no model needed. With "
+                 "rationale=true the model adds one sentence from the aggregate counts only; if it "
+                 "fails, rationaleError says why and the computed answer stands.")
+def send_time():
+    """The best weekday and hour to send."""
+    query = load_query(send_time_query)
+    return jsonify(controller.send_time(with_rationale=query["rationale"]))

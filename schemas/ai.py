@@ -16,3 +16,29 @@ class AskOut(Schema):
     candidates = fields.List(fields.Dict(), required=True, metadata={
         "description": "candidates[0].content.parts[0].text is the answer"})
     text = fields.String(required=True)
+
+
+class SendTimeQuery(InputSchema):
+    """Query string of ``GET /ai/send-time``."""
+
+    rationale = fields.Boolean(load_default=False, metadata={"description": "Ask the model for one line of why"})
+
+
+class SlotOut(Schema):
+    """One weekday/hour slot of the order histogram."""
+
+    day_of_week = fields.Integer(data_key="dayOfWeek", metadata={"description": "1 = Sunday … 7 = Saturday"})
+    weekday = fields.String()
+    hour = fields.Integer()
+    orders = fields.Integer()
+
+
+class SendTimeOut(Schema):
+    """The best time to send, from order timestamps."""
+
+    best = fields.Nested(SlotOut, allow_none=True)
+    based_on_orders = fields.Integer(data_key="basedOnOrders")
+    timezone = fields.String()
+    histogram = fields.List(fields.Nested(SlotOut))
+    rationale = fields.String(allow_none=True)
+    rationale_error = fields.String(data_key="rationaleError")

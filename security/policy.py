@@ -67,6 +67,7 @@ POLICY = {
     "receipts.receive_receipts": Rule(PUBLIC),
     # The AI assistant (it reads nothing it is not given and writes nothing)
     "ai.ask": Rule(MARKETER),
+    "ai.send_time": Rule(MARKETER),
     "gemini.ask": Rule(MARKETER),
     # Keys: anyone signed in manages their own (role capped at theirs); admins manage all
     "api_keys.list_api_keys": Rule(VIEWER),

@@ -105,3 +105,57 @@ def test_assistant_is_rate_limited_per_user(make_app, gemini):
     client = signed_in(app, make_user(MARKETER))
     statuses = [client.post("/api/ai/ask", json={"prompt": "hi"}).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
+
+
+# --- send time ------------------------------------------------------------------------------------------
+@pytest.fixture
+def order_times(ai_app):
+    from datetime import datetime
+
+    from models import Customer, Order
+
+    customer = Customer(name="Ada", email="ada@example.com").save()
+    times = [datetime(2024, 5, 6, 9, 15), datetime(2024, 5, 13, 9, 40), datetime(2024, 5, 20, 9, 5),
+             datetime(2024, 5, 7, 18, 0), datetime(2024, 5, 14, 18, 30), datetime(2024, 5, 11, 11, 0)]
+    for when in times:
+        Order(customer_id=customer.pk, amount=10, date=when).save()
+    return times
+
+
+def test_send_time_from_the_order_histogram(marketer, order_times, gemini):
+    response = marketer.get("/api/ai/send-time")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["best"] == {"dayOfWeek": 2, "weekday": "Monday", "hour": 9, "orders": 3}
+    assert body["basedOnOrders"] == 6 and body["timezone"] == "UTC"
+    assert [(s["weekday"], s["hour"], s["orders"]) for s in body["histogram"]] == [
+        ("Monday", 9, 3), ("Tuesday", 18, 2), ("Saturday", 11, 1)]
+    assert body["rationale"] is None
+    assert gemini.requests == []  # no model needed
+
+
+def test_send_time_rationale_sees_only_aggregates(marketer, order_times, gemini):
+    gemini.script.append(answer("Monday at 9 is when most of your customers buy."))
+    body = marketer.get("/api/ai/send-time?rationale=true").get_json()
+    assert body["rationale"] == "Monday at 9 is when most of your customers buy."
+    prompt = gemini.requests[-1]["body"]["contents"][0]["parts"][0]["text"]
+    assert "Monday 09:00 UTC with 3 of 6 orders" in prompt
+    assert "ada" not in prompt.lower()  # no customer data reaches the model
+
+
+def test_send_time_survives_a_failing_model(marketer, order_times, gemini):
+    gemini.script.extend([failure(500)] * 3)
+    body = marketer.get("/api/ai/send-time?rationale=true").get_json()
+    assert body["best"]["weekday"] == "Monday" and body["rationale"] is None
+    assert body["rationaleError"] == "The AI service failed; try again later"
+
+
+def test_send_time_without_orders(marketer, gemini):
+    body = marketer.get("/api/ai/send-time?rationale=true").get_json()
+    assert body == {"best": None, "basedOnOrders": 0, "timezone": "UTC", "histogram": [], "rationale": None}
+    assert gemini.requests == []
+
+
+@pytest.mark.parametrize("query", ["rationale=maybe", "rationale[$ne]=1", "extra=1"])
+def test_bad_send_time_query_is_400(marketer, query):
+    assert marketer.get(f"/api/ai/send-time?{query}").status_code == 400
