@@ -50,3 +50,66 @@ def send_time(with_rationale=False):
         except ApiError as exc:  # the computed answer stands without the model
             result["rationaleError"] = exc.message
     return result
+
+
+SUMMARY_INSTRUCTION = (
+    "You summarise an email campaign's results for a marketer in two or three plain sentences. Use only "
+    "the numbers given, written exactly as given; do not compute or invent any other number."
+)
+_NUMBER = __import__("re").compile(r"\d+(?:[.,]\d+)*")
+
+
+def _rate(part, whole):
+    return round(100 * part / whole, 1) if whole else 0.0
+
+
+def _numbers_in(text):
+    return {match.replace(",", "") for match in _NUMBER.findall(text)}
+
+
+def _allowed_numbers(*values):
+    allowed = set()
+    for value in values:
+        if isinstance(value, float):  # a rate may be written 80.0 or 80
+            allowed |= {f"{value:.1f}", str(round(value))}
+        else:
+            allowed.add(str(value))
+    return allowed
+
+
+def campaign_summary(campaign_id):
+    """A plain-language summary: the server computes every number, the model only phrases them,
+    and a text containing any number not among them is refused (502)."""
+    from controllers.campaigns import get_campaign, stats
+    from errors import ApiError
+
+    campaign = get_campaign(campaign_id)
+    numbers = stats(campaign)
+    attempted = numbers["sent"] + numbers["delivered"] + numbers["failed"]
+    rates = {"deliveredPercent": _rate(numbers["delivered"], attempted),
+             "failedPercent": _rate(numbers["failed"], attempted)}
+    reasons = numbers["failure_reasons"][:3]
+    facts = "\n".join([
+        f"Campaign: {campaign.name} ({campaign.status})",
+        f"Audience: {numbers['audience_size'] or 0}; sent and awaiting receipt: {numbers['sent']}; "
+        f"delivered: {numbers['delivered']}; failed: {numbers['failed']}; pending: {numbers['pending']}",
+        f"Delivered: {rates['deliveredPercent']}%; failed: {rates['failedPercent']}%",
+        "Top failure reasons: " + (", ".join(f"{r['reason']} ({r['count']})" for r in reasons) or "none"),
+    ])
+    text = gemini.generate(facts, system=SUMMARY_INSTRUCTION).text.strip()
+    allowed = _allowed_numbers(
+        numbers["audience_size"] or 0, numbers["sent"], numbers["delivered"], numbers["failed"],
+        numbers["pending"], numbers["total"], attempted, rates["deliveredPercent"], rates["failedPercent"],
+        *[r["count"] for r in reasons],
+    ) | _numbers_in(campaign.name) | _numbers_in(" ".join(str(r["reason"]) for r in reasons))
+    stray = sorted(_numbers_in(text) - allowed)
+    if stray:
+        raise ApiError(502, "The AI summary contained numbers that are not in the campaign's statistics",
+                       {"summary": [f"Unexpected number(s): {', '.join(stray)}"]})
+    return {
+        "campaignId": str(campaign.pk),
+        "stats": {"audienceSize": numbers["audience_size"] or 0, "sent": numbers["sent"],
+                  "delivered": numbers["delivered"], "failed": numbers["failed"], "pending": numbers["pending"],
+                  "failureReasons": reasons, **rates},
+        "summary": text,
+    }

@@ -4,7 +4,7 @@ from flask import Blueprint, jsonify
 from apidocs import doc
 from controllers import ai as controller
 from routes.helpers import load_body, load_query
-from schemas.ai import AskIn, AskOut, SendTimeOut, SendTimeQuery
+from schemas.ai import AskIn, AskOut, SendTimeOut, SendTimeQuery, SummaryOut
 
 bp = Blueprint("ai", __name__)
 gemini_bp = Blueprint("gemini", __name__)  # the seed's name for the same ``ask``
@@ -30,3 +30,12 @@ def send_time():
     """The best weekday and hour to send."""
     query = load_query(send_time_query)
     return jsonify(controller.send_time(with_rationale=query["rationale"]))
+
+
+@bp.post("/campaigns/<campaign_id>/summary")
+@doc(response=SummaryOut, errors=(429, 502, 503, 504),
+     description="The server computes every number from the delivery records; the model only words "
+                 "them; a summary mentioning any other number is refused (502).")
+def campaign_summary(campaign_id):
+    """A plain-language summary of a campaign's results."""
+    return jsonify(controller.campaign_summary(campaign_id))

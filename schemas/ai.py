@@ -42,3 +42,12 @@ class SendTimeOut(Schema):
     histogram = fields.List(fields.Nested(SlotOut))
     rationale = fields.String(allow_none=True)
     rationale_error = fields.String(data_key="rationaleError")
+
+
+class SummaryOut(Schema):
+    """A campaign's numbers (computed by the server) and the model's wording of them."""
+
+    campaign_id = fields.String(data_key="campaignId")
+    stats = fields.Dict(metadata={"description": "audienceSize, sent, delivered, failed, pending, "
+                                                 "deliveredPercent, failedPercent, failureReasons"})
+    summary = fields.String()

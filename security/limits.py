@@ -12,7 +12,7 @@ from security.policy import policy_key
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 LOGIN_ENDPOINTS = {"auth.google_login", "auth.google_callback"}
-AI_ENDPOINTS = {"ai.ask", "ai.send_time", "gemini.ask"}
+AI_ENDPOINTS = {"ai.ask", "ai.send_time", "ai.campaign_summary", "gemini.ask"}
 UNLIMITED_WRITES = {"auth.logout", "receipts.receive_receipts"}
 
 

@@ -68,6 +68,7 @@ POLICY = {
     # The AI assistant (it reads nothing it is not given and writes nothing)
     "ai.ask": Rule(MARKETER),
     "ai.send_time": Rule(MARKETER),
+    "ai.campaign_summary": Rule(MARKETER),
     "gemini.ask": Rule(MARKETER),
     # Keys: anyone signed in manages their own (role capped at theirs); admins manage all
     "api_keys.list_api_keys": Rule(VIEWER),

@@ -159,3 +159,42 @@ def test_send_time_without_orders(marketer, gemini):
 @pytest.mark.parametrize("query", ["rationale=maybe", "rationale[$ne]=1", "extra=1"])
 def test_bad_send_time_query_is_400(marketer, query):
     assert marketer.get(f"/api/ai/send-time?{query}").status_code == 400
+
+
+# --- campaign summary -------------------------------------------------------------------------------------
+@pytest.fixture
+def finished_campaign(ai_app, marketer):
+    from models import Campaign, Customer, Delivery
+
+    customers = [Customer(name=f"C{i}", email=f"c{i}@example.com").save() for i in range(10)]
+    campaign = Campaign(name="Spring 2024", message="Hi", status="completed", audience_size=10).save()
+    for index, customer in enumerate(customers):
+        status, error = ("DELIVERED", None) if index < 8 else ("FAILED", "mailbox_full")
+        Delivery(campaign_id=campaign.pk, customer_id=customer.pk, email=customer.email, message="Hi",
+                 status=status, error=error, attempts=1).save()
+    return campaign
+
+
+def test_summary_numbers_come_from_the_server(marketer, finished_campaign, gemini):
+    gemini.script.append(answer("Spring 2024 reached 8 of 10 customers (80.0%); 2 failed, mostly mailbox_full."))
+    response = marketer.post(f"/api/ai/campaigns/{finished_campaign.pk}/summary")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["stats"]["delivered"] == 8 and body["stats"]["failed"] == 2
+    assert body["stats"]["deliveredPercent"] == 80.0 and body["stats"]["failedPercent"] == 20.0
+    assert body["stats"]["failureReasons"] == [{"reason": "mailbox_full", "count": 2}]
+    assert body["summary"].startswith("Spring 2024 reached 8 of 10")
+    prompt = gemini.requests[-1]["body"]["contents"][0]["parts"][0]["text"]
+    assert "delivered: 8" in prompt and "@example.com" not in prompt
+
+
+def test_summary_with_an_invented_number_is_refused(marketer, finished_campaign, gemini):
+    gemini.script.append(answer("Great: 8 delivered and a 95% open rate!"))
+    response = marketer.post(f"/api/ai/campaigns/{finished_campaign.pk}/summary")
+    assert response.status_code == 502
+    assert error_of(response)["errors"] == {"summary": ["Unexpected number(s): 95"]}
+
+
+def test_summary_of_unknown_campaign_is_404(marketer, gemini):
+    assert marketer.post("/api/ai/campaigns/64b7f0000000000000000000/summary").status_code == 404
+    assert gemini.requests == []
