@@ -206,7 +206,3 @@ def current_spec():
         cached = current_app.extensions["openapi_spec"] = build_spec(current_app)
     return cached
 
-
-def is_legacy_path(path):
-    """True for the unprefixed alias routes (not under /api, not health)."""
-    return not re.match(r"^/(api/|healthz|readyz)", path)

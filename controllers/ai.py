@@ -1,4 +1,6 @@
 """The AI assistant. The model gets only what a request needs and never any write access."""
+import re
+
 from services import gemini
 
 SYSTEM_INSTRUCTION = (
@@ -56,7 +58,7 @@ SUMMARY_INSTRUCTION = (
     "You summarise an email campaign's results for a marketer in two or three plain sentences. Use only "
     "the numbers given, written exactly as given; do not compute or invent any other number."
 )
-_NUMBER = __import__("re").compile(r"\d+(?:[.,]\d+)*")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 def _rate(part, whole):

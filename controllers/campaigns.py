@@ -12,7 +12,7 @@ from models.base import utcnow
 from models.campaign import CANCELLED, COMPLETED, DRAFT, FAILED, PAUSED, SCHEDULED, SENDING
 from models.delivery import FAILED as DELIVERY_FAILED
 from models.delivery import PENDING
-from segments import as_group, compile_group
+from segments import as_group, compile_rules
 from services import events
 
 ACTIONS = {
@@ -35,8 +35,7 @@ def _template(message):
 
 def audience_size(data):
     """Count the customers a rule body selects (legacy check-audience-size, previews)."""
-    query = compile_group(as_group(data["rules"], data["logical_operator"]), utcnow())
-    return Customer.objects(__raw__=query).count()
+    return Customer.objects(__raw__=compile_rules(data["rules"], data["logical_operator"])).count()
 
 
 def create_campaign(data, actor=None):
@@ -79,9 +78,8 @@ def get_campaign(campaign_id):
 
 def list_campaigns(page, per_page):
     """Campaigns newest first, with the total count."""
-    queryset = Campaign.objects.order_by("-created_at", "-id")
-    total = queryset.count()
-    return list(queryset.skip((page - 1) * per_page).limit(per_page)), total
+    listing = paginate(Campaign.objects.order_by("-created_at", "-id"), page, per_page)
+    return listing["items"], listing["total"]
 
 
 def act(campaign_id, action):

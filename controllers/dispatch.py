@@ -21,7 +21,7 @@ from pymongo import UpdateMany
 from pymongo.errors import BulkWriteError
 
 from controllers.messages import render
-from models import Campaign, Customer, Delivery
+from models import Campaign, Customer, Delivery, Segment
 from models.base import utcnow
 from models.campaign import COMPLETED, FAILED, SENDING
 from models.delivery import FAILED as DELIVERY_FAILED
@@ -37,8 +37,6 @@ DUPLICATE_KEY = 11000
 
 def audience_query(campaign, now=None):
     """The campaign's audience, evaluated now (segments are dynamic)."""
-    from models import Segment
-
     rules = campaign.rules
     if campaign.segment_id is not None:
         segment = Segment.objects(pk=campaign.segment_id).first()

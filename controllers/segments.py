@@ -6,7 +6,7 @@ from errors import ApiError
 from models import Campaign, Customer, Segment
 from models.base import utcnow
 from models.campaign import PAUSED, SCHEDULED, SENDING
-from segments import as_group, compile_group
+from segments import as_group, compile_rules
 
 SAMPLE_SIZE = 10
 
@@ -57,8 +57,7 @@ def delete_segment(segment_id):
 
 def preview(data):
     """How many customers the rules select now, and the first few of them."""
-    query = compile_group(as_group(data["rules"], data["logical_operator"]), utcnow())
-    queryset = Customer.objects(__raw__=query)
+    queryset = Customer.objects(__raw__=compile_rules(data["rules"], data["logical_operator"]))
     sample = [{"name": c.name, "email": c.email}
               for c in queryset.only("name", "email").order_by("id").limit(SAMPLE_SIZE)]
     return {"audienceSize": queryset.count(), "sample": sample}

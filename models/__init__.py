@@ -9,12 +9,9 @@ from models.order import Order
 from models.segment import Segment
 from models.user import User
 
-# The legacy name of the per-recipient record.
-CommunicationLog = Delivery
-
 ALL_DOCUMENTS = (Customer, Order, User, Segment, Campaign, Delivery, ApiKey, AuditEvent)
 
 __all__ = [
-    "ALL_DOCUMENTS", "ApiKey", "AuditEvent", "Campaign", "CommunicationLog", "Customer", "Delivery",
+    "ALL_DOCUMENTS", "ApiKey", "AuditEvent", "Campaign", "Customer", "Delivery",
     "Order", "Segment", "User", "init_db",
 ]
