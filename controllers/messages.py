@@ -18,24 +18,27 @@ class TemplateProblem(ValueError):
 
 
 def check_template(text):
-    """Raise :class:`TemplateProblem` unless ``text`` uses only the allowed placeholders."""
+    """Raise :class:`TemplateProblem` unless ``text`` uses only the allowed placeholders;
+    return the placeholders it uses, sorted."""
     try:
         tree = _env.parse(text)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"Template syntax error: {exc.message}") from exc
-    unknown = set()
+    names = set()
     for node in tree.find_all(nodes.Node):
         if not isinstance(node, _ALLOWED_NODES):
             raise TemplateProblem(
                 "Only placeholders like {{name}} are allowed: " + ", ".join("{{%s}}" % p for p in PLACEHOLDERS)
             )
-        if isinstance(node, nodes.Name) and node.name not in PLACEHOLDERS:
-            unknown.add(node.name)
+        if isinstance(node, nodes.Name):
+            names.add(node.name)
+    unknown = names - set(PLACEHOLDERS)
     if unknown:
         raise TemplateProblem(
             "Unknown placeholder(s): " + ", ".join("{{%s}}" % n for n in sorted(unknown))
             + "; allowed: " + ", ".join("{{%s}}" % p for p in PLACEHOLDERS)
         )
+    return sorted(names)
 
 
 @lru_cache(maxsize=64)

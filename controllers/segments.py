@@ -55,9 +55,14 @@ def delete_segment(segment_id):
         raise ApiError.not_found("segment", segment_id)
 
 
+def audience(rules, logical_operator="AND"):
+    """The customers a rule list selects now (a queryset: filtering and counting stay in the database)."""
+    return Customer.objects(__raw__=compile_rules(rules, logical_operator))
+
+
 def preview(data):
     """How many customers the rules select now, and the first few of them."""
-    queryset = Customer.objects(__raw__=compile_rules(data["rules"], data["logical_operator"]))
+    queryset = audience(data["rules"], data["logical_operator"])
     sample = [{"name": c.name, "email": c.email}
               for c in queryset.only("name", "email").order_by("id").limit(SAMPLE_SIZE)]
     return {"audienceSize": queryset.count(), "sample": sample}

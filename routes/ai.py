@@ -4,11 +4,22 @@ from flask import Blueprint, jsonify
 from apidocs import doc
 from controllers import ai as controller
 from routes.helpers import load_body, load_query
-from schemas.ai import AskIn, AskOut, SendTimeOut, SendTimeQuery, SummaryOut
+from schemas.ai import (
+    AskIn,
+    AskOut,
+    MessageVariantsIn,
+    MessageVariantsOut,
+    SegmentRulesIn,
+    SegmentRulesOut,
+    SendTimeOut,
+    SendTimeQuery,
+    SummaryOut,
+)
 
 bp = Blueprint("ai", __name__)
 gemini_bp = Blueprint("gemini", __name__)  # the seed's name for the same ``ask``
 ask_in, send_time_query = AskIn(), SendTimeQuery()
+segment_rules_in, message_variants_in = SegmentRulesIn(), MessageVariantsIn()
 
 
 @bp.post("/ask")
@@ -39,3 +50,23 @@ def send_time():
 def campaign_summary(campaign_id):
     """A plain-language summary of a campaign's results."""
     return jsonify(controller.campaign_summary(campaign_id))
+
+
+@bp.post("/segment-rules")
+@doc(body=SegmentRulesIn, response=SegmentRulesOut, errors=(422, 429, 502, 503, 504),
+     description="The model answers in JSON against the rule schema; the answer is validated like rules a "
+                 "user writes, with one correction round, then 502 naming what was wrong. Nothing is "
+                 "saved: post the rules to /api/segments or /api/campaigns. The model never sees customers.")
+def segment_rules():
+    """Audience rules from a plain-language description."""
+    return jsonify(controller.segment_rules(load_body(segment_rules_in)["description"]))
+
+
+@bp.post("/message-variants")
+@doc(body=MessageVariantsIn, response=MessageVariantsOut, errors=(422, 429, 502, 503, 504),
+     description="2–3 campaign messages using only {{name}}, {{firstName}}, {{email}}, {{totalSpend}}. A "
+                 "variant with any other placeholder or template code is rejected (listed in `rejected` "
+                 "with the reason); 502 when none is usable.")
+def message_variants():
+    """Campaign message variants for an objective."""
+    return jsonify(controller.message_variants(load_body(message_variants_in)))

@@ -12,7 +12,7 @@ from security.policy import policy_key
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 LOGIN_ENDPOINTS = {"auth.google_login", "auth.google_callback"}
-AI_ENDPOINTS = {"ai.ask", "ai.send_time", "ai.campaign_summary", "gemini.ask"}
+AI_BLUEPRINTS = ("ai.", "gemini.")  # every assistant endpoint, present and future
 UNLIMITED_WRITES = {"auth.logout", "receipts.receive_receipts"}
 
 
@@ -46,7 +46,7 @@ def application_limits(config):
         ),
         ApplicationLimit(
             config["RATELIMIT_AI"], key_function=principal, scope="ai",
-            exempt_when=lambda: not (_endpoint() in AI_ENDPOINTS and current_user.is_authenticated),
+            exempt_when=lambda: not (_endpoint().startswith(AI_BLUEPRINTS) and current_user.is_authenticated),
         ),
         ApplicationLimit(
             config["RATELIMIT_WRITE"], key_function=principal, scope="write-principal",

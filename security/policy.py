@@ -69,6 +69,8 @@ POLICY = {
     "ai.ask": Rule(MARKETER),
     "ai.send_time": Rule(MARKETER),
     "ai.campaign_summary": Rule(MARKETER),
+    "ai.segment_rules": Rule(MARKETER),
+    "ai.message_variants": Rule(MARKETER),
     "gemini.ask": Rule(MARKETER),
     # Keys: anyone signed in manages their own (role capped at theirs); admins manage all
     "api_keys.list_api_keys": Rule(VIEWER),

@@ -75,7 +75,8 @@ def generate(prompt, *, system, json_schema=None, timeout=None):
     attempts = 1 + config["GEMINI_RETRIES"]
     for attempt in range(attempts):
         try:
-            response = model.generate_content(prompt, request_options={"timeout": timeout})
+            # retry=None: the SDK would otherwise retry 503s by itself for up to ten minutes
+            response = model.generate_content(prompt, request_options={"timeout": timeout, "retry": None})
             return _read(response)
         except google_errors.TooManyRequests as exc:
             if attempt + 1 == attempts:

@@ -1,4 +1,5 @@
 """A local stand-in for Gemini's ``generateContent`` REST endpoint: records requests, replays scripts."""
+import json
 import threading
 import time
 
@@ -19,8 +20,25 @@ def failure(status, message="error"):
     return status, {"error": {"code": status, "message": message, "status": names.get(status, "UNKNOWN")}}
 
 
+def plausible(body):
+    """The unscripted answer: in the shape the request asks for (JSON mode included), valid for our use."""
+    schema = ((body or {}).get("generationConfig") or {}).get("responseSchema") or {}
+    properties = schema.get("properties") or {}
+    if "variants" in properties:
+        count = int(properties["variants"].get("maxItems", 3))
+        variants = [{"message": "Hi {{firstName}}, a little thank-you inside.", "angle": "warm"},
+                    {"message": "{{name}}: 10% off this week.", "angle": "discount"},
+                    {"message": "We saved something for you, {{firstName}}.", "angle": "curiosity"}]
+        return answer(json.dumps({"variants": variants[:count]}))
+    if "rules" in properties:
+        return answer(json.dumps({"logicalOperator": "AND", "explanation": "Customers who spent over 100.",
+                                  "rules": [{"field": "totalSpend", "operator": ">", "value": "100"}]}))
+    return answer("Hello from the stand-in")
+
+
 class GeminiStandIn:
-    """Serve on 127.0.0.1; ``script`` is a list of ``(status, body[, delay_s])`` answered in order."""
+    """Serve on 127.0.0.1; ``script`` is a list of ``(status, body[, delay_s])`` answered in order, then
+    :func:`plausible` answers."""
 
     def __init__(self):
         self.requests = []
@@ -33,9 +51,10 @@ class GeminiStandIn:
         @app.post("/v1beta/models/<path:target>")
         def generate(target):
             model, _, method = target.partition(":")
+            body = request.get_json(silent=True)
             self.requests.append({"model": model, "method": method, "key": request.headers.get("x-goog-api-key"),
-                                  "body": request.get_json(silent=True)})
-            status, body, *delay = self.script.pop(0) if self.script else answer("Hello from the stand-in")
+                                  "body": body})
+            status, body, *delay = self.script.pop(0) if self.script else plausible(body)
             if delay:
                 time.sleep(delay[0])
             return jsonify(body), status

@@ -2,7 +2,7 @@
 import pytest
 
 from security.roles import MARKETER, VIEWER
-from tests.conftest import error_of, make_user, signed_in
+from tests.conftest import counts, error_of, make_user, signed_in
 from tests.gemini_standin import answer, failure
 
 
@@ -55,8 +55,9 @@ def test_a_retry_can_succeed(marketer, gemini):
     assert len(gemini.requests) == 2
 
 
-def test_upstream_failure_is_502(marketer, gemini):
-    gemini.script.extend([failure(500)] * 3)
+@pytest.mark.parametrize("status", [500, 503])  # the SDK's own ten-minute retry of 503s is switched off
+def test_upstream_failure_is_502(marketer, gemini, status):
+    gemini.script.extend([failure(status)] * 3)
     response = marketer.post("/api/ai/ask", json={"prompt": "hi"})
     assert response.status_code == 502
     assert len(gemini.requests) == 3
@@ -197,4 +198,210 @@ def test_summary_with_an_invented_number_is_refused(marketer, finished_campaign,
 
 def test_summary_of_unknown_campaign_is_404(marketer, gemini):
     assert marketer.post("/api/ai/campaigns/64b7f0000000000000000000/summary").status_code == 404
+    assert gemini.requests == []
+
+
+# --- segment rules from a description ---------------------------------------------------------------------
+@pytest.fixture
+def spenders(ai_app):
+    from datetime import datetime, timedelta
+
+    from models import Customer
+
+    now = datetime.utcnow()
+    rows = [("Big lapsed", 9000, now - timedelta(days=200)), ("Big recent", 8000, now - timedelta(days=5)),
+            ("Small lapsed", 100, now - timedelta(days=300)), ("Big never", 6000, None)]
+    for index, (name, spend, last_visit) in enumerate(rows):
+        Customer(name=name, email=f"s{index}@example.com", total_spend=spend, last_visit_date=last_visit).save()
+
+
+def rules_answer(rules, logical_operator="AND", explanation="Big spenders who have not visited lately."):
+    import json
+
+    return answer(json.dumps({"logicalOperator": logical_operator, "rules": rules, "explanation": explanation}))
+
+
+LAPSED_BIG_SPENDERS = [{"field": "totalSpend", "operator": ">", "value": "5000"},
+                       {"field": "lastVisitDate", "operator": "notWithinLastDays", "value": "90"}]
+
+
+def test_segment_rules_from_a_description(marketer, gemini, spenders):
+    from controllers.ai import SEGMENT_RULES_SCHEMA
+
+    gemini.script.append(rules_answer(LAPSED_BIG_SPENDERS))
+    description = "people who spent over 5000 but haven't visited in three months"
+    response = marketer.post("/api/ai/segment-rules", json={"description": description})
+    assert response.status_code == 200
+    assert response.get_json() == {"rules": LAPSED_BIG_SPENDERS, "logicalOperator": "AND",
+                                   "explanation": "Big spenders who have not visited lately.",
+                                   "audienceSize": 2}  # Big lapsed, Big never (never visited)
+    sent = gemini.requests[-1]["body"]
+    assert description in sent["contents"][0]["parts"][0]["text"]
+    config = sent["generationConfig"]
+    assert config["responseMimeType"] == "application/json"
+    schema = config["responseSchema"]  # the SDK sends types as enum numbers: 6 object, 5 array, 1 string
+    assert schema["type"] == 6 and schema["required"] == SEGMENT_RULES_SCHEMA["required"]
+    rule_item = schema["properties"]["rules"]["items"]
+    assert rule_item["properties"]["field"]["enum"] == ["totalSpend", "numVisits", "lastVisitDate", "createdAt",
+                                                        "name", "email", "emailDomain", "tags"]
+    assert "notWithinLastDays" in rule_item["properties"]["operator"]["enum"]
+    assert "notWithinLastDays" in sent["systemInstruction"]["parts"][0]["text"]
+
+
+def test_segment_rules_saves_nothing(marketer, gemini, spenders):
+    from models import Campaign, Segment
+
+    gemini.script.append(rules_answer(LAPSED_BIG_SPENDERS))
+    assert marketer.post("/api/ai/segment-rules", json={"description": "lapsed big spenders"}).status_code == 200
+    assert (Segment.objects.count(), Campaign.objects.count(), counts()["customers"]) == (0, 0, 4)
+
+
+def test_segment_rules_nested_group_from_the_flat_answer(marketer, gemini, spenders):
+    flattened = [{"field": "totalSpend", "operator": ">=", "value": "6000", "op": "", "rules": []},
+                 {"op": "OR", "field": "", "operator": "", "value": "", "rules": [
+                     {"field": "name", "operator": "contains", "value": "lapsed"},
+                     {"field": "lastVisitDate", "operator": "exists", "value": "false"}]}]
+    gemini.script.append(rules_answer(flattened))
+    body = marketer.post("/api/ai/segment-rules", json={"description": "big and lapsed or never seen"}).get_json()
+    assert body["rules"] == [
+        {"field": "totalSpend", "operator": ">=", "value": "6000"},
+        {"op": "OR", "rules": [{"field": "name", "operator": "contains", "value": "lapsed"},
+                               {"field": "lastVisitDate", "operator": "exists", "value": "false"}]}]
+    assert body["audienceSize"] == 2
+    preview = marketer.post("/api/segments/preview", json={"rules": body["rules"]}).get_json()
+    assert preview["audienceSize"] == 2  # the answer is usable as it stands
+
+
+def test_invalid_rules_get_one_repair_round_with_the_errors(marketer, gemini, spenders):
+    wrong = [{"field": "totalSpend", "operator": ">", "value": "lots"},
+             {"field": "lastVisitDate", "operator": "notWithinLastDays", "value": "90"}]
+    gemini.script.extend([rules_answer(wrong), rules_answer(LAPSED_BIG_SPENDERS)])
+    response = marketer.post("/api/ai/segment-rules", json={"description": "lapsed big spenders"})
+    assert response.status_code == 200 and response.get_json()["rules"] == LAPSED_BIG_SPENDERS
+    assert len(gemini.requests) == 2
+    repair = gemini.requests[1]["body"]["contents"][0]["parts"][0]["text"]
+    assert '"value": "lots"' in repair  # the previous answer
+    assert "rules[0].value: Must be a number" in repair  # and what was wrong with it, by path
+    assert gemini.requests[1]["body"]["generationConfig"]["responseMimeType"] == "application/json"
+
+
+@pytest.mark.parametrize("first, second, errors", [
+    (rules_answer([{"field": "income", "operator": ">", "value": "5"}]),
+     rules_answer([{"field": "totalSpend", "operator": "contains", "value": "5"}]),
+     {"rules[0].operator": ["For totalSpend, must be one of: >, >=, <, <=, =, !=, between, in, notIn, exists."]}),
+    (answer("Sure! Here are your rules."), answer("{\"rules\": "),
+     {"_schema": ["Not valid JSON: Expecting value: line 1 column 11 (char 10)"]}),
+    (rules_answer([]), rules_answer([]), {"rules": ["At least one rule is needed."]}),
+    (answer("[1, 2]"), rules_answer(LAPSED_BIG_SPENDERS, logical_operator="XOR"),
+     {"logicalOperator": ["Must be one of: AND, OR."]}),
+    (rules_answer(LAPSED_BIG_SPENDERS, explanation=""), answer('{"rules": [], "sql": "DROP"}'),
+     {"rules": ["At least one rule is needed."], "sql": ["Unknown field."], "explanation": ["Missing data for required field."]}),
+], ids=["bad-field-then-bad-operator", "prose-then-truncated", "empty-twice", "not-object-then-bad-join",
+        "empty-explanation-then-extra-key"])
+def test_rules_still_invalid_after_repair_are_502_naming_the_problem(marketer, gemini, spenders, first, second,
+                                                                     errors):
+    gemini.script.extend([first, second])
+    response = marketer.post("/api/ai/segment-rules", json={"description": "lapsed big spenders"})
+    assert response.status_code == 502
+    assert error_of(response) == {"error": "The AI service's rules were not valid, even after a correction",
+                                  "errors": errors}
+    assert len(gemini.requests) == 2
+
+
+def test_segment_rules_upstream_errors_map_like_ask(marketer, gemini):
+    gemini.script.extend([failure(503)] * 3)
+    assert marketer.post("/api/ai/segment-rules", json={"description": "vips"}).status_code == 502
+    assert len(gemini.requests) == 3  # retried, but no repair round for an upstream failure
+
+
+@pytest.mark.parametrize("body", [{}, {"description": ""}, {"description": "x" * 1001}, {"description": 7},
+                                  {"description": {"$where": "1"}}, {"description": "vips", "rules": []}])
+def test_bad_segment_rules_body_is_400_and_nothing_is_sent(marketer, gemini, body):
+    assert marketer.post("/api/ai/segment-rules", json=body).status_code == 400
+    assert gemini.requests == []
+
+
+def test_segment_rules_is_503_without_a_key(make_app, gemini):
+    app = make_app(GEMINI_API_KEY=None)
+    response = signed_in(app, make_user(MARKETER)).post("/api/ai/segment-rules", json={"description": "vips"})
+    assert response.status_code == 503 and gemini.requests == []
+
+
+# --- message variants -----------------------------------------------------------------------------------
+def variants_answer(*variants):
+    import json
+
+    return answer(json.dumps({"variants": [{"message": m, "angle": f"angle {i}"} for i, m in enumerate(variants)]}))
+
+
+def test_message_variants_use_only_allowed_placeholders(marketer, gemini):
+    gemini.script.append(variants_answer("Hi {{firstName}}, we miss you!", "{{name}}, your {{totalSpend}} says VIP."))
+    response = marketer.post("/api/ai/message-variants",
+                             json={"objective": "win back lapsed customers", "tone": "warm", "count": 2})
+    assert response.status_code == 200
+    assert response.get_json() == {"variants": [
+        {"message": "Hi {{firstName}}, we miss you!", "angle": "angle 0", "placeholders": ["firstName"]},
+        {"message": "{{name}}, your {{totalSpend}} says VIP.", "angle": "angle 1",
+         "placeholders": ["name", "totalSpend"]}], "rejected": []}
+    sent = gemini.requests[-1]["body"]
+    prompt = sent["contents"][0]["parts"][0]["text"]
+    assert "Objective: win back lapsed customers" in prompt and "Tone: warm" in prompt
+    schema = sent["generationConfig"]["responseSchema"]["properties"]["variants"]
+    assert (schema["minItems"], schema["maxItems"]) == ("2", "2")
+    assert "{{firstName}}" in sent["systemInstruction"]["parts"][0]["text"]
+
+
+def test_a_variant_a_campaign_could_not_use_is_rejected_with_the_reason(marketer, gemini):
+    gemini.script.append(variants_answer("Hi {{firstName}}!", "Hello {{company}} friend", "{{ name.upper() }}",
+                                         "hi {{firstName}}!", ""))
+    response = marketer.post("/api/ai/message-variants", json={"objective": "welcome"})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert [v["message"] for v in body["variants"]] == ["Hi {{firstName}}!"]
+    assert body["rejected"] == [
+        {"message": "Hello {{company}} friend",
+         "reason": "Unknown placeholder(s): {{company}}; allowed: {{name}}, {{firstName}}, {{email}}, {{totalSpend}}"},
+        {"message": "{{ name.upper() }}",
+         "reason": "Only placeholders like {{name}} are allowed: {{name}}, {{firstName}}, {{email}}, {{totalSpend}}"},
+        {"message": "hi {{firstName}}!", "reason": "The same as another variant."},
+        {"message": "", "reason": "The message is empty."}]
+
+
+def test_every_accepted_variant_works_as_a_campaign_message(marketer, gemini):
+    gemini.script.append(variants_answer("Thanks {{name}} ({{email}})", "Dear {{firstName}}, {{totalSpend}} spent"))
+    variants = marketer.post("/api/ai/message-variants", json={"objective": "thanks", "count": 2}).get_json()
+    for variant in variants["variants"]:
+        created = marketer.post("/api/campaigns", json={"name": variant["angle"], "message": variant["message"],
+                                                        "rules": LAPSED_BIG_SPENDERS})
+        assert created.status_code == 201
+
+
+@pytest.mark.parametrize("text, errors", [
+    ("no json here", {"_schema": ["Not valid JSON: Expecting value: line 1 column 1 (char 0)"]}),
+    ('{"variants": "Hi"}', {"variants": ["Must be a list."]}),
+    ('{"variants": [{"message": "{{ secret }}"}, {"message": 5}]}', {
+        "variants[0]": ["Unknown placeholder(s): {{secret}}; allowed: {{name}}, {{firstName}}, {{email}}, {{totalSpend}}"],
+        "variants[1]": ["The message is empty."]}),
+], ids=["prose", "not-a-list", "none-usable"])
+def test_no_usable_variant_is_502(marketer, gemini, text, errors):
+    gemini.script.append(answer(text))
+    response = marketer.post("/api/ai/message-variants", json={"objective": "welcome"})
+    assert response.status_code == 502
+    assert error_of(response)["errors"] == errors
+
+
+@pytest.mark.parametrize("body", [{}, {"objective": ""}, {"objective": "x" * 1001}, {"objective": "hi", "count": 1},
+                                  {"objective": "hi", "count": 4}, {"objective": "hi", "count": "2"},
+                                  {"objective": "hi", "count": 2.5}, {"objective": "hi", "tone": ""},
+                                  {"objective": "hi", "audience": "x" * 501}, {"objective": {"$gt": ""}},
+                                  {"objective": "hi", "model": "x"}])
+def test_bad_message_variants_body_is_400_and_nothing_is_sent(marketer, gemini, body):
+    assert marketer.post("/api/ai/message-variants", json=body).status_code == 400
+    assert gemini.requests == []
+
+
+@pytest.mark.parametrize("path", ["/api/ai/segment-rules", "/api/ai/message-variants"])
+def test_viewers_may_not_use_the_composing_endpoints(ai_app, gemini, path):
+    viewer = signed_in(ai_app, make_user(VIEWER, email="v@example.com"))
+    assert viewer.post(path, json={"description": "vips", "objective": "hi"}).status_code == 403
     assert gemini.requests == []
