@@ -106,6 +106,10 @@ def test_assistant_is_rate_limited_per_user(make_app, gemini):
     client = signed_in(app, make_user(MARKETER))
     statuses = [client.post("/api/ai/ask", json={"prompt": "hi"}).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
+    # every assistant endpoint draws on the same per-user budget
+    assert client.post("/api/ai/segment-rules", json={"description": "vips"}).status_code == 429
+    assert client.post("/api/ai/message-variants", json={"objective": "hi"}).status_code == 429
+    assert len(gemini.requests) == 2
 
 
 # --- send time ------------------------------------------------------------------------------------------
