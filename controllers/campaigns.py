@@ -4,6 +4,7 @@ States: draft → scheduled → sending → completed | paused | cancelled | fai
 conditional update (``status`` must still be what the action starts from), so two concurrent
 actions cannot both win, and every change publishes a domain event.
 """
+from controllers import dispatch
 from controllers.common import get_or_404, object_id_or_404, paginate, user_id
 from controllers.messages import TemplateProblem, check_template
 from errors import ApiError
@@ -11,7 +12,6 @@ from models import Campaign, Customer, Delivery, Segment
 from models.base import utcnow
 from models.campaign import CANCELLED, COMPLETED, DRAFT, FAILED, PAUSED, SCHEDULED, SENDING
 from models.delivery import FAILED as DELIVERY_FAILED
-from models.delivery import PENDING
 from segments import as_group, compile_rules
 from services import events
 
@@ -104,11 +104,8 @@ def act(campaign_id, action):
 def _enqueue(action, campaign_id):
     import tasks
 
-    if action == "retry-failed":  # only FAILED recipients are sent again
-        Delivery._get_collection().update_many(
-            {"campaign": object_id_or_404("campaign", campaign_id), "status": DELIVERY_FAILED},
-            {"$set": {"status": PENDING, "claimedBy": None, "error": None}},
-        )
+    if action == "retry-failed":
+        dispatch.requeue_failed(campaign_id)
     if action in ("send", "resume", "retry-failed"):
         tasks.plan_campaign.delay(campaign_id)  # continues after the plan cursor; no-op when planned
     if action in ("resume", "retry-failed"):

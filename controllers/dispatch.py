@@ -4,9 +4,10 @@
   ``DISPATCH_BATCH_SIZE``, inserts PENDING delivery records. The unique (campaign, customer) index
   makes a recipient exactly-once: a record that exists already is skipped, never duplicated. Only one
   batch of customers is held in memory at a time. Each batch is handed to ``deliver_batch``.
-- ``deliver_batch``: claims the batch's PENDING records (a lease, so two workers never send the same
-  record, and a dead worker's claim expires), sends them through the vendor (paced by the campaign's
-  ``messagesPerSecond``), then records every outcome in one bulk write of set-based updates.
+- ``deliver_batch``: claims the batch (one small claim document with a lease, so two workers never
+  send the same batch, and a dead worker's claim expires), sends its PENDING records through the vendor
+  (paced by the campaign's ``messagesPerSecond``), then records every outcome in one bulk write of
+  set-based updates.
 - ``finish_if_done``: a campaign whose plan is complete and that has nothing PENDING is completed
   (or failed, when nothing could be sent).
 """
@@ -18,10 +19,10 @@ from datetime import timedelta
 from bson import ObjectId
 from flask import current_app
 from pymongo import UpdateMany
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from controllers.messages import render
-from models import Campaign, Customer, Delivery, Segment
+from models import BatchClaim, Campaign, Customer, Delivery, Segment
 from models.base import utcnow
 from models.campaign import COMPLETED, FAILED, SENDING
 from models.delivery import FAILED as DELIVERY_FAILED
@@ -114,19 +115,24 @@ def _plan_batch(campaign, customers, enqueue_delivery):
 
 
 def _claim(token, worker):
-    """Take the batch's unclaimed (or expired-claim) PENDING records for ``worker``."""
+    """Claim the batch for ``worker`` (one write) and read its PENDING records; None if another
+    worker holds a live claim on it."""
     now = utcnow()
     lease = timedelta(seconds=current_app.config["DISPATCH_CLAIM_LEASE_S"])
-    collection = Delivery._get_collection()
-    collection.update_many(
-        {"batch": token, "status": PENDING,
-         "$or": [{"claimedBy": None}, {"claimedAt": {"$lt": now - lease}}]},
-        {"$set": {"claimedBy": worker, "claimedAt": now}},
-    )
-    return list(collection.find(
-        {"batch": token, "status": PENDING, "claimedBy": worker},
-        {"email": 1, "message": 1, "vendorMessageId": 1},
+    try:  # free, expired or already ours → ours; a live claim of someone else → duplicate _id
+        BatchClaim._get_collection().update_one(
+            {"_id": token, "$or": [{"claimedAt": {"$lt": now - lease}}, {"claimedBy": worker}]},
+            {"$set": {"claimedBy": worker, "claimedAt": now}}, upsert=True,
+        )
+    except DuplicateKeyError:
+        return None
+    return list(Delivery._get_collection().find(
+        {"batch": token, "status": PENDING}, {"email": 1, "message": 1, "vendorMessageId": 1},
     ))
+
+
+def _release(token, worker):
+    BatchClaim._get_collection().delete_one({"_id": token, "claimedBy": worker})
 
 
 def _reserve_send_window(campaign_id, count):
@@ -146,12 +152,24 @@ def _reserve_send_window(campaign_id, count):
 
 
 def deliver_batch(campaign_id, token, worker=None):
-    """Send one batch. Returns how many records are still PENDING under someone else's claim."""
+    """Send one batch. Returns True when another worker holds it (come back after its lease)."""
     campaign = Campaign.objects(pk=campaign_id).only("status", "name").first()
     if campaign is None or campaign.status != SENDING:
-        return 0
+        return False
     worker = worker or uuid.uuid4().hex
     records = _claim(token, worker)
+    if records is None:
+        return True
+    try:
+        _send(campaign, token, records)
+    finally:
+        _release(token, worker)
+    finish_if_done(campaign_id)
+    return False
+
+
+def _send(campaign, token, records):
+    """Send the claimed records (paced) and record every outcome."""
     start, rate = _reserve_send_window(campaign.pk, len(records))
     vendor = vendor_for(current_app.config)
     sent, failed = [], {}
@@ -171,48 +189,41 @@ def deliver_batch(campaign_id, token, worker=None):
                     failed.setdefault(str(exc)[:200], []).append(record["_id"])
     except VendorUnavailable as exc:
         log.warning("vendor unavailable for batch %s: %s (sent %d before)", token, exc, len(sent))
-        _record(token, worker, sent, failed, everything_attempted=False)
-        _release(token, worker)
+        _record(token, sent, failed, everything_attempted=False)
         raise
-    _record(token, worker, sent, failed, everything_attempted=True)
-    finish_if_done(campaign_id)
-    return Delivery.objects(batch_token=token, status=PENDING).count()
+    _record(token, sent, failed, everything_attempted=True)
 
 
-def _record(token, worker, sent, failed, everything_attempted):
-    """All outcomes of a batch in one bulk write (only records still PENDING under our claim).
+def _record(token, sent, failed, everything_attempted):
+    """All outcomes of a batch in one bulk write (only records still PENDING in it).
 
-    When every claimed record was attempted, the sent ones are "all of mine but the failures",
-    which spares the database a large ``$in`` list.
+    When every record read was attempted, the sent ones are "all PENDING in the batch but the
+    failures", which spares the database a large ``$in`` list. That is exact because records only
+    enter a batch when it is planned: ``retry-failed`` moves records it makes PENDING again into new
+    batches.
     """
     now = utcnow()
-    mine = {"batch": token, "status": PENDING, "claimedBy": worker}
+    pending = {"batch": token, "status": PENDING}
     failed_ids = [i for ids in failed.values() for i in ids]
     operations = []
     if sent:
         which = {"$nin": failed_ids} if everything_attempted else {"$in": sent}
-        operations.append(UpdateMany({**mine, "_id": which}, {
+        operations.append(UpdateMany({**pending, "_id": which}, {
             "$set": {"status": SENT, "sentAt": now, "error": None}, "$inc": {"attempts": 1}}))
     for reason, ids in failed.items():
-        operations.append(UpdateMany({**mine, "_id": {"$in": ids}}, {
+        operations.append(UpdateMany({**pending, "_id": {"$in": ids}}, {
             "$set": {"status": DELIVERY_FAILED, "failedAt": now, "error": reason}, "$inc": {"attempts": 1}}))
     if operations:
         Delivery._get_collection().bulk_write(operations, ordered=False)
 
 
-def _release(token, worker):
-    Delivery._get_collection().update_many(
-        {"batch": token, "status": PENDING, "claimedBy": worker}, {"$set": {"claimedBy": None}}
-    )
-
-
 def stalled_work(now=None):
     """``(campaign ids to plan again, {campaign id: [batch tokens to deliver again]})``.
 
-    A batch is stalled when its PENDING records are unclaimed or their claim expired, and they are
-    older than the lease (its task was lost, or its worker died). A plan is stalled when a sending
-    campaign has not finished planning and has not moved for a lease. Re-queuing is safe: the unique
-    index and the claims keep every recipient exactly-once.
+    A batch is stalled when it has PENDING records older than the lease and no live claim (its task
+    was lost, or its worker died). A plan is stalled when a sending campaign has not finished planning
+    and has not moved for a lease. Re-queuing is safe: the unique index and the claims keep every
+    recipient exactly-once.
     """
     now = now or utcnow()
     cutoff = now - timedelta(seconds=current_app.config["DISPATCH_CLAIM_LEASE_S"])
@@ -221,12 +232,24 @@ def stalled_work(now=None):
     batches = {}
     for campaign in sending:
         tokens = Delivery._get_collection().distinct("batch", {
-            "campaign": campaign.pk, "status": PENDING, "createdAt": {"$lt": cutoff},
-            "$or": [{"claimedBy": None}, {"claimedAt": {"$lt": cutoff}}],
-        })
-        if tokens:
-            batches[str(campaign.pk)] = tokens
+            "campaign": campaign.pk, "status": PENDING, "createdAt": {"$lt": cutoff}})
+        held = set(BatchClaim._get_collection().distinct(
+            "_id", {"_id": {"$in": tokens}, "claimedAt": {"$gte": cutoff}})) if tokens else set()
+        if set(tokens) - held:
+            batches[str(campaign.pk)] = [t for t in tokens if t not in held]
     return replan, batches
+
+
+def requeue_failed(campaign_id):
+    """Make a campaign's FAILED records PENDING again, each old batch's into a new batch.
+
+    New batches keep batches immutable once planned (see :func:`_record`) and as small as the old.
+    """
+    collection = Delivery._get_collection()
+    pk = ObjectId(str(campaign_id))
+    for token in collection.distinct("batch", {"campaign": pk, "status": DELIVERY_FAILED}):
+        collection.update_many({"campaign": pk, "batch": token, "status": DELIVERY_FAILED},
+                               {"$set": {"status": PENDING, "error": None, "batch": uuid.uuid4().hex}})
 
 
 def pending_batches(campaign_id):

@@ -1,6 +1,7 @@
 """MongoEngine documents and the database connection."""
 from models.api_key import ApiKey
 from models.audit import AuditEvent
+from models.batch_claim import BatchClaim
 from models.campaign import Campaign
 from models.customer import Customer
 from models.db import init_db
@@ -9,9 +10,9 @@ from models.order import Order
 from models.segment import Segment
 from models.user import User
 
-ALL_DOCUMENTS = (Customer, Order, User, Segment, Campaign, Delivery, ApiKey, AuditEvent)
+ALL_DOCUMENTS = (Customer, Order, User, Segment, Campaign, Delivery, BatchClaim, ApiKey, AuditEvent)
 
 __all__ = [
-    "ALL_DOCUMENTS", "ApiKey", "AuditEvent", "Campaign", "Customer", "Delivery",
+    "ALL_DOCUMENTS", "ApiKey", "AuditEvent", "BatchClaim", "Campaign", "Customer", "Delivery",
     "Order", "Segment", "User", "init_db",
 ]

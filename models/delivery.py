@@ -19,8 +19,6 @@ class Delivery(Document):
     attempts = IntField(default=0)
     error = StringField()
     batch_token = StringField(db_field="batch")
-    claimed_by = StringField(db_field="claimedBy")
-    claimed_at = DateTimeField(db_field="claimedAt")
     created_at = DateTimeField(db_field="createdAt", default=utcnow)
     sent_at = DateTimeField(db_field="sentAt")
     delivered_at = DateTimeField(db_field="deliveredAt")

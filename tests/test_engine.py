@@ -7,7 +7,7 @@ import pytest
 
 from controllers import dispatch
 from controllers.campaigns import start_due_campaigns
-from models import Campaign, Customer, Delivery, Segment
+from models import BatchClaim, Campaign, Customer, Delivery, Segment
 from services.vendors import SIGNATURE_HEADER, TIMESTAMP_HEADER, SimulatedVendor, sign, vendor_for
 from tests.conftest import error_of
 
@@ -128,7 +128,7 @@ def test_exactly_once_when_plan_and_batches_run_again(engine_app, marketer, peop
         tokens = []
         dispatch.plan(campaign["_id"], lambda cid, token: tokens.append(token))  # a redelivered plan
         for token in Delivery.objects(campaign_id=campaign["_id"]).distinct("batch_token"):
-            assert dispatch.deliver_batch(campaign["_id"], token) == 0  # a redelivered batch
+            assert dispatch.deliver_batch(campaign["_id"], token) is False  # a redelivered batch
     assert len(vendor.sent) == sends_before  # the vendor was not called again
     records = Delivery.objects(campaign_id=campaign["_id"])
     assert records.count() == 5
@@ -269,6 +269,39 @@ def test_retry_failed_resends_only_failed_recipients(marketer, sent_campaign):
     assert len(after) == 5
 
 
+def test_a_batch_claimed_by_a_live_worker_is_left_to_it_until_its_lease_expires(engine_app, marketer, people):
+    campaign = _create(marketer)
+    with engine_app.app_context():
+        held = []
+        Campaign.objects(pk=campaign["_id"]).update_one(set__status="sending")
+        dispatch.plan(campaign["_id"], lambda cid, token: held.append(token))  # planned, not delivered yet
+        BatchClaim(token=held[0], claimed_by="busy-worker", claimed_at=datetime.utcnow()).save()
+        vendor = vendor_for(engine_app.config)
+        before = len(vendor.sent)
+        assert dispatch.deliver_batch(campaign["_id"], held[0]) is True  # come back later
+        assert len(vendor.sent) == before
+        assert Delivery.objects(batch_token=held[0], status="PENDING").count() == 3
+        BatchClaim.objects(token=held[0]).update_one(set__claimed_at=datetime.utcnow() - timedelta(hours=1))
+        assert dispatch.deliver_batch(campaign["_id"], held[0]) is False  # the lease ran out: taken over
+        assert Delivery.objects(batch_token=held[0], status="SENT").count() == 3
+        assert BatchClaim.objects.count() == 0  # released when done
+
+
+def test_retry_failed_moves_records_into_new_batches(engine_app, marketer, sent_campaign):
+    """A batch's late bookkeeping ("everything PENDING in it but the failures was sent") can never
+    mark a retried recipient as sent, because retried records leave their old batch."""
+    campaign, records = sent_campaign
+    Delivery.objects(pk__in=[r.pk for r in records]).update(set__status="FAILED")
+    old = {r.pk: r.batch_token for r in records}
+    with engine_app.app_context():
+        dispatch.requeue_failed(campaign["_id"])
+        for token in set(old.values()):
+            dispatch._record(token, [records[0].pk], {}, everything_attempted=True)  # a late, stale worker
+    after = {r.pk: r for r in Delivery.objects(campaign_id=campaign["_id"])}
+    assert all(after[pk].status == "PENDING" and after[pk].batch_token != token for pk, token in old.items())
+    assert len({after[pk].batch_token for pk in old}) == len(set(old.values()))  # one new batch per old one
+
+
 # --- webhook round trip through a real HTTP server ---------------------------------------------------
 def test_simulated_vendor_reports_outcomes_through_the_webhook(make_app):
     import threading
@@ -393,13 +426,15 @@ def test_sweep_requeues_lost_batches_and_stalled_plans(engine_app, marketer, peo
 
     campaign = _create(marketer)
     marketer.post(f"/api/campaigns/{campaign['_id']}/send")
-    # Make it look as if a worker died mid-campaign: records pending, claimed an hour ago.
+    # Make it look as if workers died mid-campaign: records pending, their batches claimed an hour ago.
     hour_ago = datetime.utcnow() - timedelta(hours=1)
     Campaign.objects(pk=campaign["_id"]).update_one(set__status="sending")
     Delivery._get_collection().update_many(
         {"campaign": Campaign.objects.get(pk=campaign["_id"]).pk},
-        {"$set": {"status": "PENDING", "claimedBy": "dead-worker", "claimedAt": hour_ago, "createdAt": hour_ago}},
+        {"$set": {"status": "PENDING", "createdAt": hour_ago}},
     )
+    for token in Delivery.objects(campaign_id=campaign["_id"]).distinct("batch_token"):
+        BatchClaim(token=token, claimed_by="dead-worker", claimed_at=hour_ago).save()
     with engine_app.app_context():
         assert tasks.requeue_stalled() == (0, 2)  # two batches of three
         assert tasks.requeue_stalled() == (0, 0)
