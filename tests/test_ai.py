@@ -230,7 +230,7 @@ LAPSED_BIG_SPENDERS = [{"field": "totalSpend", "operator": ">", "value": "5000"}
 
 
 def test_segment_rules_from_a_description(marketer, gemini, spenders):
-    from controllers.ai import SEGMENT_RULES_SCHEMA
+    from controllers.ai.compose import SEGMENT_RULES_SCHEMA
 
     gemini.script.append(rules_answer(LAPSED_BIG_SPENDERS))
     description = "people who spent over 5000 but haven't visited in three months"

@@ -1,134 +1,21 @@
-"""The AI assistant. The model gets only what a request needs and never any write access.
+"""The assistant composes parts of a campaign: audience rules from a description, message variants.
 
-Whatever the model writes is checked by the server before anyone sees it: rules by the same schema as
-rules a user writes, messages by the same template check as a campaign's message, summaries for
-numbers the statistics do not contain.
+Both ask the model for JSON against a response schema, then hold the answer to the rules a user's own
+input must pass. Nothing is saved; the caller decides.
 """
 import json
-import re
 from datetime import datetime, timezone
 
 from marshmallow import ValidationError
 
 from controllers.messages import TemplateProblem, check_template
+from controllers.segments import audience
 from errors import ApiError, flatten_errors
 from schemas.ai import GeneratedRules
 from schemas.campaign import MAX_MESSAGE
 from segments import FIELDS, GROUP_OPERATORS, MAX_RULES, OPERATORS, OPERATORS_BY_TYPE
 from services import gemini
 
-SYSTEM_INSTRUCTION = (
-    "You are the assistant of a CRM used by marketers: customers, their orders, audience segments "
-    "built from rules, and message campaigns. Help with marketing tasks for this CRM: audience ideas, "
-    "campaign messages, timing, and reading campaign results. You cannot see or change the CRM's "
-    "data; say so when asked to. Be concise and practical."
-)
-
-
-def ask(prompt):
-    """Answer a marketer's free-form question."""
-    return gemini.generate(prompt, system=SYSTEM_INSTRUCTION)
-
-
-WEEKDAYS = {1: "Sunday", 2: "Monday", 3: "Tuesday", 4: "Wednesday", 5: "Thursday", 6: "Friday", 7: "Saturday"}
-RATIONALE_INSTRUCTION = (
-    "In one sentence of at most 30 words, explain to a marketer why the given weekday and hour (UTC) is "
-    "a good time to send a campaign, using only the order counts given. Do not invent other numbers."
-)
-
-
-def send_time(with_rationale=False):
-    """The weekday and hour (UTC) with the most orders, from a histogram computed by the database.
-
-    The model, when asked for a rationale, sees only the aggregate counts: never a customer.
-    """
-    from models import Order
-
-    rows = Order._get_collection().aggregate([
-        {"$group": {"_id": {"day": {"$dayOfWeek": "$date"}, "hour": {"$hour": "$date"}}, "orders": {"$sum": 1}}},
-    ])
-    histogram = sorted(
-        ({"dayOfWeek": r["_id"]["day"], "weekday": WEEKDAYS[r["_id"]["day"]], "hour": r["_id"]["hour"],
-          "orders": r["orders"]} for r in rows),
-        key=lambda slot: (-slot["orders"], slot["dayOfWeek"], slot["hour"]),
-    )
-    result = {"best": histogram[0] if histogram else None, "basedOnOrders": sum(s["orders"] for s in histogram),
-              "timezone": "UTC", "histogram": histogram, "rationale": None}
-    if with_rationale and histogram:
-        best = histogram[0]
-        facts = (f"Best slot: {best['weekday']} {best['hour']:02d}:00 UTC with {best['orders']} of "
-                 f"{result['basedOnOrders']} orders. Next: " + ", ".join(
-                     f"{s['weekday']} {s['hour']:02d}:00 ({s['orders']})" for s in histogram[1:4]))
-        try:
-            result["rationale"] = gemini.generate(facts, system=RATIONALE_INSTRUCTION).text.strip()
-        except ApiError as exc:  # the computed answer stands without the model
-            result["rationaleError"] = exc.message
-    return result
-
-
-SUMMARY_INSTRUCTION = (
-    "You summarise an email campaign's results for a marketer in two or three plain sentences. Use only "
-    "the numbers given, written exactly as given; do not compute or invent any other number."
-)
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-
-
-def _rate(part, whole):
-    return round(100 * part / whole, 1) if whole else 0.0
-
-
-def _numbers_in(text):
-    return {match.replace(",", "") for match in _NUMBER.findall(text)}
-
-
-def _allowed_numbers(*values):
-    allowed = set()
-    for value in values:
-        if isinstance(value, float):  # a rate may be written 80.0 or 80
-            allowed |= {f"{value:.1f}", str(round(value))}
-        else:
-            allowed.add(str(value))
-    return allowed
-
-
-def campaign_summary(campaign_id):
-    """A plain-language summary: the server computes every number, the model only phrases them,
-    and a text containing any number not among them is refused (502)."""
-    from controllers.campaigns import get_campaign, stats
-
-    campaign = get_campaign(campaign_id)
-    numbers = stats(campaign)
-    attempted = numbers["sent"] + numbers["delivered"] + numbers["failed"]
-    rates = {"deliveredPercent": _rate(numbers["delivered"], attempted),
-             "failedPercent": _rate(numbers["failed"], attempted)}
-    reasons = numbers["failure_reasons"][:3]
-    facts = "\n".join([
-        f"Campaign: {campaign.name} ({campaign.status})",
-        f"Audience: {numbers['audience_size'] or 0}; sent and awaiting receipt: {numbers['sent']}; "
-        f"delivered: {numbers['delivered']}; failed: {numbers['failed']}; pending: {numbers['pending']}",
-        f"Delivered: {rates['deliveredPercent']}%; failed: {rates['failedPercent']}%",
-        "Top failure reasons: " + (", ".join(f"{r['reason']} ({r['count']})" for r in reasons) or "none"),
-    ])
-    text = gemini.generate(facts, system=SUMMARY_INSTRUCTION).text.strip()
-    allowed = _allowed_numbers(
-        numbers["audience_size"] or 0, numbers["sent"], numbers["delivered"], numbers["failed"],
-        numbers["pending"], numbers["total"], attempted, rates["deliveredPercent"], rates["failedPercent"],
-        *[r["count"] for r in reasons],
-    ) | _numbers_in(campaign.name) | _numbers_in(" ".join(str(r["reason"]) for r in reasons))
-    stray = sorted(_numbers_in(text) - allowed)
-    if stray:
-        raise ApiError(502, "The AI summary contained numbers that are not in the campaign's statistics",
-                       {"summary": [f"Unexpected number(s): {', '.join(stray)}"]})
-    return {
-        "campaignId": str(campaign.pk),
-        "stats": {"audienceSize": numbers["audience_size"] or 0, "sent": numbers["sent"],
-                  "delivered": numbers["delivered"], "failed": numbers["failed"], "pending": numbers["pending"],
-                  "failureReasons": reasons, **rates},
-        "summary": text,
-    }
-
-
-# --- natural language → segment rules -----------------------------------------------------------------
 FIELD_MEANINGS = {
     "totalSpend": "the customer's total spend (a number)",
     "numVisits": "how many times the customer visited (a number)",
@@ -219,8 +106,6 @@ def segment_rules(description):
     The model sees the description and the rule language, never a customer; the audience size is
     counted by the database afterwards.
     """
-    from controllers.segments import audience
-
     today = datetime.now(timezone.utc).date().isoformat()
     prompt = f"Today is {today} (UTC).\nDescribe as rules: {description}"
     text = gemini.generate(prompt, system=SEGMENT_INSTRUCTION, json_schema=SEGMENT_RULES_SCHEMA).text
