@@ -14,4 +14,6 @@ class BatchClaim(Document):
     claimed_by = StringField(db_field="claimedBy", required=True)
     claimed_at = DateTimeField(db_field="claimedAt", required=True)
 
-    meta = {"collection": "dispatch_claims"}
+    # a claim left by a dead worker is useless long after its lease; MongoDB removes it after a week
+    meta = {"collection": "dispatch_claims",
+            "indexes": [{"fields": ["claimed_at"], "expireAfterSeconds": 7 * 24 * 3600}]}
