@@ -190,9 +190,10 @@ def main():
     print(f"== dispatch through the simulated vendor (goal: ratio >= 0.5; dispatcher memory < 150 MB);"
           f" median of {repeats} interleaved pair(s)")
     for n in _sizes("BENCH_DISPATCH", "2000,10000"):
-        pairs = [(_child(n, "dispatch"), _child(n, "insert")) for _ in range(repeats)]
-        ratios = sorted(b["seconds"] / d["seconds"] for d, b in pairs)
-        d, b = sorted(pairs, key=lambda pair: pair[1]["seconds"] / pair[0]["seconds"])[len(pairs) // 2]
+        pairs = sorted(((_child(n, "dispatch"), _child(n, "insert")) for _ in range(repeats)),
+                       key=lambda pair: pair[1]["seconds"] / pair[0]["seconds"])
+        ratios = [b["seconds"] / d["seconds"] for d, b in pairs]
+        d, b = pairs[len(pairs) // 2]
         print(f"n={n:>9,} [{d['store']}] dispatch {d['seconds']:.2f}s ({n / d['seconds']:,.0f} records/s)"
               f" | raw insert_many {b['seconds']:.2f}s ({n / b['seconds']:,.0f}/s)"
               f" | ratio {b['seconds'] / d['seconds']:.3f} (all: {', '.join(f'{r:.3f}' for r in ratios)})")

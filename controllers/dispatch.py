@@ -114,14 +114,18 @@ def _plan_batch(campaign, customers, enqueue_delivery):
     return bool(moved)
 
 
+def _lease_cutoff(now):
+    """Claims taken before this have expired."""
+    return now - timedelta(seconds=current_app.config["DISPATCH_CLAIM_LEASE_S"])
+
+
 def _claim(token, worker):
     """Claim the batch for ``worker`` (one write) and read its PENDING records; None if another
     worker holds a live claim on it."""
     now = utcnow()
-    lease = timedelta(seconds=current_app.config["DISPATCH_CLAIM_LEASE_S"])
     try:  # free, expired or already ours → ours; a live claim of someone else → duplicate _id
         BatchClaim._get_collection().update_one(
-            {"_id": token, "$or": [{"claimedAt": {"$lt": now - lease}}, {"claimedBy": worker}]},
+            {"_id": token, "$or": [{"claimedAt": {"$lt": _lease_cutoff(now)}}, {"claimedBy": worker}]},
             {"$set": {"claimedBy": worker, "claimedAt": now}}, upsert=True,
         )
     except DuplicateKeyError:
@@ -225,8 +229,7 @@ def stalled_work(now=None):
     and has not moved for a lease. Re-queuing is safe: the unique index and the claims keep every
     recipient exactly-once.
     """
-    now = now or utcnow()
-    cutoff = now - timedelta(seconds=current_app.config["DISPATCH_CLAIM_LEASE_S"])
+    cutoff = _lease_cutoff(now or utcnow())
     sending = list(Campaign.objects(status=SENDING).only("id", "planned", "updated_at"))
     replan = [str(c.pk) for c in sending if c.planned is None and c.updated_at and c.updated_at < cutoff]
     batches = {}
@@ -235,8 +238,9 @@ def stalled_work(now=None):
             "campaign": campaign.pk, "status": PENDING, "createdAt": {"$lt": cutoff}})
         held = set(BatchClaim._get_collection().distinct(
             "_id", {"_id": {"$in": tokens}, "claimedAt": {"$gte": cutoff}})) if tokens else set()
-        if set(tokens) - held:
-            batches[str(campaign.pk)] = [t for t in tokens if t not in held]
+        lost = [token for token in tokens if token not in held]
+        if lost:
+            batches[str(campaign.pk)] = lost
     return replan, batches
 
 

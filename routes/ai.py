@@ -20,11 +20,12 @@ bp = Blueprint("ai", __name__)
 gemini_bp = Blueprint("gemini", __name__)  # the seed's name for the same ``ask``
 ask_in, send_time_query = AskIn(), SendTimeQuery()
 segment_rules_in, message_variants_in = SegmentRulesIn(), MessageVariantsIn()
+MODEL_ERRORS = (422, 429, 502, 503, 504)  # what asking the model can end in (see services/gemini.py)
 
 
 @bp.post("/ask")
 @gemini_bp.post("/ask")
-@doc(body=AskIn, response=AskOut, errors=(422, 429, 502, 503, 504),
+@doc(body=AskIn, response=AskOut, errors=MODEL_ERRORS,
      description="503 when no GEMINI_API_KEY is configured; 429 (with Retry-After) when the model is "
                  "busy; 422 when its safety filters block the prompt; 502/504 when it fails or times out.")
 def ask():
@@ -44,7 +45,7 @@ def send_time():
 
 
 @bp.post("/campaigns/<campaign_id>/summary")
-@doc(response=SummaryOut, errors=(429, 502, 503, 504),
+@doc(response=SummaryOut, errors=MODEL_ERRORS,
      description="The server computes every number from the delivery records; the model only words "
                  "them; a summary mentioning any other number is refused (502).")
 def campaign_summary(campaign_id):
@@ -53,7 +54,7 @@ def campaign_summary(campaign_id):
 
 
 @bp.post("/segment-rules")
-@doc(body=SegmentRulesIn, response=SegmentRulesOut, errors=(422, 429, 502, 503, 504),
+@doc(body=SegmentRulesIn, response=SegmentRulesOut, errors=MODEL_ERRORS,
      description="The model answers in JSON against the rule schema; the answer is validated like rules a "
                  "user writes, with one correction round, then 502 naming what was wrong. Nothing is "
                  "saved: post the rules to /api/segments or /api/campaigns. The model never sees customers.")
@@ -63,7 +64,7 @@ def segment_rules():
 
 
 @bp.post("/message-variants")
-@doc(body=MessageVariantsIn, response=MessageVariantsOut, errors=(422, 429, 502, 503, 504),
+@doc(body=MessageVariantsIn, response=MessageVariantsOut, errors=MODEL_ERRORS,
      description="2–3 campaign messages using only {{name}}, {{firstName}}, {{email}}, {{totalSpend}}. A "
                  "variant with any other placeholder or template code is rejected (listed in `rejected` "
                  "with the reason); 502 when none is usable.")

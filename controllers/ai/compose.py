@@ -148,19 +148,18 @@ def _variants_schema(count):
     }
 
 
-def _problem_with(message, seen):
-    """Why a written message cannot be used as a campaign message, or None."""
+def _checked_variant(message, seen):
+    """``(placeholders, None)`` for a message usable as a campaign's, else ``(None, why not)``."""
     if not isinstance(message, str) or not message.strip():
-        return "The message is empty."
+        return None, "The message is empty."
     if len(message) > MAX_MESSAGE:
-        return f"The message is longer than {MAX_MESSAGE} characters."
+        return None, f"The message is longer than {MAX_MESSAGE} characters."
     if message.strip().casefold() in seen:
-        return "The same as another variant."
+        return None, "The same as another variant."
     try:
-        check_template(message)
+        return check_template(message), None
     except TemplateProblem as exc:
-        return str(exc)
-    return None
+        return None, str(exc)
 
 
 def message_variants(data):
@@ -186,14 +185,14 @@ def message_variants(data):
     variants, rejected, seen = [], [], set()
     for item in written:
         message = item.get("message") if isinstance(item, dict) else None
-        problem = _problem_with(message, seen)
+        placeholders, problem = _checked_variant(message, seen)
         if problem:
             rejected.append({"message": message if isinstance(message, str) else None, "reason": problem})
         elif len(variants) < count:
             seen.add(message.strip().casefold())
             angle = item.get("angle")
             variants.append({"message": message.strip(), "angle": angle.strip() if isinstance(angle, str) else None,
-                             "placeholders": check_template(message)})
+                             "placeholders": placeholders})
     if not variants:
         raise ApiError(502, "The AI service wrote no usable variant",
                        {f"variants[{index}]": [r["reason"]] for index, r in enumerate(rejected)} or None)
