@@ -7,6 +7,7 @@ from errors import register_error_handlers
 from extensions import cors, login_manager
 from logs import configure_logging, init_request_logging
 from models import init_db
+from models.db import ensure_indexes_when_reachable
 from routes import docs, frontend, health, register_blueprints
 from security import api_keys, headers, limits, policy, sessions
 from services import google_oauth, queue, scheduler
@@ -34,6 +35,22 @@ def create_app(config=None):
     docs.init_app(app)
     register_error_handlers(app)
     register_commands(app)
+    return app
+
+
+def start_serving(app):
+    """What a long-running process (web server, worker) does once: never a ``flask`` command.
+
+    Indexes are created in the background, so the process starts while the database is down.
+    """
+    if not app.testing:
+        ensure_indexes_when_reachable(app)
+    return app
+
+
+def start_web(app):
+    """:func:`start_serving` for the web server: also the dev admin key and the in-process scheduler."""
+    start_serving(app)
     if app.config["APP_ENV"] == "development" and not google_oauth.configured(app):
         api_keys.issue_dev_admin_key(app)
     if app.config["SCHEDULER_ENABLED"] and not app.testing and not queue.broker_configured(app):
@@ -74,12 +91,13 @@ def register_security(app):
 
 
 def register_commands(app):
-    """``flask export-postman``, ``flask create-api-key``."""
+    """``flask export-postman``, ``flask create-api-key``, ``flask seed-demo``."""
     from apidocs.cli import export_postman
-    from controllers.cli import create_api_key
+    from controllers.cli import create_api_key, seed_demo_command
 
     app.cli.add_command(export_postman)
     app.cli.add_command(create_api_key)
+    app.cli.add_command(seed_demo_command)
 
 
 def _load_user(user_id):

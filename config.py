@@ -61,6 +61,7 @@ def from_env(environ=None):
         "SECRET_KEY": secret,
         "MONGO_URI": _env(env, "MONGO_URI", "MONGODB_URI"),
         "MONGO_DB": _env(env, "MONGO_DB", default="crm"),
+        "MONGO_TIMEOUT_MS": int(_number(env, "MONGO_TIMEOUT_MS", 3000)),
         "GOOGLE_CLIENT_ID": _env(env, "GOOGLE_CLIENT_ID"),
         "GOOGLE_CLIENT_SECRET": _env(env, "GOOGLE_CLIENT_SECRET"),
         "GOOGLE_DISCOVERY_URL": _env(env, "GOOGLE_DISCOVERY_URL", default=GOOGLE_DISCOVERY_DEFAULT),

@@ -4,9 +4,11 @@ import logging
 from flask import g, has_request_context, jsonify
 from marshmallow import ValidationError
 from mongoengine.errors import NotUniqueError
-from werkzeug.exceptions import HTTPException
+from pymongo.errors import ConnectionFailure
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
+DATABASE_RETRY_AFTER_S = 5
 
 
 class ApiError(Exception):
@@ -109,8 +111,23 @@ def register_error_handlers(app):
     def handle_not_unique(exc):
         return error_response(409, "A record with this value already exists")
 
+    @app.errorhandler(ConnectionFailure)
+    def handle_database_unavailable(exc):
+        # server selection, connect or network errors: the database is down or unreachable, which is
+        # temporary and not the client's fault. One line, no traceback: an outage is not a bug.
+        log.warning("database unavailable: %s", type(exc).__name__)
+        response = error_response(503, "Database unavailable, try again shortly")
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+        if has_request_context():
+            g.retry_after = response.headers["Retry-After"]  # kept over the limiter's window reset
+        return response
+
     @app.errorhandler(HTTPException)
     def handle_http_exception(exc):
+        # Flask turns an error outside the view (opening the session, for one) into a 500 that
+        # carries the original: a database outage there is still a 503.
+        if isinstance(exc, InternalServerError) and isinstance(exc.original_exception, ConnectionFailure):
+            return handle_database_unavailable(exc.original_exception)
         response = error_response(exc.code or 500, exc.description or exc.name)
         if exc.code == 405 and getattr(exc, "valid_methods", None):
             response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))

@@ -1,14 +1,28 @@
 """Celery tasks: thin wrappers that run the dispatch steps (see controllers/dispatch.py)."""
 from celery import shared_task
+from pymongo.errors import ConnectionFailure
 
 from controllers import dispatch
 from controllers.campaigns import start_due_campaigns as _start_due
+from services.scheduler import OutageLog
+
+_beat_outage = OutageLog("scheduled-campaign sweep")
 
 
-@shared_task(name="crm.plan_campaign", acks_late=True)
-def plan_campaign(campaign_id):
+def _after_outage(task, exc):
+    """Come back once the database answers again (never in-process, where nothing would wait)."""
+    if task.request.is_eager:
+        raise exc
+    raise task.retry(exc=exc, countdown=min(60, 2 ** task.request.retries), max_retries=None)
+
+
+@shared_task(name="crm.plan_campaign", bind=True, acks_late=True)
+def plan_campaign(self, campaign_id):
     """Plan a sending campaign's recipients; each batch becomes a ``deliver_batch`` task."""
-    dispatch.plan(campaign_id, lambda cid, token: deliver_batch.delay(cid, token))
+    try:
+        dispatch.plan(campaign_id, lambda cid, token: deliver_batch.delay(cid, token))
+    except ConnectionFailure as exc:
+        _after_outage(self, exc)
 
 
 @shared_task(name="crm.deliver_batch", bind=True, acks_late=True, max_retries=20)
@@ -20,6 +34,8 @@ def deliver_batch(self, campaign_id, token):
 
     try:
         held_elsewhere = dispatch.deliver_batch(campaign_id, token, worker=self.request.id)
+    except ConnectionFailure as exc:
+        _after_outage(self, exc)
     except VendorUnavailable as exc:
         if self.request.is_eager:  # no worker to come back later: stop, "retry-failed" resumes it
             dispatch.fail(campaign_id, f"Vendor unavailable: {exc}")
@@ -39,8 +55,13 @@ def redispatch(campaign_id):
 @shared_task(name="crm.start_due_campaigns")
 def start_due_campaigns():
     """Beat: start scheduled campaigns whose time has come, and re-queue stalled work."""
-    started = _start_due()
-    requeue_stalled()
+    try:
+        started = _start_due()
+        requeue_stalled()
+    except ConnectionFailure as exc:
+        _beat_outage.failed(exc)
+        return 0
+    _beat_outage.succeeded()
     return started
 
 

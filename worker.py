@@ -5,7 +5,7 @@ A worker is a separate process, so it needs the shared, real MongoDB (``MONGO_UR
 """
 import sys
 
-from app import create_app
+from app import create_app, start_serving
 
 flask_app = create_app()
 if not flask_app.config.get("MONGO_URI") or not flask_app.config.get("CELERY_BROKER_URL"):
@@ -13,4 +13,5 @@ if not flask_app.config.get("MONGO_URI") or not flask_app.config.get("CELERY_BRO
         "A Celery worker needs MONGO_URI (a real MongoDB shared with the web server: the embedded "
         "database lives inside one process) and CELERY_BROKER_URL."
     )
+start_serving(flask_app)
 celery = flask_app.extensions["celery"]

@@ -1,4 +1,4 @@
 """WSGI entry point: ``gunicorn wsgi:app``."""
-from app import create_app
+from app import create_app, start_web
 
-app = create_app()
+app = start_web(create_app())

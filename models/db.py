@@ -1,17 +1,31 @@
 """Connect MongoEngine to MongoDB, or to the embedded in-memory store when no URI is set."""
+import logging
+import threading
+
 import mongoengine
+from pymongo.errors import ConnectionFailure
+
+log = logging.getLogger(__name__)
+INDEX_RETRY_S = 5
 
 
 def init_db(app):
     """Open the default MongoEngine connection described by the app config.
 
-    With ``MONGO_URI`` the database named in the URI is used (else ``MONGO_DB``). Without it the
-    embedded mongomock store is used: it lives inside this process and keeps nothing on disk.
+    With ``MONGO_URI`` the database named in the URI is used (else ``MONGO_DB``), and
+    ``MONGO_TIMEOUT_MS`` bounds how long a request waits for an unreachable server (server
+    selection and connect), so an outage answers 503 in seconds instead of hanging. Connecting is
+    lazy: the process starts while the database is down. Without a URI the embedded mongomock store
+    is used: it lives inside this process and keeps nothing on disk.
     """
     mongoengine.disconnect()
     uri = app.config.get("MONGO_URI")
     if uri:
-        mongoengine.connect(db=app.config["MONGO_DB"], host=uri, uuidRepresentation="standard")
+        timeout_ms = app.config["MONGO_TIMEOUT_MS"]
+        mongoengine.connect(
+            db=app.config["MONGO_DB"], host=uri, uuidRepresentation="standard",
+            serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
+        )
     else:
         import mongomock
 
@@ -25,3 +39,39 @@ def init_db(app):
             "and lives only inside this process"
         )
     app.extensions["mongo_db_name"] = mongoengine.get_db().name
+
+
+def ensure_indexes():
+    """Create every index the documents declare (idempotent: existing ones are left alone)."""
+    from models import ALL_DOCUMENTS
+
+    for document in ALL_DOCUMENTS:
+        document.ensure_indexes()
+
+
+def ensure_indexes_when_reachable(app, retry_s=INDEX_RETRY_S):
+    """Create the indexes in a thread that keeps trying while the database is down.
+
+    MongoEngine creates a collection's indexes only on its first use in a process, and not again if
+    that first use failed; doing it here means an outage at start-up leaves no collection unindexed,
+    and start-up never waits for the database.
+    """
+    def keep_trying():
+        announced = False
+        while True:
+            try:
+                with app.app_context():
+                    ensure_indexes()
+                if announced:
+                    log.warning("database reachable again: indexes ensured")
+                return
+            except ConnectionFailure as exc:
+                if not announced:
+                    log.warning("database unreachable (%s): requests answer 503 until it returns; "
+                                "indexes will be created then", type(exc).__name__)
+                    announced = True
+                threading.Event().wait(retry_s)
+
+    thread = threading.Thread(target=keep_trying, name="ensure-indexes", daemon=True)
+    thread.start()
+    return thread

@@ -59,9 +59,19 @@ def application_limits(config):
     ]
 
 
+def _keep_unavailable_retry_after(response):
+    """A 503's own ``Retry-After`` (database down) is not the rate-limit window's reset time."""
+    own = g.get("retry_after")
+    if response.status_code == 503 and own is not None:
+        response.headers["Retry-After"] = own
+    return response
+
+
 def init_app(app):
     """Create this app's limiter (storage ``RATELIMIT_STORAGE_URI``, headers incl. Retry-After)."""
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # registered first, so it runs after the limiter's header injection (after_request is LIFO)
+    app.after_request(_keep_unavailable_retry_after)
     return Limiter(
         key_func=get_remote_address,
         app=app,

@@ -159,10 +159,21 @@ def _ci(pattern):
     return {"$regex": pattern, "$options": "i"}
 
 
+def _below(operator, value, bson_type):
+    """``$lt``/``$lte`` bracketed to one BSON type, as MongoDB's own comparison is.
+
+    MongoDB never matches null or a missing field with ``$lt``; spelling the type out keeps that
+    meaning on stores that compare across types (the wire-protocol stand-in), at no cost on MongoDB.
+    """
+    return {operator: value, "$type": bson_type}
+
+
 def _number_clause(field, op, value):
     if op == "between":
         return {field: {"$gte": value[0], "$lte": value[1]}}
-    simple = {">": "$gt", ">=": "$gte", "<": "$lt", "<=": "$lte", "!=": "$ne", "in": "$in", "notIn": "$nin"}
+    if op in ("<", "<="):
+        return {field: _below("$lt" if op == "<" else "$lte", value, "number")}
+    simple = {">": "$gt", ">=": "$gte", "!=": "$ne", "in": "$in", "notIn": "$nin"}
     return {field: value if op == "=" else {simple[op]: value}}
 
 
@@ -180,8 +191,8 @@ def _date_clause(field, op, value, now):
     return {
         ">": {field: {"$gte": end}},
         ">=": {field: {"$gte": start}},
-        "<": {field: {"$lt": start}},
-        "<=": {field: {"$lt": end}},
+        "<": {field: _below("$lt", start, "date")},
+        "<=": {field: _below("$lt", end, "date")},
         "=": {field: {"$gte": start, "$lt": end}},
         "!=": {"$nor": [{field: {"$gte": start, "$lt": end}}]},
     }[op]

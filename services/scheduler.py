@@ -9,8 +9,29 @@ import threading
 log = logging.getLogger(__name__)
 
 
+class OutageLog:
+    """Logs a database outage once when it starts and once when it ends, not once per round."""
+
+    def __init__(self, what):
+        self.what = what
+        self.down = False
+
+    def failed(self, exc):
+        """A round could not reach the database."""
+        if not self.down:
+            log.warning("%s: database unreachable (%s); retrying every round until it answers",
+                        self.what, type(exc).__name__)
+            self.down = True
+
+    def succeeded(self):
+        """A round reached the database."""
+        if self.down:
+            log.warning("%s: database reachable again", self.what)
+            self.down = False
+
+
 def start_poller(app):
-    """A daemon thread calling :func:`controllers.campaigns.start_due_campaigns` periodically."""
+    """A daemon thread running the beat task in-process periodically (it logs outages itself)."""
     from tasks import start_due_campaigns
 
     stop = threading.Event()

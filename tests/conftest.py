@@ -1,6 +1,7 @@
 """Fixtures: the app on a fresh database per test, clients, sign-in helpers, stand-in servers."""
 import os
 import socket
+import subprocess
 import time
 from urllib.parse import parse_qs, urlparse
 
@@ -242,3 +243,34 @@ def gemini(gemini_server):
     gemini_server.requests.clear()
     gemini_server.script.clear()
     return gemini_server
+
+
+@pytest.fixture(scope="session")
+def mongo_standin_ready():
+    """The stand-in's venv exists (created on first use); skip or fail like other services if not."""
+    from tests.processes import ROOT
+
+    result = subprocess.run([str(ROOT / "scripts" / "mongo-standin.sh"), "--setup"],
+                            capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        message = f"the MongoDB stand-in cannot be set up: {result.stderr.strip()[-500:]}"
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(message + " and REQUIRE_SERVICES=1")
+        pytest.skip(message)
+
+
+@pytest.fixture
+def mongo_standin(mongo_standin_ready, tmp_path):
+    """Factory for MongoDB stand-in servers (stopped after the test)."""
+    from tests.processes import MongoStandIn
+
+    servers = []
+
+    def start(**options):
+        server = MongoStandIn(tmp_path, **options).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

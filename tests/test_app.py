@@ -143,7 +143,7 @@ def test_create_app_in_production_without_secret_fails(monkeypatch):
 
 def test_embedded_database_is_announced(make_app, caplog):
     with caplog.at_level(logging.WARNING):
-        make_app()
+        make_app(MONGO_URI=None)
     assert any("NOT persisted" in r.message for r in caplog.records)
 
 

@@ -9,6 +9,7 @@ import pytest
 from models import ApiKey, AuditEvent, Customer, Order, User
 from models.base import utcnow
 from security.roles import ADMIN, MARKETER, VIEWER
+from app import start_web
 from tests.conftest import counts, error_of, make_user, signed_in
 
 
@@ -125,7 +126,7 @@ def test_cli_creates_a_key(app, staff_user):
 
 def test_development_admin_key_without_google(make_app, caplog):
     with caplog.at_level(logging.WARNING):
-        app = make_app(APP_ENV="development", GOOGLE_CLIENT_ID=None, GOOGLE_CLIENT_SECRET=None)
+        app = start_web(make_app(APP_ENV="development", GOOGLE_CLIENT_ID=None, GOOGLE_CLIENT_SECRET=None))
     line = next(r.getMessage() for r in caplog.records if "development admin API key" in r.getMessage())
     key = re.search(r"(crm_\S+)", line).group(1)
     me = app.test_client().get("/api/auth/me", headers=bearer(key))
@@ -139,7 +140,7 @@ def test_development_admin_key_without_google(make_app, caplog):
 ])
 def test_no_development_key_otherwise(make_app, caplog, overrides):
     with caplog.at_level(logging.WARNING):
-        make_app(**overrides)
+        start_web(make_app(**overrides))
     assert not any("development admin API key" in r.getMessage() for r in caplog.records)
 
 

@@ -24,7 +24,7 @@ def test_readyz_when_database_answers(anon):
 def test_readyz_names_an_unreachable_database(oidc_provider):
     # A real MongoDB client pointed at a port where nothing listens.
     app = create_app(base_config(
-        oidc_provider, MONGO_URI="mongodb://127.0.0.1:9/crm_test?serverSelectionTimeoutMS=300"
+        oidc_provider, MONGO_URI="mongodb://127.0.0.1:9/crm_test", MONGO_TIMEOUT_MS=300
     ))
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
