@@ -151,4 +151,5 @@ def list_deliveries(campaign_id, query):
     filters = {"campaign_id": pk}
     if "status" in query:
         filters["status"] = query["status"]
-    return paginate(Delivery.objects(**filters).order_by("id"), query["page"], query["per_page"])
+    # by customer: served by the (campaign, customer) and (campaign, status, customer) indexes
+    return paginate(Delivery.objects(**filters).order_by("customer_id"), query["page"], query["per_page"])

@@ -47,7 +47,9 @@ def list_customers(query):
         raw["$or"] = [{"name": prefix}, {"email": prefix}]
     sort = query["sort"]
     direction, key = ("-", sort[1:]) if sort.startswith("-") else ("", sort)
-    queryset = Customer.objects(__raw__=raw).order_by(direction + SORT_ATTRIBUTES[key], "-id")
+    # _id breaks ties (same direction, so one (key, _id) index serves both); emails are unique
+    ties = () if key == "email" else (direction + "id",)
+    queryset = Customer.objects(__raw__=raw).order_by(direction + SORT_ATTRIBUTES[key], *ties)
     return paginate(queryset, query["page"], query["per_page"])
 
 

@@ -18,4 +18,5 @@ class AuditEvent(Document):
     ip = StringField()
     details = DictField()
 
-    meta = {"collection": "audit_events", "indexes": ["-at", ("action", "-at"), ("actor_id", "-at")]}
+    meta = {"collection": "audit_events", "indexes": [("-at", "-id"), ("action", "-at", "-id"),
+                                                     ("actor_id", "-at", "-id")]}

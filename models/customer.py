@@ -17,5 +17,8 @@ class Customer(TimestampedDocument):
 
     meta = {
         "collection": "customers",
-        "indexes": ["-created_at", "total_spend", "last_visit_date", "tags"],
+        # one (key, _id) index per sortable column: the list sorts by it with _id breaking ties in
+        # the same direction, so one index serves both directions; segment ranges use the prefix
+        "indexes": [("created_at", "id"), ("updated_at", "id"), ("name", "id"), ("total_spend", "id"),
+                    ("num_visits", "id"), ("last_visit_date", "id"), "tags"],
     }

@@ -28,7 +28,7 @@ class Delivery(Document):
         "collection": "communication_logs",
         "indexes": [
             {"fields": ("campaign_id", "customer_id"), "unique": True},
-            ("campaign_id", "status"),
+            ("campaign_id", "status", "customer_id"),
             ("batch_token", "status"),
             "vendor_message_id",
         ],

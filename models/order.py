@@ -15,5 +15,5 @@ class Order(Document):
 
     meta = {
         "collection": "orders",
-        "indexes": [("customer_id", "-date"), "-date"],
+        "indexes": [("customer_id", "-date", "-id"), ("-date", "-id")],
     }

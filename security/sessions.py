@@ -45,6 +45,7 @@ class AppDatabaseSessionInterface(MongoDBSessionInterface):
         # then shows in /readyz instead of preventing the process from starting.
         if not self._ttl_index_ready:
             self.store.create_index("expiration", expireAfterSeconds=0)
+            self.store.create_index("id", unique=True)  # every request looks its session up by id
             self._ttl_index_ready = True
         super()._upsert_session(session_lifetime, session, store_id)
 
