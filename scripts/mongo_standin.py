@@ -48,8 +48,43 @@ def _no_id_scan_for_exact_ids(engine_cls, method_name):
     setattr(engine_cls, method_name, check)
 
 
+def _compound_unique_by_lookup(engine_cls):
+    """Check compound unique indexes of the memory engine by a lookup in their index data.
+
+    mongoeco 4.11 looks single-field unique indexes up but scans the whole collection for compound
+    ones (one scan per inserted document: 200 inserts at 500 documents took 13 s). Here a compound
+    unique index whose index data has no entry for the candidate's key is known to hold and is left
+    out of the scan (an update may find its own document there); whenever the lookup finds another
+    entry (a duplicate), or has no index data, mongoeco's own check runs unchanged.
+    """
+    original = engine_cls._ensure_unique_indexes
+
+    @functools.wraps(original)
+    def check(self, db_name, coll_name, document, *args, **kwargs):
+        indexes_view = kwargs.get("indexes_view") or self._indexes
+        index_data = (kwargs.get("index_data_view") or self._index_data).get(db_name, {}).get(coll_name, {})
+        indexes = indexes_view.get(db_name, {}).get(coll_name, [])
+        exclude = kwargs.get("exclude_storage_key")
+        own = set() if exclude is None else {exclude, self._storage_key(exclude)}  # an update's own entry
+        settled = []
+        for index in indexes:
+            if not index.get("unique") or len(index["fields"]) < 2 or index.get("collation") is not None:
+                continue
+            index_map = index_data.get(index["name"])
+            keys = self._unique_index_keys(document, index["fields"]) if index_map is not None else None
+            if keys and all(set(index_map.get(key) or ()) <= own for key in keys):
+                settled.append(index["name"])
+        if settled:
+            kwargs["indexes_view"] = {db_name: {coll_name: [
+                index for index in indexes if index["name"] not in settled]}}
+        return original(self, db_name, coll_name, document, *args, **kwargs)
+
+    engine_cls._ensure_unique_indexes = check
+
+
 _no_id_scan_for_exact_ids(MemoryEngine, "_ensure_unique_indexes")
 _no_id_scan_for_exact_ids(SQLiteEngine, "_validate_document_against_unique_indexes")
+_compound_unique_by_lookup(MemoryEngine)
 
 
 def make_engine(args):

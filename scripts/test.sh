@@ -23,7 +23,7 @@ run_tier() {  # name, then environment assignments for pytest
   local name=$1; shift
   echo "=== tests on the $name store ===" >&2
   set +e
-  env -u MONGO_URI -u MONGODB_URI "$@" .venv/bin/python -m pytest -rxXf "${pytest_args[@]}" 2>&1 | tee "$logs/$name"
+  env -u MONGO_URI -u MONGODB_URI "$@" .venv/bin/python -m pytest -rsxXf "${pytest_args[@]}" 2>&1 | tee "$logs/$name"
   local status=${PIPESTATUS[0]}
   set -e
   if [ "$status" -eq 5 ]; then

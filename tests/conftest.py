@@ -3,16 +3,19 @@ import os
 import socket
 import subprocess
 import time
+import uuid
 from urllib.parse import parse_qs, urlparse
 
 import mongoengine
 import pytest
 from flask.testing import FlaskClient
+from kombu import Connection, Queue
 
 from app import create_app
 from models import Customer, Order, User
 from security.roles import ADMIN, MARKETER, VIEWER
 from security.sessions import CREATED, SEEN
+from services.events import EXCHANGE
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, OIDCProvider
 
 TEST_DB = "crm_test"
@@ -38,6 +41,16 @@ def pytest_configure(config):
             raise pytest.UsageError(
                 f"MONGO_URI names database {name!r}; tests drop their database, so it must end in _test"
             )
+
+
+def pytest_collection_modifyitems(config, items):
+    """In the wire tier, tests that start their own servers are skipped, visibly: they ran already."""
+    if not (os.environ.get("MONGO_URI") or os.environ.get("MONGODB_URI")):
+        return
+    skip = pytest.mark.skip(reason="starts its own MongoDB stand-in and servers: run in the embedded tier")
+    for item in items:
+        if item.get_closest_marker("own_processes"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -274,3 +287,23 @@ def mongo_standin(mongo_standin_ready, tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def event_queue(rabbitmq_url):
+    """A temporary queue bound to ``campaign.#`` on the events exchange; yields a drain function."""
+    connection = Connection(rabbitmq_url)
+    channel = connection.channel()
+    queue = Queue(f"crm-test-events-{uuid.uuid4().hex[:8]}", exchange=EXCHANGE, routing_key="campaign.#",
+                  auto_delete=True, channel=channel)
+    queue.declare()
+
+    def drain():
+        events = []
+        while (message := queue.get(no_ack=True)) is not None:
+            events.append(message.payload)
+        return events
+
+    yield drain
+    queue.delete()
+    connection.release()

@@ -25,6 +25,7 @@ def test_no_command_prints_a_development_admin_key(command):
     assert "crm_" not in result.stderr
 
 
+@pytest.mark.own_processes
 def test_commands_share_the_servers_database(make_app, mongo_standin):
     database = mongo_standin()
     uri = database.uri("crm_cli_test")

@@ -12,6 +12,8 @@ from tests.processes import Gunicorn, MongoStandIn, base_env, wait_until
 
 TIMEOUT_MS = 1000
 
+pytestmark = pytest.mark.own_processes
+
 
 def server_env(uri, **overrides):
     """A development server on ``uri`` with sign-in switched off (these tests are about the database)."""

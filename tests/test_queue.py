@@ -12,7 +12,6 @@ from kombu import Connection, Queue
 
 from models import Campaign, Customer, Delivery
 from security.roles import MARKETER
-from services.events import EXCHANGE
 from tests.conftest import make_user, signed_in
 
 SECRET = "webhook-secret-for-tests"
@@ -31,26 +30,6 @@ def broker_app(make_app, rabbitmq_url):
     yield app
     with Connection(rabbitmq_url) as connection:  # leave nothing behind on the broker
         Queue(queue, channel=connection.channel()).delete()
-
-
-@pytest.fixture
-def event_queue(rabbitmq_url):
-    """A temporary queue bound to ``campaign.#`` on the events exchange; yields a drain function."""
-    connection = Connection(rabbitmq_url)
-    channel = connection.channel()
-    queue = Queue(f"crm-test-events-{uuid.uuid4().hex[:8]}", exchange=EXCHANGE, routing_key="campaign.#",
-                  auto_delete=True, channel=channel)
-    queue.declare()
-
-    def drain():
-        events = []
-        while (message := queue.get(no_ack=True)) is not None:
-            events.append(message.payload)
-        return events
-
-    yield drain
-    queue.delete()
-    connection.release()
 
 
 def _wait_for(predicate, timeout=30):
