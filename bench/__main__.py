@@ -10,6 +10,9 @@
    difference (the embedded store holds the same records in both), beside the BSON size stored.
 2. audience: the API's count for a 6-rule nested tree (validate + compile + count) divided by a bare
    ``count_documents`` of the compiled query, on N customers.
+3. over the wire (unless BENCH_WIRE=0): the dispatch ratio and the worker's peak RSS again, on the
+   MongoDB stand-in (``scripts/mongo-standin.sh``) with indexes on both sides, at BENCH_WIRE_DISPATCH
+   (20,000) recipients; and the outage figures (bench/outage.py).
 """
 import json
 import os
@@ -102,7 +105,7 @@ def dispatch_one(n, mode):
         bson_bytes = sum(len(bson.encode(doc)) for doc in deliveries.find()) + sum(
             len(bson.encode(doc)) for doc in Customer._get_collection().find())
         db.client.drop_database(db.name)
-    print(json.dumps({"n": n, "mode": mode, "store": "MongoDB" if not embedded else "embedded (mongomock)",
+    print(json.dumps({"n": n, "mode": mode, "store": "MongoDB wire protocol" if not embedded else "embedded (mongomock)",
                       "seconds": elapsed, "rss_before_mb": rss_before, "rss_peak_mb": rss_peak,
                       "bson_mb": bson_bytes / 2**20}))
 
@@ -129,9 +132,9 @@ def _insert_like_dispatch(campaign, customers, app):
         collection.insert_many(batch, ordered=False)
 
 
-def _child(n, mode):
+def _child(n, mode, env=None):
     out = subprocess.run([sys.executable, "-m", "bench", "--dispatch-one", str(n), mode], cwd=ROOT,
-                         capture_output=True, text=True, check=False)
+                         capture_output=True, text=True, check=False, env=env)
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode or not lines:
         raise RuntimeError(out.stderr[-2000:])
@@ -190,22 +193,50 @@ def main():
     print(f"== dispatch through the simulated vendor (goal: ratio >= 0.5; dispatcher memory < 150 MB);"
           f" median of {repeats} interleaved pair(s)")
     for n in _sizes("BENCH_DISPATCH", "2000,10000"):
-        pairs = sorted(((_child(n, "dispatch"), _child(n, "insert")) for _ in range(repeats)),
-                       key=lambda pair: pair[1]["seconds"] / pair[0]["seconds"])
-        ratios = [b["seconds"] / d["seconds"] for d, b in pairs]
-        d, b = pairs[len(pairs) // 2]
-        print(f"n={n:>9,} [{d['store']}] dispatch {d['seconds']:.2f}s ({n / d['seconds']:,.0f} records/s)"
-              f" | raw insert_many {b['seconds']:.2f}s ({n / b['seconds']:,.0f}/s)"
-              f" | ratio {b['seconds'] / d['seconds']:.3f} (all: {', '.join(f'{r:.3f}' for r in ratios)})")
-        print(f"{'':13}peak RSS: dispatch {d['rss_peak_mb']:.1f} MB, raw insert {b['rss_peak_mb']:.1f} MB"
-              f" (both from {d['rss_before_mb']:.1f} MB); BSON stored {d['bson_mb']:.1f} MB;"
-              f" dispatcher's own share {max(p[0]['rss_peak_mb'] - p[1]['rss_peak_mb'] for p in pairs):+.1f} MB"
-              f" (largest of the pairs)")
+        dispatch_pairs(n, repeats)
     print("== audience count: API path / count_documents (goal: ratio <= 1.2)")
     for n in _sizes("BENCH_AUDIENCE", "100000"):
         r = audience(n, repeats=repeats)
         print(f"n={n:>8,}: {r['matches']:,} match; API {r['api_s']}s vs count_documents"
               f" {r['count_documents_s']}s | ratio {r['ratio']}")
+    if os.environ.get("BENCH_WIRE", "1") != "0" and not os.environ.get("MONGO_URI"):
+        over_the_wire(repeats)
+
+
+def over_the_wire(repeats):
+    """Dispatch and outage figures on the MongoDB stand-in, in separate processes."""
+    import tempfile
+
+    from bench import outage
+    from tests.processes import MongoStandIn, base_env
+
+    with tempfile.TemporaryDirectory() as tmp:
+        database = MongoStandIn(tmp, engine="memory").start()
+        try:
+            env = base_env(MONGO_URI=database.uri("crm_bench"))
+            print("== over the wire on the MongoDB stand-in (mongoeco): dispatch / raw insert_many,"
+                  " indexes on both sides; peak RSS is the dispatching process's")
+            for n in _sizes("BENCH_WIRE_DISPATCH", "20000"):
+                dispatch_pairs(n, repeats, env)
+        finally:
+            database.stop()
+    print("== database outage through gunicorn (2 workers) on the stand-in")
+    outage.report(outage.measure(rounds=repeats))
+
+
+def dispatch_pairs(n, repeats, env=None):
+    """Interleaved dispatch/insert pairs in child processes; prints the median pair and all ratios."""
+    pairs = sorted(((_child(n, "dispatch", env), _child(n, "insert", env)) for _ in range(repeats)),
+                   key=lambda pair: pair[1]["seconds"] / pair[0]["seconds"])
+    ratios = [b["seconds"] / d["seconds"] for d, b in pairs]
+    d, b = pairs[len(pairs) // 2]
+    print(f"n={n:>9,} [{d['store']}] dispatch {d['seconds']:.2f}s ({n / d['seconds']:,.0f} records/s)"
+          f" | raw insert_many {b['seconds']:.2f}s ({n / b['seconds']:,.0f}/s)"
+          f" | ratio {b['seconds'] / d['seconds']:.3f} (all: {', '.join(f'{r:.3f}' for r in ratios)})")
+    print(f"{'':13}peak RSS: dispatch {d['rss_peak_mb']:.1f} MB, raw insert {b['rss_peak_mb']:.1f} MB"
+          f" (both from {d['rss_before_mb']:.1f} MB); BSON stored {d['bson_mb']:.1f} MB;"
+          f" dispatcher's own share {max(p[0]['rss_peak_mb'] - p[1]['rss_peak_mb'] for p in pairs):+.1f} MB"
+          f" (largest of the pairs)")
 
 
 if __name__ == "__main__":

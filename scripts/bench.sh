@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh requirements.txt
+scripts/mongo-standin.sh --setup
 exec .venv/bin/python -m bench "$@"

@@ -13,6 +13,7 @@ from flask_login import login_user, logout_user
 from flask_session.base import ServerSideSessionInterface
 from flask_session.mongodb import MongoDBSessionInterface
 from flask_session.redis import RedisSessionInterface
+from pymongo.errors import ConnectionFailure
 
 CREATED = "_crm_created"
 SEEN = "_crm_seen"
@@ -40,6 +41,18 @@ class AppDatabaseSessionInterface(MongoDBSessionInterface):
         self._ttl_index_ready = False
         ServerSideSessionInterface.__init__(self, app, **options)
 
+    def open_session(self, app, request):
+        """Load the session; with the database down, defer the error into the request.
+
+        Flask opens the session before its error handlers apply, where a failure would be logged as
+        an unhandled exception; raised again by :func:`raise_store_error` it is the API's 503.
+        """
+        try:
+            return super().open_session(app, request)
+        except ConnectionFailure as exc:
+            g.session_store_error = exc
+            return self.make_null_session(app)
+
     def _upsert_session(self, session_lifetime, session, store_id):
         # The TTL index is made on first write, not at start: a database that is down at start
         # then shows in /readyz instead of preventing the process from starting.
@@ -62,7 +75,15 @@ def init_app(app):
     else:
         collection = mongoengine.get_db()["sessions"]
         app.session_interface = AppDatabaseSessionInterface(app, collection, **OPTIONS)
+    app.before_request(raise_store_error)
     app.before_request(enforce_timeouts)
+
+
+def raise_store_error():
+    """The session store was unreachable when the session was opened: answer as for any outage."""
+    error = g.pop("session_store_error", None)
+    if error is not None:
+        raise error
 
 
 def start_session(user):
