@@ -213,7 +213,8 @@ def over_the_wire(repeats):
     with tempfile.TemporaryDirectory() as tmp:
         database = MongoStandIn(tmp, engine="memory").start()
         try:
-            env = base_env(MONGO_URI=database.uri("crm_bench"))
+            # the stand-in serves one operation at a time: a long one must not read as an outage
+            env = base_env(MONGO_URI=database.uri("crm_bench"), MONGO_TIMEOUT_MS=120000)
             print("== over the wire on the MongoDB stand-in (mongoeco): dispatch / raw insert_many,"
                   " indexes on both sides; peak RSS is the dispatching process's")
             for n in _sizes("BENCH_WIRE_DISPATCH", "20000"):

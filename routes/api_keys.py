@@ -1,10 +1,9 @@
 """``/api/api-keys``: keys for curl, Postman and scripts."""
 from flask import Blueprint, jsonify
-from flask_login import current_user
 
 from apidocs import doc
 from controllers import api_keys as controller
-from routes.helpers import dumped_page, load_body, load_query
+from routes.helpers import dumped_page, load_body, load_query, signed_in_user
 from schemas.api_key import ApiKeyCreatedOut, ApiKeyIn, ApiKeyOut, ApiKeyPage, ApiKeyQuery
 from security.policy import effective_role
 
@@ -18,7 +17,7 @@ key_in, key_query, key_out = ApiKeyIn(), ApiKeyQuery(), ApiKeyOut()
                  "the caller's and cannot exceed it.")
 def create_api_key():
     """Create an API key."""
-    document, key = controller.create_api_key(load_body(key_in), current_user, effective_role())
+    document, key = controller.create_api_key(load_body(key_in), signed_in_user(), effective_role())
     return jsonify({**key_out.dump(document), "key": key}), 201
 
 
@@ -26,12 +25,12 @@ def create_api_key():
 @doc(query=ApiKeyQuery, response=ApiKeyPage, description="Your keys; admins see every key.")
 def list_api_keys():
     """List API keys (never the keys themselves)."""
-    return dumped_page(key_out, controller.list_api_keys(load_query(key_query), current_user, effective_role()))
+    return dumped_page(key_out, controller.list_api_keys(load_query(key_query), signed_in_user(), effective_role()))
 
 
 @bp.delete("/<key_id>")
 @doc(status=204, description="Takes effect at once. Another user's key is 404 unless you are admin.")
 def revoke_api_key(key_id):
     """Revoke an API key."""
-    controller.revoke_api_key(key_id, current_user, effective_role())
+    controller.revoke_api_key(key_id, signed_in_user(), effective_role())
     return "", 204

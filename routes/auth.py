@@ -4,6 +4,7 @@ from flask_login import current_user
 
 from apidocs import doc
 from controllers.auth import sign_in
+from routes.helpers import signed_in_user
 from schemas.common import MessageOut
 from schemas.user import AuthStatusOut, UserOut
 from security.sessions import end_session, start_session
@@ -52,4 +53,4 @@ def logout():
 @doc(response=UserOut)
 def me():
     """The signed-in user, with their role."""
-    return jsonify(user_out.dump(current_user))
+    return jsonify(user_out.dump(signed_in_user()))

@@ -1,0 +1,79 @@
+"""Inputs no schema anticipates: every one is a 4xx in the API's error shape, and nothing is written."""
+import pytest
+
+from models import ApiKey, Campaign, Customer, Segment
+from tests.conftest import error_of
+
+DEEP = "[" * 1000 + "]" * 1000
+DEEPISH = '{"name": "A", "email": "a@example.com", "tags": ' + "[" * 100 + "]" * 100 + "}"
+BIG_INT = "1" + "0" * 400
+
+# (method, path, raw JSON body, the field named)
+BODIES = [
+    ("POST", "/api/customers", '{"name": "\\ud800", "email": "a@example.com"}', "name"),
+    ("POST", "/api/customers", '{"name": "A", "email": "a\\udfff@example.com"}', "email"),
+    ("POST", "/api/customers", '{"name": "A\\u0000B", "email": "a@example.com"}', "name"),
+    ("POST", "/api/customers", '{"name": "A", "email": "a@example.com", "\\ud800": 1}', "\ud800"),
+    ("POST", "/api/segments", '{"name": "\\udc00", "rules": []}', "name"),
+    ("POST", "/api/segments", '{"name": "S", "rules": [{"field": "name", "operator": "=", "value": "\\ud800"}]}',
+     "rules[0].value"),
+    ("POST", "/api/campaigns", '{"name": "C", "message": "Hi \\ud800", "rules": []}', "message"),
+    ("POST", "/api/api-keys", '{"name": "\\ud800"}', "name"),
+    ("POST", "/api/customers", DEEP, "_schema"),
+    ("POST", "/api/customers", DEEPISH, "_schema"),
+    ("POST", "/api/orders", '{"customerId": "000000000000000000000000", "amount": ' + BIG_INT + "}", "amount"),
+    ("POST", "/api/orders", '{"customerId": "000000000000000000000000", "amount": 1e400}', "amount"),
+    ("POST", "/api/orders", '{"customerId": "000000000000000000000000", "amount": NaN}', "amount"),
+    ("POST", "/api/orders", '{"customerId": "000000000000000000000000", "amount": -Infinity}', "amount"),
+    ("POST", "/api/segments", '{"name": "S", "rules": [{"field": "totalSpend", "operator": ">", "value": '
+     + BIG_INT + "}]}", "rules[0].value"),
+]
+
+
+def _written():
+    return (Customer.objects.count(), Segment.objects.count(), Campaign.objects.count(),
+            ApiKey.objects.count())
+
+
+@pytest.mark.parametrize("method, path, body, field", BODIES,
+                         ids=[f"{m} {p} {b[:40]}" for m, p, b, _ in BODIES])
+def test_unstorable_or_unreadable_json_is_400(client, method, path, body, field):
+    before = _written()
+    response = client.open(path, method=method, data=body, content_type="application/json")
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    error = error_of(response)
+    if field == "_schema":
+        assert error["error"] == "JSON nested more than 64 levels deep"
+    else:
+        assert field in error["errors"], error
+    assert _written() == before
+
+
+def test_patch_with_a_lone_surrogate_changes_nothing(client, customer):
+    created = customer()
+    response = client.patch(f"/api/customers/{created['_id']}", data='{"name": "\\ud800"}',
+                            content_type="application/json")
+    assert response.status_code == 400 and "name" in error_of(response)["errors"]
+    assert client.get(f"/api/customers/{created['_id']}").get_json()["name"] == created["name"]
+
+
+def test_sixty_four_levels_are_still_read(client):
+    body = '{"name": "A", "email": "a@example.com", "tags": ' + "[" * 62 + "]" * 62 + "}"
+    response = client.post("/api/customers", data=body, content_type="application/json")
+    assert response.status_code == 400  # read, then refused by the schema (tags are strings)
+    assert list(error_of(response)["errors"]) == ["tags[0]"]
+
+
+def test_valid_unicode_is_stored_as_sent(client):
+    response = client.post("/api/customers", json={"name": "Zoë 😀 Ünïcode", "email": "zoe@example.com"})
+    assert response.status_code == 201 and response.get_json()["name"] == "Zoë 😀 Ünïcode"
+
+
+@pytest.mark.parametrize("path, body", [("/api/api-keys", {"name": "k"}), ("/api/auth/me", None)])
+def test_login_disabled_routes_that_need_an_identity_are_401(make_app, path, body):
+    app = make_app(LOGIN_DISABLED=True, APP_ENV="development")
+    client = app.test_client()
+    response = client.post(path, json=body) if body else client.get(path)
+    assert response.status_code == 401
+    assert error_of(response)["error"] == "This needs a signed-in user or an API key: it acts as that user"
+    assert ApiKey.objects.count() == 0
