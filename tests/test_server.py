@@ -124,3 +124,15 @@ def _json_or_none(text):
         return json.loads(text)
     except ValueError:
         return None
+
+
+@pytest.mark.parametrize("headers, path, status", [
+    ({}, "/api/customers?q=" + "x" * 5000, 414),
+    ({f"X-Filler-{i}": "y" for i in range(120)}, "/api/customers", 431),
+    ({"X-Big": "z" * 9000}, "/api/customers", 431),
+])
+def test_requests_gunicorn_refuses_get_the_json_error_shape(served, headers, path, status):
+    response = requests.get(f"{served}{path}", headers=headers)
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/json"
+    assert set(response.json()) == {"error"} and response.json()["error"]
