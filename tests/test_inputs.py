@@ -77,3 +77,46 @@ def test_login_disabled_routes_that_need_an_identity_are_401(make_app, path, bod
     assert response.status_code == 401
     assert error_of(response)["error"] == "This needs a signed-in user or an API key: it acts as that user"
     assert ApiKey.objects.count() == 0
+
+
+# --- every operation, odd inputs -----------------------------------------------------------------
+ODD_BODIES = [
+    ('{"name": "\\ud800", "email": "\\udfff", "message": "\\ud800", "rules": [], "prompt": "\\ud800"}',
+     "application/json"),
+    (DEEP, "application/json"),
+    ('{"amount": ' + BIG_INT + ', "value": ' + BIG_INT + "}", "application/json"),
+    ('{"amount": NaN, "messagesPerSecond": Infinity}', "application/json"),
+    ('[1, 2, 3]', "application/json"),
+    ('"just a string"', "application/json"),
+    ("name=a&email=b", "application/x-www-form-urlencoded"),
+    ("\xff\xfe not utf-8", "application/json"),
+    ("plain words", "text/plain"),
+]
+
+
+def operations(app):
+    """Every (method, path) the API serves, with a well-formed id in each path parameter."""
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/") or rule.endpoint in ("auth.logout", "docs.swagger_ui"):
+            continue  # logging out would end the test's session; the docs page is HTML
+        path = rule.rule
+        for argument in rule.arguments:
+            path = path.replace(f"<{argument}>", "0" * 24)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield method, path
+
+
+def test_no_operation_answers_5xx_to_odd_bodies_or_long_queries(app, admin_client):
+    failures, statuses = [], []
+    for method, path in operations(app):
+        cases = [(body, kind, "") for body, kind in ODD_BODIES] if method != "GET" else []
+        cases += [(None, None, "?q=" + "x" * 5000 + "&page=" + BIG_INT + "&per_page=-1&sort=%00")]
+        for body, kind, query in cases:
+            response = admin_client.open(path + query, method=method, data=body, content_type=kind)
+            statuses.append((response.status_code, method, path))
+            if response.status_code >= 500 or (response.status_code >= 400 and not response.is_json):
+                failures.append((method, path, (body or query)[:30], response.status_code))
+    assert not failures, failures
+    unsigned = [s for s in statuses if s[0] == 401 and s[2] != "/api/delivery-receipts"]  # a signed webhook
+    assert not unsigned, unsigned
+    assert [s[0] for s in statuses].count(400) > 40  # the requests reached the handlers
