@@ -45,7 +45,7 @@ for tier in $tiers; do
       scripts/mongo-standin.sh --port "$port" --engine memory > "$logs/standin.log" 2>&1 &
       standin_pid=$!
       for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-      run_tier wire "MONGO_URI=mongodb://127.0.0.1:$port/crm_test?directConnection=true" "MONGO_STANDIN_URL=mongodb://127.0.0.1:$port/"
+      run_tier wire "MONGO_URI=mongodb://127.0.0.1:$port/crm_test?directConnection=true"
       kill "$standin_pid" 2>/dev/null; wait "$standin_pid" 2>/dev/null || true
       standin_pid=""
       ;;
