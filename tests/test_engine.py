@@ -234,12 +234,15 @@ def test_receipts_apply_idempotently_and_report_per_item(marketer, sent_campaign
 
 
 @pytest.mark.parametrize(
-    "secret, timestamp, status",
-    [("wrong-secret", None, 401), (SECRET, int(time.time()) - 3600, 401), (SECRET, "soon", 401)],
+    "secret, offset, status",
+    [("wrong-secret", 0, 401), (SECRET, -3600, 401), (SECRET, "soon", 401),
+     (SECRET, 3600, 401), (SECRET, 330, 401)],  # from the future, beyond the 300 s skew
+    ids=["wrong secret", "an hour old", "not a number", "an hour ahead", "beyond the skew ahead"],
 )
-def test_receipts_need_a_fresh_valid_signature(marketer, sent_campaign, secret, timestamp, status):
+def test_receipts_need_a_fresh_valid_signature(marketer, sent_campaign, secret, offset, status):
     _, records = sent_campaign
     items = [{"deliveryId": str(records[0].pk), "status": "DELIVERED", "timestamp": "2024-06-01T10:00:00Z"}]
+    timestamp = offset if isinstance(offset, str) else int(time.time()) + offset
     response = _signed(marketer, items, secret=secret, timestamp=timestamp)
     assert response.status_code == status
     assert Delivery.objects.get(pk=records[0].pk).status == "SENT"

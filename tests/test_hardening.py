@@ -244,6 +244,26 @@ def test_security_headers_on_api_responses(anon):
     assert "Strict-Transport-Security" not in response.headers
 
 
+@pytest.mark.parametrize("method, path, body, status", [
+    ("POST", "/api/api-keys", {"name": "ci"}, 201),  # the one response that shows a key
+    ("GET", "/api/customers", None, 200),
+    ("GET", "/api/auth/me", None, 200),
+    ("GET", "/api/customers/000000000000000000000000", None, 404),
+])
+def test_api_answers_are_never_cached_and_vary_by_caller(client, method, path, body, status):
+    response = client.open(path, method=method, json=body)
+    assert response.status_code == status
+    assert response.headers["Cache-Control"] == "no-store"
+    assert {"Authorization", "Cookie"} <= set(response.vary)
+
+
+def test_static_files_stay_cacheable(make_app, tmp_path):
+    (tmp_path / "index.html").write_text("<html></html>")
+    (tmp_path / "app.css").write_text("body {}")
+    response = make_app(FRONTEND_DIR=str(tmp_path)).test_client().get("/app.css")
+    assert response.status_code == 200 and response.headers.get("Cache-Control") != "no-store"
+
+
 def test_hsts_with_secure_cookies(make_app):
     response = make_app(SESSION_COOKIE_SECURE=True).test_client().get("/healthz")
     assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
