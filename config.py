@@ -3,8 +3,10 @@
 Every setting the application reads is named here; ``README.md`` and ``.env.example`` document them.
 """
 import logging
+import math
 import os
 import secrets
+import string
 
 log = logging.getLogger(__name__)
 
@@ -12,6 +14,8 @@ GOOGLE_DISCOVERY_DEFAULT = "https://accounts.google.com/.well-known/openid-confi
 TRUE_WORDS = {"1", "true", "yes", "on"}
 MIN_SECRET_LENGTH = 32
 MIN_SECRET_DISTINCT_CHARS = 10
+MIN_SECRET_BITS = 128
+MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
 class ConfigError(RuntimeError):
@@ -162,14 +166,32 @@ def finalize(config):
     return config
 
 
+def secret_bits(secret):
+    """A generous estimate of a secret's entropy in bits; 0 for runs, sequences and repetitions.
+
+    Length × log2 of the character classes used (digits, lower, upper, other), so a random hex or
+    base64 secret of 128 bits passes; ``0123456789…``, ``abcabc…`` or ``aaaa…`` do not.
+    """
+    if len(secret) < 2 or len(set(secret)) < MIN_SECRET_DISTINCT_CHARS:
+        return 0.0
+    steps = sum(1 for a, b in zip(secret, secret[1:]) if abs(ord(a) - ord(b)) == 1)
+    if steps / (len(secret) - 1) > 0.5 or secret in (secret + secret)[1:-1]:  # sequence or periodic
+        return 0.0
+    classes = (string.digits, string.ascii_lowercase, string.ascii_uppercase)
+    pool = sum(len(c) for c in classes if any(ch in c for ch in secret))
+    pool += 32 if any(not any(ch in c for c in classes) for ch in secret) else 0
+    return len(secret) * math.log2(pool)
+
+
 def production_problems(config):
     """Why this config is unsafe for production (empty when it is fine)."""
     problems = []
     secret = config.get("SECRET_KEY") or ""
     if not secret:
         problems.append("SESSION_SECRET (or SECRET_KEY) is not set")
-    elif len(secret) < MIN_SECRET_LENGTH or len(set(secret)) < MIN_SECRET_DISTINCT_CHARS:
-        problems.append(f"SESSION_SECRET is weak (use {MIN_SECRET_LENGTH}+ random characters)")
+    elif len(secret) < MIN_SECRET_LENGTH or secret_bits(secret) < MIN_SECRET_BITS:
+        problems.append(f"SESSION_SECRET is weak (use {MIN_SECRET_LENGTH}+ random characters, at least "
+                        f"{MIN_SECRET_BITS} bits: {MAKE_SECRET})")
     if not config.get("SESSION_COOKIE_SECURE"):
         problems.append("SESSION_COOKIE_SECURE is off (serve over https and set FRONTEND_URL to https)")
     if config.get("LOGIN_DISABLED"):

@@ -1,13 +1,14 @@
 """Cross-cutting behaviour: login required, error shapes, configuration, CORS, the served frontend."""
 import logging
 import re
+import secrets
 
 import pytest
 
 from tests.conftest import error_of
 
 from app import create_app
-from config import ConfigError, finalize, from_env
+from config import ConfigError, finalize, from_env, production_problems
 from security.policy import POLICY, PUBLIC, Rule
 
 PUBLIC_ENDPOINTS = {"auth", "legacy_auth", "health", "docs", "swagger_ui", "receipts"}
@@ -109,6 +110,10 @@ HTTPS = {"FRONTEND_URL": "https://crm.example.com"}
         ({"FLASK_ENV": "production", **HTTPS}, "SESSION_SECRET (or SECRET_KEY) is not set"),
         ({"APP_ENV": "production", "SESSION_SECRET": "short-secret", **HTTPS}, "weak"),
         ({"APP_ENV": "production", "SESSION_SECRET": "a" * 64, **HTTPS}, "weak"),
+        ({"APP_ENV": "production", "SESSION_SECRET": "0123456789" * 3 + "0123", **HTTPS}, "weak"),
+        ({"APP_ENV": "production", "SESSION_SECRET": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ", **HTTPS}, "weak"),
+        ({"APP_ENV": "production", "SESSION_SECRET": "Pa55w0rd!" * 4, **HTTPS}, "weak"),
+        ({"APP_ENV": "production", "SESSION_SECRET": "1029384756" * 4, **HTTPS}, "weak"),
         ({"APP_ENV": "production", "SESSION_SECRET": STRONG}, "SESSION_COOKIE_SECURE is off"),
         ({"APP_ENV": "production", "SESSION_SECRET": STRONG, **HTTPS, "SESSION_COOKIE_SECURE": "false"},
          "SESSION_COOKIE_SECURE is off"),
@@ -119,6 +124,13 @@ HTTPS = {"FRONTEND_URL": "https://crm.example.com"}
 def test_production_refuses_unsafe_config(environ, problem):
     with pytest.raises(ConfigError, match=re.escape(problem)):
         finalize(from_env(environ))
+
+
+@pytest.mark.parametrize("make", [lambda: secrets.token_urlsafe(32), lambda: secrets.token_hex(16),
+                                  lambda: secrets.token_urlsafe(48)])
+def test_random_secrets_are_strong_enough(make):
+    for _ in range(500):
+        assert not production_problems({"SECRET_KEY": make(), "SESSION_COOKIE_SECURE": True})
 
 
 def test_production_starts_with_a_secret():
