@@ -1,4 +1,4 @@
-"""Rate limits (Flask-Limiter): sign-in per IP; writes per user or key and per IP.
+"""Rate limits (Flask-Limiter): sign-in per IP; writes per user (sessions and keys together) and per IP.
 
 They are application-wide limits selected by endpoint and method, so the unprefixed aliases share
 the /api routes' buckets. Storage is ``RATELIMIT_STORAGE_URI`` (Redis for several processes).
@@ -31,9 +31,8 @@ def _is_write():
 
 
 def principal():
-    """The rate-limit key of the caller: their API key, else their user id."""
-    if g.get("api_key_id") is not None:
-        return f"key:{g.api_key_id}"
+    """The rate-limit key of the caller: their user, whether by session or by any of their API keys
+    (a second key must not be a second budget)."""
     return f"user:{current_user.get_id()}"
 
 

@@ -112,6 +112,21 @@ def test_assistant_is_rate_limited_per_user(make_app, gemini):
     assert len(gemini.requests) == 2
 
 
+def test_the_ai_budget_is_the_users_across_sessions_and_keys(make_app, gemini):
+    app = make_app(GEMINI_API_KEY="k", GEMINI_API_ENDPOINT=gemini.url, RATELIMIT_AI="2 per minute")
+    session = signed_in(app, make_user(MARKETER, email="m@example.com"))
+    keys = [session.post("/api/api-keys", json={"name": f"k{i}"}).get_json()["key"] for i in range(2)]
+    anon = app.test_client()
+
+    def ask(key):
+        return anon.post("/api/ai/ask", json={"prompt": "hi"}, headers={"Authorization": f"Bearer {key}"})
+
+    assert [ask(keys[0]).status_code, ask(keys[0]).status_code] == [200, 200]
+    assert ask(keys[1]).status_code == 429  # a new key is not a new budget
+    assert session.post("/api/ai/ask", json={"prompt": "hi"}).status_code == 429
+    assert len(gemini.requests) == 2
+
+
 # --- send time ------------------------------------------------------------------------------------------
 @pytest.fixture
 def order_times(ai_app):
