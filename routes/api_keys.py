@@ -1,8 +1,9 @@
 """``/api/api-keys``: keys for curl, Postman and scripts."""
-from flask import Blueprint, jsonify
+from flask import Blueprint, g, jsonify
 
 from apidocs import doc
 from controllers import api_keys as controller
+from errors import ApiError
 from routes.helpers import dumped_page, load_body, load_query, signed_in_user
 from schemas.api_key import ApiKeyCreatedOut, ApiKeyIn, ApiKeyOut, ApiKeyPage, ApiKeyQuery
 from security.policy import effective_role
@@ -14,9 +15,13 @@ key_in, key_query, key_out = ApiKeyIn(), ApiKeyQuery(), ApiKeyOut()
 @bp.post("")
 @doc(body=ApiKeyIn, response=ApiKeyCreatedOut, status=201, errors=(403,),
      description="The key is in the answer once and stored only as a hash. Its role defaults to "
-                 "the caller's and cannot exceed it.")
+                 "the caller's and cannot exceed it. Only a signed-in session may create keys (or "
+                 "`flask create-api-key`): a request made with an API key is 403, so no key outlives "
+                 "or outranks the key that would have made it.")
 def create_api_key():
     """Create an API key."""
+    if g.get("api_key_id") is not None:
+        raise ApiError(403, "An API key cannot create API keys: sign in, or use `flask create-api-key`")
     document, key = controller.create_api_key(load_body(key_in), signed_in_user(), effective_role())
     return jsonify({**key_out.dump(document), "key": key}), 201
 

@@ -110,6 +110,19 @@ def test_bad_api_key_body_is_400(client, body, field):
     assert ApiKey.objects.count() == 0
 
 
+@pytest.mark.parametrize("role", [MARKETER, ADMIN])
+def test_an_api_key_cannot_mint_keys_a_session_can(app, role):
+    user = make_user(role, email=f"{role}@example.com")
+    session = signed_in(app, user)
+    parent = session.post("/api/api-keys", json={"name": "parent", "expiresAt": _in(1)})
+    assert parent.status_code == 201  # a signed-in session may
+    child = app.test_client().post("/api/api-keys", json={"name": "child"},
+                                   headers=bearer(parent.get_json()["key"]))
+    assert child.status_code == 403
+    assert error_of(child)["error"] == "An API key cannot create API keys: sign in, or use `flask create-api-key`"
+    assert ApiKey.objects.count() == 1
+
+
 def test_cli_creates_a_key(app, staff_user):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["create-api-key", "--email", "STAFF@example.com", "--name", "cron"])
