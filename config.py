@@ -12,6 +12,7 @@ log = logging.getLogger(__name__)
 
 GOOGLE_DISCOVERY_DEFAULT = "https://accounts.google.com/.well-known/openid-configuration"
 TRUE_WORDS = {"1", "true", "yes", "on"}
+RELAXED_ENVS = ("development", "testing")  # every other APP_ENV, typos included, is production
 MIN_SECRET_LENGTH = 32
 MIN_SECRET_DISTINCT_CHARS = 10
 MIN_SECRET_BITS = 128
@@ -138,7 +139,7 @@ def finalize(config):
     Production refuses to start without a session secret; development invents a random one per
     start, so sessions do not survive a restart.
     """
-    production = config.get("APP_ENV") == "production"
+    production = is_production(config)
     if config.get("DEFAULT_ROLE") not in ("viewer", "marketer"):
         raise ConfigError("DEFAULT_ROLE must be viewer or marketer")
     if config.get("VENDOR") not in ("simulated", "smtp"):
@@ -157,6 +158,8 @@ def finalize(config):
         problems = production_problems(config)
         if problems:
             raise ConfigError("Refusing to start in production: " + "; ".join(problems))
+    if config.get("LOGIN_DISABLED") and config.get("APP_ENV") != "development":
+        raise ConfigError("LOGIN_DISABLED is only allowed with APP_ENV=development")
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = secrets.token_urlsafe(32)
         log.warning(
@@ -181,6 +184,11 @@ def secret_bits(secret):
     pool = sum(len(c) for c in classes if any(ch in c for ch in secret))
     pool += 32 if any(not any(ch in c for c in classes) for ch in secret) else 0
     return len(secret) * math.log2(pool)
+
+
+def is_production(config):
+    """Only ``development`` and ``testing`` relax anything; any other value is production."""
+    return config.get("APP_ENV") not in RELAXED_ENVS
 
 
 def production_problems(config):

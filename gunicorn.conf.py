@@ -6,8 +6,11 @@ HTML page. gunicorn formats all of them in one function, ``gunicorn.util.write_e
 replaced here, in the server's own configuration, rather than forked.
 """
 import json
+import os
 
 from gunicorn import util
+
+import config as app_config
 
 control_socket_disable = True  # gunicorn 27 would otherwise create one under ~/.gunicorn
 
@@ -21,3 +24,22 @@ def write_json_error(sock, status_int, reason, mesg):
 
 
 util.write_error = write_json_error
+
+
+def when_ready(server):
+    """Warn loudly when a development server (dev admin key, relaxed checks) listens beyond loopback."""
+    if app_config.is_production(app_config.from_env()):
+        return
+    exposed = [address for address in server.cfg.bind if not _loopback(address)]
+    if exposed:
+        server.log.warning(
+            "DEVELOPMENT SERVER LISTENING BEYOND THIS MACHINE on %s: APP_ENV=%s relaxes security "
+            "(a development admin key, LOGIN_DISABLED allowed). Bind 127.0.0.1 (HOST=127.0.0.1) "
+            "or set APP_ENV=production.", ", ".join(exposed), os.environ.get("APP_ENV", "development"))
+
+
+def _loopback(address):
+    if address.startswith("unix:") or address.startswith("fd://"):
+        return True
+    host = address.rsplit(":", 1)[0].strip("[]") if ":" in address else address
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")

@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh requirements.txt
 if [ -f .env ]; then set -a; . ./.env; set +a; fi
 exec .venv/bin/gunicorn wsgi:app \
-  --bind "${HOST:-0.0.0.0}:${PORT:-5000}" \
+  --bind "${HOST:-127.0.0.1}:${PORT:-5000}" \
   --workers 1 --threads "${THREADS:-8}" \
   --no-control-socket "$@"

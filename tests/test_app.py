@@ -37,7 +37,7 @@ def test_every_data_route_requires_login(app, anon):
 
 def test_login_disabled_opens_data_routes_with_a_warning(make_app, caplog):
     with caplog.at_level(logging.WARNING):
-        app = make_app(LOGIN_DISABLED=True)
+        app = make_app(LOGIN_DISABLED=True, APP_ENV="development")
     assert any("LOGIN_DISABLED" in r.message for r in caplog.records)
     assert app.test_client().get("/api/customers").status_code == 200
 
@@ -131,6 +131,25 @@ def test_production_refuses_unsafe_config(environ, problem):
 def test_random_secrets_are_strong_enough(make):
     for _ in range(500):
         assert not production_problems({"SECRET_KEY": make(), "SESSION_COOKIE_SECURE": True})
+
+
+@pytest.mark.parametrize("app_env", ["staging", "prod", "Production ", "produciton", "qa"])
+def test_every_app_env_but_development_and_testing_is_production(app_env):
+    with pytest.raises(ConfigError, match="SESSION_SECRET"):
+        finalize(from_env({"APP_ENV": app_env, **HTTPS}))
+    with pytest.raises(ConfigError):
+        finalize(from_env({"APP_ENV": app_env, "SESSION_SECRET": STRONG, **HTTPS, "LOGIN_DISABLED": "true"}))
+    assert finalize(from_env({"APP_ENV": app_env, "SESSION_SECRET": STRONG, **HTTPS}))
+
+
+@pytest.mark.parametrize("app_env, allowed", [("development", True), ("testing", False), ("staging", False)])
+def test_login_disabled_only_in_development(app_env, allowed):
+    environ = {"APP_ENV": app_env, "SESSION_SECRET": STRONG, **HTTPS, "LOGIN_DISABLED": "true"}
+    if allowed:
+        assert finalize(from_env(environ))["LOGIN_DISABLED"] is True
+    else:
+        with pytest.raises(ConfigError, match="LOGIN_DISABLED"):
+            finalize(from_env(environ))
 
 
 def test_production_starts_with_a_secret():

@@ -136,3 +136,16 @@ def test_requests_gunicorn_refuses_get_the_json_error_shape(served, headers, pat
     assert response.status_code == status
     assert response.headers["Content-Type"] == "application/json"
     assert set(response.json()) == {"error"} and response.json()["error"]
+
+
+@pytest.mark.parametrize("host, app_env, warned", [
+    ("0.0.0.0", "development", True), ("127.0.0.1", "development", False), ("0.0.0.0", "production", False),
+])
+def test_development_server_beyond_loopback_warns_loudly(tmp_path, host, app_env, warned):
+    from tests.processes import Gunicorn, base_env
+
+    env = base_env(APP_ENV=app_env, SESSION_SECRET="Zq8vN3kP0wXe7RtY2uIo5pAs9dFg4hJl-x",
+                   FRONTEND_URL="https://crm.example.com")
+    server = Gunicorn(env, tmp_path, workers=1, host=host).start()
+    server.stop()
+    assert ("DEVELOPMENT SERVER LISTENING BEYOND THIS MACHINE" in server.output()) is warned
