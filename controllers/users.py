@@ -1,7 +1,8 @@
 """User administration: roles and disabling, never leaving the deployment without an admin."""
 from controllers.common import get_or_404, object_id_or_404, paginate
 from errors import ApiError
-from models import User
+from models import ApiKey, User
+from models.base import utcnow
 from security.roles import ADMIN
 
 LAST_ADMIN = "Cannot demote or disable the last admin"
@@ -32,8 +33,12 @@ def update_user(user_id, data):
     if loses_admin and _enabled_admins(exclude=pk) == 0:
         raise ApiError.conflict(LAST_ADMIN)
     updates = {f"set__{name}": value for name, value in data.items()}
+    if data.get("disabled") is True:
+        updates["set__sessions_valid_after"] = utcnow()  # ends every session for good
     user = User.objects(pk=pk).modify(new=True, **updates)
     if loses_admin and _enabled_admins() == 0:
         User.objects(pk=pk).update_one(set__role=ADMIN, set__disabled=False)
         raise ApiError.conflict(LAST_ADMIN)
+    if data.get("disabled") is True:  # and revokes every key: re-enabling brings neither back
+        ApiKey.objects(user_id=pk, revoked_at=None).update(set__revoked_at=utcnow())
     return user

@@ -19,6 +19,9 @@ class User(UserMixin, Document):
     last_login_at = DateTimeField(db_field="lastLoginAt")
     role = StringField(choices=ROLES, default=VIEWER)
     disabled = BooleanField(default=False)
+    # sessions started before this are over (set when the user is disabled: re-enabling must not
+    # bring an old cookie back)
+    sessions_valid_after = DateTimeField(db_field="sessionsValidAfter")
 
     meta = {"collection": "users", "indexes": ["role"]}
 

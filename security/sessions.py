@@ -4,12 +4,13 @@ The cookie holds only a random session id. The data lives in Redis when ``SESSIO
 else in the application database (``sessions`` collection), so logging out deletes it and a replayed
 cookie finds nothing.
 """
+import calendar
 import time
 from datetime import timedelta
 
 import mongoengine
 from flask import current_app, g, session
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from flask_session.base import ServerSideSessionInterface
 from flask_session.mongodb import MongoDBSessionInterface
 from flask_session.redis import RedisSessionInterface
@@ -102,15 +103,23 @@ def end_session():
     session.clear()
 
 
+def _started_before_revocation(created):
+    """True when the session's user has had every session ended since it started."""
+    valid_after = getattr(current_user, "sessions_valid_after", None)
+    return valid_after is not None and created < calendar.timegm(valid_after.utctimetuple()) + (
+        valid_after.microsecond / 1e6)
+
+
 def enforce_timeouts():
-    """End signed-in sessions idle for SESSION_IDLE_MINUTES or older than SESSION_MAX_HOURS."""
+    """End signed-in sessions idle for SESSION_IDLE_MINUTES, older than SESSION_MAX_HOURS, or
+    started before their user's sessions were all ended (disabling does that)."""
     if "_user_id" not in session:
         return
     now = time.time()
     idle = current_app.config["SESSION_IDLE_MINUTES"] * 60
     absolute = current_app.config["SESSION_MAX_HOURS"] * 3600
     created, seen = session.get(CREATED, 0), session.get(SEEN, 0)
-    if now - created > absolute or now - seen > idle:
+    if now - created > absolute or now - seen > idle or _started_before_revocation(created):
         end_session()
         g.session_expired = True
     elif now - seen > SEEN_RESOLUTION_S:

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from models import AuditEvent, Customer, User
+from models import ApiKey, AuditEvent, Customer, User
 from security.policy import POLICY, PUBLIC, policy_key
 from security.roles import ADMIN, MARKETER, RANK, VIEWER
 from security.sessions import CREATED, SEEN
@@ -200,6 +200,13 @@ def test_disabling_a_user_ends_their_sessions_and_keys_at_once(app, admin_client
     assert their_session.get("/api/auth/me").status_code == 401
     keyed = app.test_client().get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})
     assert keyed.status_code == 401
+    # re-enabling is not an undo: the old cookie and the old key stay dead, a new sign-in works
+    assert admin_client.patch(f"/api/users/{user.pk}", json={"disabled": False}).status_code == 200
+    assert their_session.get("/api/auth/me").status_code == 401
+    keyed = app.test_client().get("/api/auth/me", headers={"Authorization": f"Bearer {key}"})
+    assert keyed.status_code == 401
+    assert ApiKey.objects.get(user_id=user.pk).revoked_at is not None
+    assert signed_in(app, User.objects.get(pk=user.pk)).get("/api/auth/me").status_code == 200
 
 
 # --- sign-in policy --------------------------------------------------------------------------------
