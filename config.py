@@ -71,6 +71,7 @@ def from_env(environ=None):
         "GOOGLE_CLIENT_SECRET": _env(env, "GOOGLE_CLIENT_SECRET"),
         "GOOGLE_DISCOVERY_URL": _env(env, "GOOGLE_DISCOVERY_URL", default=GOOGLE_DISCOVERY_DEFAULT),
         "GOOGLE_REDIRECT_URI": _env(env, "GOOGLE_REDIRECT_URI"),
+        "PUBLIC_URL": _env(env, "PUBLIC_URL"),
         "FRONTEND_URL": frontend_url,
         "FRONTEND_DIR": _env(env, "FRONTEND_DIR"),
         "CORS_ORIGINS": _csv(_env(env, "CORS_ORIGINS")),
@@ -204,6 +205,10 @@ def production_problems(config):
         problems.append("SESSION_COOKIE_SECURE is off (serve over https and set FRONTEND_URL to https)")
     if config.get("LOGIN_DISABLED"):
         problems.append("LOGIN_DISABLED is set")
+    google = config.get("GOOGLE_CLIENT_ID") and config.get("GOOGLE_CLIENT_SECRET")
+    if google and not (config.get("GOOGLE_REDIRECT_URI") or config.get("PUBLIC_URL")):
+        problems.append("neither GOOGLE_REDIRECT_URI nor PUBLIC_URL is set (the sign-in redirect must "
+                        "not come from the request's Host header)")
     return problems
 
 

@@ -39,9 +39,25 @@ def init_app(app):
         )
 
 
+CALLBACK_PATH = "/api/auth/google/callback"
+
+
 def configured(app):
     """True when Google sign-in has credentials."""
     return bool(app.config.get("GOOGLE_CLIENT_ID") and app.config.get("GOOGLE_CLIENT_SECRET"))
+
+
+def configured_redirect_uri(config):
+    """``GOOGLE_REDIRECT_URI``, else ``PUBLIC_URL`` + the callback path; None when neither is set.
+
+    Never derived from the request's ``Host`` in production (a forged Host would send the code to
+    another site): production refuses to start without one of them.
+    """
+    if config.get("GOOGLE_REDIRECT_URI"):
+        return config["GOOGLE_REDIRECT_URI"]
+    if config.get("PUBLIC_URL"):
+        return config["PUBLIC_URL"].rstrip("/") + CALLBACK_PATH
+    return None
 
 
 def _client():
@@ -54,8 +70,8 @@ def _client():
 def redirect_to_provider():
     """A 302 to the provider's authorization page; state and nonce are kept in the session."""
     client = _client()
-    redirect_uri = current_app.config.get("GOOGLE_REDIRECT_URI") or url_for(
-        "auth.google_callback", _external=True
+    redirect_uri = configured_redirect_uri(current_app.config) or url_for(
+        "auth.google_callback", _external=True  # development only: production requires configuration
     )
     try:
         return client.authorize_redirect(redirect_uri)

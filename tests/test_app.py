@@ -133,6 +133,22 @@ def test_random_secrets_are_strong_enough(make):
         assert not production_problems({"SECRET_KEY": make(), "SESSION_COOKIE_SECURE": True})
 
 
+GOOGLE = {"GOOGLE_CLIENT_ID": "id", "GOOGLE_CLIENT_SECRET": "secret"}
+
+
+@pytest.mark.parametrize("extra, refused", [
+    ({}, True), ({"PUBLIC_URL": "https://crm.example.com"}, False),
+    ({"GOOGLE_REDIRECT_URI": "https://crm.example.com/api/auth/google/callback"}, False),
+])
+def test_production_with_google_needs_a_configured_redirect(extra, refused):
+    environ = {"APP_ENV": "production", "SESSION_SECRET": STRONG, **HTTPS, **GOOGLE, **extra}
+    if refused:
+        with pytest.raises(ConfigError, match="neither GOOGLE_REDIRECT_URI nor PUBLIC_URL"):
+            finalize(from_env(environ))
+    else:
+        assert finalize(from_env(environ))
+
+
 @pytest.mark.parametrize("app_env", ["staging", "prod", "Production ", "produciton", "qa"])
 def test_every_app_env_but_development_and_testing_is_production(app_env):
     with pytest.raises(ConfigError, match="SESSION_SECRET"):

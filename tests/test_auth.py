@@ -178,3 +178,15 @@ def test_provider_unreachable_is_502(make_app):
     response = app.test_client().get("/api/auth/google")
     assert response.status_code == 502
     assert "unreachable" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("settings, expected", [
+    ({"PUBLIC_URL": "https://crm.example.com/"}, "https://crm.example.com/api/auth/google/callback"),
+    ({"GOOGLE_REDIRECT_URI": "https://login.example.com/cb", "PUBLIC_URL": "https://crm.example.com"},
+     "https://login.example.com/cb"),
+])
+def test_redirect_uri_comes_from_configuration_not_the_host_header(make_app, settings, expected):
+    app = make_app(**settings)
+    start = app.test_client().get("/api/auth/google", headers={"Host": "evil.example"})
+    assert start.status_code == 302
+    assert query_params(start.headers["Location"])["redirect_uri"] == expected
