@@ -380,3 +380,21 @@ def test_role_cannot_be_set_through_sign_in_or_keys(app, client, staff_user):
     response = client.patch(f"/api/users/{staff_user.pk}", json={"role": ADMIN})
     assert response.status_code == 403
     assert User.objects.get(pk=staff_user.pk).role == MARKETER
+
+
+# --- trusted proxies -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("proxies, forwarded, limited", [
+    # no proxy trusted: X-Forwarded-For is the client's word, ignored; one bucket for the socket's address
+    (0, ["1.1.1.1", "2.2.2.2", "3.3.3.3"], [False, False, True]),
+    # one proxy: its own appended hop is believed, so different clients get different buckets ...
+    (1, ["1.1.1.1", "2.2.2.2", "3.3.3.3"], [False, False, False]),
+    # ... and only that hop: what the client put in front of it changes nothing
+    (1, ["6.6.6.6, 5.5.5.5", "7.7.7.7, 5.5.5.5", "8.8.8.8, 5.5.5.5"], [False, False, True]),
+    (2, ["6.6.6.6, 5.5.5.5", "7.7.7.7, 5.5.5.5", "8.8.8.8, 5.5.5.5"], [False, False, False]),
+])
+def test_trusted_proxies_decide_whose_address_is_limited(make_app, proxies, forwarded, limited):
+    app = make_app(TRUSTED_PROXIES=proxies, RATELIMIT_LOGIN="2 per minute")
+    client = app.test_client()
+    statuses = [client.get("/api/auth/google", headers={"X-Forwarded-For": value},
+                           environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code for value in forwarded]
+    assert [status == 429 for status in statuses] == limited
