@@ -97,6 +97,8 @@ def from_env(environ=None):
         # Access control
         "ADMIN_EMAILS": [e.lower() for e in _csv(_env(env, "ADMIN_EMAILS"))],
         "ALLOWED_EMAIL_DOMAINS": [d.lower().lstrip("@") for d in _csv(_env(env, "ALLOWED_EMAIL_DOMAINS"))],
+        "INVITED_EMAILS": [e.lower() for e in _csv(_env(env, "INVITED_EMAILS"))],
+        "ALLOW_ANY_GOOGLE_ACCOUNT": _flag(_env(env, "ALLOW_ANY_GOOGLE_ACCOUNT")),
         "DEFAULT_ROLE": _env(env, "DEFAULT_ROLE", default="viewer").lower(),
         "SESSION_REDIS_URL": _env(env, "SESSION_REDIS_URL"),
         "SESSION_IDLE_MINUTES": _number(env, "SESSION_IDLE_MINUTES", 60),
@@ -206,6 +208,12 @@ def production_problems(config):
     if config.get("LOGIN_DISABLED"):
         problems.append("LOGIN_DISABLED is set")
     google = config.get("GOOGLE_CLIENT_ID") and config.get("GOOGLE_CLIENT_SECRET")
+    restricted = config.get("ALLOWED_EMAIL_DOMAINS") or config.get("INVITED_EMAILS")
+    if google and not restricted and not config.get("ALLOW_ANY_GOOGLE_ACCOUNT"):
+        problems.append("sign-in is open to every Google account: set ALLOWED_EMAIL_DOMAINS or "
+                        "INVITED_EMAILS (or ALLOW_ANY_GOOGLE_ACCOUNT=true if that is really meant)")
+    if google and not config.get("ADMIN_EMAILS"):
+        problems.append("ADMIN_EMAILS is not set (production makes nobody admin by default)")
     if google and not (config.get("GOOGLE_REDIRECT_URI") or config.get("PUBLIC_URL")):
         problems.append("neither GOOGLE_REDIRECT_URI nor PUBLIC_URL is set (the sign-in redirect must "
                         "not come from the request's Host header)")

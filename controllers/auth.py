@@ -5,6 +5,7 @@ import mongoengine
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
+from config import is_production
 from errors import ApiError
 from models import User
 from models.base import utcnow
@@ -18,25 +19,34 @@ def _refuse(reason):
     return ApiError(403, f"Sign-in refused: {reason}")
 
 
-def _verified_email(claims, allowed_domains):
+def _verified_email(claims, settings):
+    """The verified email of the claims, if this deployment lets it in.
+
+    With ``ALLOWED_EMAIL_DOMAINS`` or ``INVITED_EMAILS`` set, only those domains, those emails and
+    ``ADMIN_EMAILS`` may sign in; with neither, any verified account (development, or production with
+    ``ALLOW_ANY_GOOGLE_ACCOUNT=true``: production refuses to start otherwise).
+    """
     email = str(claims.get("email") or "").strip().lower()
     if not email or claims.get("email_verified") not in (True, "true"):
         raise _refuse("the Google account has no verified email address")
-    if allowed_domains and email.rsplit("@", 1)[-1] not in allowed_domains:
-        raise _refuse(f"{email.rsplit('@', 1)[-1]} accounts may not sign in here")
+    domains, invited = settings["ALLOWED_EMAIL_DOMAINS"], settings.get("INVITED_EMAILS", [])
+    if (domains or invited) and not (
+            email.rsplit("@", 1)[-1] in domains or email in invited or email in settings["ADMIN_EMAILS"]):
+        raise _refuse(f"{email} is not invited and {email.rsplit('@', 1)[-1]} accounts may not sign in here")
     return email
 
 
 def sign_in(claims, settings):
     """Create or refresh the User for verified ID-token claims (one atomic upsert) and return it.
 
-    New users get ``admin`` when their email is in ADMIN_EMAILS, else DEFAULT_ROLE; with no
-    ADMIN_EMAILS, the first user of a deployment without admins becomes admin.
+    New users get ``admin`` when their email is in ADMIN_EMAILS, else DEFAULT_ROLE. In development
+    and testing only, with no ADMIN_EMAILS, the first user of a deployment without admins becomes
+    admin; production has no such bootstrap (it requires ADMIN_EMAILS).
     """
     sub = claims.get("sub")
     if not sub:
         raise ApiError.unauthorized("Sign-in failed: the identity provider returned no subject")
-    email = _verified_email(claims, settings["ALLOWED_EMAIL_DOMAINS"])
+    email = _verified_email(claims, settings)
     existing = User.objects(google_id=str(sub)).only("disabled").first()
     if existing is not None and existing.disabled:
         raise _refuse("this account is disabled")
@@ -55,7 +65,8 @@ def sign_in(claims, settings):
         set_on_insert__role=ADMIN if email in admin_emails else settings["DEFAULT_ROLE"],
         set_on_insert__disabled=False,
     )
-    if not admin_emails and user.role != ADMIN and _claim_first_admin(user):
+    if (not admin_emails and not is_production(settings) and user.role != ADMIN
+            and _claim_first_admin(user)):
         user.reload()
     return user
 

@@ -133,12 +133,29 @@ def test_random_secrets_are_strong_enough(make):
         assert not production_problems({"SECRET_KEY": make(), "SESSION_COOKIE_SECURE": True})
 
 
-GOOGLE = {"GOOGLE_CLIENT_ID": "id", "GOOGLE_CLIENT_SECRET": "secret"}
+GOOGLE = {"GOOGLE_CLIENT_ID": "id", "GOOGLE_CLIENT_SECRET": "secret", "ADMIN_EMAILS": "boss@example.com",
+          "ALLOWED_EMAIL_DOMAINS": "example.com", "PUBLIC_URL": "https://crm.example.com"}
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({}, None),
+    ({"ALLOWED_EMAIL_DOMAINS": ""}, "sign-in is open to every Google account"),
+    ({"ALLOWED_EMAIL_DOMAINS": "", "INVITED_EMAILS": "ada@gmail.com"}, None),
+    ({"ALLOWED_EMAIL_DOMAINS": "", "ALLOW_ANY_GOOGLE_ACCOUNT": "true"}, None),
+    ({"ADMIN_EMAILS": ""}, "ADMIN_EMAILS is not set"),
+])
+def test_production_sign_in_must_be_restricted(change, problem):
+    environ = {"APP_ENV": "production", "SESSION_SECRET": STRONG, **HTTPS, **GOOGLE, **change}
+    if problem:
+        with pytest.raises(ConfigError, match=problem):
+            finalize(from_env(environ))
+    else:
+        assert finalize(from_env(environ))
 
 
 @pytest.mark.parametrize("extra, refused", [
-    ({}, True), ({"PUBLIC_URL": "https://crm.example.com"}, False),
-    ({"GOOGLE_REDIRECT_URI": "https://crm.example.com/api/auth/google/callback"}, False),
+    ({"PUBLIC_URL": ""}, True), ({"PUBLIC_URL": "https://crm.example.com"}, False),
+    ({"PUBLIC_URL": "", "GOOGLE_REDIRECT_URI": "https://crm.example.com/api/auth/google/callback"}, False),
 ])
 def test_production_with_google_needs_a_configured_redirect(extra, refused):
     environ = {"APP_ENV": "production", "SESSION_SECRET": STRONG, **HTTPS, **GOOGLE, **extra}

@@ -237,6 +237,12 @@ def test_sign_in_without_the_pkce_verifier_fails(anon, oidc_provider, monkeypatc
         ({"email": None}, {}, 403),
         ({"email": "ada@gmail.com"}, {"ALLOWED_EMAIL_DOMAINS": ["example.com"]}, 403),
         ({"email": "ada@example.com"}, {"ALLOWED_EMAIL_DOMAINS": ["example.com", "example.org"]}, 302),
+        ({"email": "ada@gmail.com"}, {"INVITED_EMAILS": ["ada@gmail.com"]}, 302),
+        ({"email": "eve@gmail.com"}, {"INVITED_EMAILS": ["ada@gmail.com"]}, 403),
+        ({"email": "Ada@Gmail.com"}, {"ALLOWED_EMAIL_DOMAINS": ["example.com"], "INVITED_EMAILS": ["ada@gmail.com"]},
+         302),
+        ({"email": "boss@other.org"}, {"ALLOWED_EMAIL_DOMAINS": ["example.com"], "ADMIN_EMAILS": ["boss@other.org"]},
+         302),
     ],
 )
 def test_sign_in_policy(make_app, google_login, identity, settings, status):
@@ -274,6 +280,17 @@ def test_first_user_becomes_admin_without_admin_emails(make_app, google_login, c
     assert User.objects.get(google_id="first").role == ADMIN
     assert User.objects.get(google_id="second").role == VIEWER
     assert any("first user to sign in" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("app_env, becomes_admin", [("development", True), ("testing", True),
+                                                    ("production", False), ("staging", False)])
+def test_first_user_admin_exists_only_outside_production(app, app_env, becomes_admin):
+    from controllers.auth import sign_in
+
+    claims = {"sub": "first", "email": "first@example.com", "email_verified": True}
+    user = sign_in(claims, {**app.config, "APP_ENV": app_env, "ADMIN_EMAILS": []})
+    assert (user.role == ADMIN) is becomes_admin
+    assert User.objects(role=ADMIN).count() == (1 if becomes_admin else 0)
 
 
 def test_no_bootstrap_admin_when_an_admin_exists(make_app, google_login):
