@@ -107,6 +107,8 @@ def enforce():
     """``before_request``: authenticate, check CSRF for cookie sessions, then the role."""
     if request.endpoint is None:  # 404/405: routing answers
         return
+    if request.method == "OPTIONS":  # a CORS preflight: browsers send it without credentials, Flask
+        return  # answers it without running a view, and flask-cors adds the allow headers
     rule = rule_for(request.endpoint)
     if rule is None:
         current_app.logger.error("No access policy for endpoint %s: refusing", request.endpoint)

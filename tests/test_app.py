@@ -230,6 +230,21 @@ def test_cors_allows_only_configured_origins_with_credentials(make_app, origin, 
         assert "Access-Control-Allow-Origin" not in response.headers
 
 
+@pytest.mark.parametrize("origin, allowed", [("https://app.example.com", True), ("https://evil.example", False)])
+def test_cors_preflight_needs_no_credentials(make_app, origin, allowed):
+    client = make_app(CORS_ORIGINS=["https://app.example.com"]).test_client()
+    response = client.options("/api/customers", headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"})
+    assert response.status_code == 200
+    assert (response.headers.get("Access-Control-Allow-Origin") == origin) is allowed
+    if allowed:
+        assert response.headers["Access-Control-Allow-Credentials"] == "true"
+        assert "POST" in response.headers["Access-Control-Allow-Methods"]
+        assert "authorization" in response.headers["Access-Control-Allow-Headers"].lower()
+
+
+
 # --- the served frontend -----------------------------------------------------------------------
 @pytest.fixture
 def build_dir(tmp_path):

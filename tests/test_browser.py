@@ -6,7 +6,8 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-from tests.conftest import session_cookie
+from security.roles import MARKETER
+from tests.conftest import make_user, session_cookie, signed_in
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -110,3 +111,53 @@ def test_react_build_runs_under_the_content_security_policy(make_app, tmp_path):
     finally:
         server.shutdown()
     assert violations == []
+
+
+@pytest.fixture
+def other_origin():
+    """A page on another origin (another port), like a frontend deployed apart from the API."""
+    from werkzeug.wrappers import Response
+
+    page = "<!doctype html><title>frontend</title><p>frontend</p>"
+    server = make_server("127.0.0.1", 0, lambda environ, start: Response(page, mimetype="text/html")(
+        environ, start), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_a_frontend_on_another_origin_calls_the_api_from_a_real_browser(make_app, other_origin, allowed):
+    sync_playwright = _browser_or_skip()
+    api = make_app(CORS_ORIGINS=[other_origin] if allowed else [])
+    session = signed_in(api, make_user(MARKETER, email="frontend@example.com"))
+    key = session.post("/api/api-keys", json={"name": "frontend"}).get_json()["key"]
+    server = make_server("127.0.0.1", 0, api, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    script = """async ([url, key]) => {
+        try {
+            const r = await fetch(url, {method: "POST", credentials: "include", headers: {
+                "Authorization": "Bearer " + key, "Content-Type": "application/json"},
+                body: JSON.stringify({name: "Cross Origin", email: "cross@example.com"})});
+            return {status: r.status, body: await r.json()};
+        } catch (e) { return {error: String(e)}; }
+    }"""
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(other_origin)
+                result = page.evaluate(script, [f"{base}/api/customers", key])
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+    if allowed:  # the preflight passed without credentials, then the real request with the key
+        assert result.get("status") == 201, result
+        assert result["body"]["email"] == "cross@example.com"
+    else:  # the browser refuses to let the page read (or send) it
+        assert "error" in result, result
