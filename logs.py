@@ -14,6 +14,26 @@ _HANDLER_MARK = "_crm_handler"
 access_log = logging.getLogger("crm.access")
 
 
+EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+
+
+def mask_emails(text):
+    """``ada.lovelace@example.com`` → ``a***@example.com``: logs keep the domain, never the address."""
+    return EMAIL.sub(r"\1***@\2", text)
+
+
+class EmailMaskingFormatter(logging.Formatter):
+    """Formats with ``inner``, then masks every email address in the line (message, arguments,
+    tracebacks alike): a vendor's refusal or a failed query must not leak customers into the logs."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record):
+        return mask_emails(self.inner.format(record))
+
+
 class RequestIdFilter(logging.Filter):
     """Stamp every record made during a request with that request's id."""
 
@@ -28,16 +48,13 @@ def configure_logging(app):
     level = getattr(logging, str(app.config.get("LOG_LEVEL", "INFO")).upper(), logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
     if app.config.get("LOG_FORMAT", "json") == "text":
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
-        )
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
     else:
-        handler.setFormatter(
-            JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(process)d",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
-            )
+        formatter = JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(process)d",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
         )
+    handler.setFormatter(EmailMaskingFormatter(formatter))
     handler.addFilter(RequestIdFilter())
     setattr(handler, _HANDLER_MARK, True)
     root = logging.getLogger()

@@ -6,6 +6,7 @@ from apidocs import doc
 
 from controllers import customers as controller
 from routes.helpers import dumped, dumped_page, load_body, load_query
+from security import audit
 from schemas.customer import CustomerIn, CustomerOut, CustomerPage, CustomerPatch, CustomerQuery
 
 bp = Blueprint("customers", __name__)
@@ -25,8 +26,13 @@ def create_customer():
 @bp.get("")
 @doc(query=CustomerQuery, response=CustomerPage)
 def list_customers():
-    """List customers with filters, sorting and pagination."""
-    return dumped_page(customer_out, controller.list_customers(load_query(customer_query)))
+    """List customers with filters, sorting and pagination (a search by email or name is audited)."""
+    query = load_query(customer_query)
+    page = controller.list_customers(query)
+    searched = {name: query[name] for name in ("email", "q") if name in query}
+    if searched:
+        audit.record_read("customer.search", searched)
+    return dumped_page(customer_out, page)
 
 
 @bp.get("/<customer_id>")

@@ -4,6 +4,7 @@ import logging
 from flask import g, has_request_context, request
 from flask_login import current_user
 
+from logs import mask_emails
 from models import AuditEvent
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,15 @@ def record(action, *, actor=None, via="session", target_type=None, target_id=Non
         ).save()
     except Exception:  # the action already happened; losing its record must not hide that
         log.exception("could not record audit event %s", action)
+
+
+def record_read(action, details):
+    """An audit event for a read worth knowing about (a search of customers), by the current caller.
+
+    Email addresses in ``details`` are masked: the audit log says who looked, not whom for.
+    """
+    record(action, actor=_actor(), via=g.get("auth_via") or "session", target_type="customer",
+           details={key: mask_emails(str(value)) for key, value in details.items()})
 
 
 def record_request(action, target_type, response):

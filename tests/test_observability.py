@@ -118,3 +118,40 @@ def test_text_log_format(make_app, caplog):
     assert f"[{response.headers['X-Request-ID']}] GET /healthz 200" in text
     with pytest.raises(json.JSONDecodeError):
         json.loads(text)
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_email_addresses_are_masked_in_every_log_line(make_app, caplog, log_format):
+    make_app(LOG_FORMAT=log_format)
+    with caplog.at_level(logging.WARNING):
+        try:
+            raise RuntimeError("smtp refused grace.hopper@navy.example.mil")
+        except RuntimeError:
+            logging.getLogger("services.vendors").exception("vendor said no to %s", "ada@example.com")
+    line = _our_handler().format(caplog.records[-1])
+    assert "ada@example.com" not in line and "grace.hopper@navy.example.mil" not in line
+    assert "a***@example.com" in line and "g***@navy.example.mil" in line
+
+
+def test_customer_emails_never_reach_the_logs(client, caplog):
+    emails = ["ada@example.com", "bo.b@shop.example"]
+    with caplog.at_level(logging.DEBUG):
+        for email in emails:
+            client.post("/api/customers", json={"name": "X", "email": email})
+        client.post("/api/customers", json={"name": "X", "email": emails[0]})  # 409
+        client.get(f"/api/customers?email={emails[1]}")
+        client.post("/api/customers", json={"name": "X", "email": "not-an-email"})
+    lines = [_our_handler().format(record) for record in caplog.records]
+    assert lines and not [line for line in lines if any(email in line for email in emails)]
+
+
+def test_customer_searches_are_audited_without_the_addresses(client, staff_user):
+    from models import AuditEvent
+
+    client.get("/api/customers")  # a plain listing is not a search
+    assert AuditEvent.objects(action="customer.search").count() == 0
+    client.get("/api/customers?email=ada@example.com")
+    client.get("/api/customers?q=Lovelace")
+    events = list(AuditEvent.objects(action="customer.search").order_by("at"))
+    assert [e.details for e in events] == [{"email": "a***@example.com"}, {"q": "Lovelace"}]
+    assert {e.actor_email for e in events} == {staff_user.email} and all(e.request_id for e in events)
