@@ -5,7 +5,7 @@ from mongoengine.errors import NotUniqueError
 
 from controllers.common import get_or_404, modify_or_404, object_id_or_404, paginate, user_id
 from errors import ApiError
-from models import Customer, Order
+from models import Customer, Delivery, Order
 from models.base import utcnow
 
 # API sort keys → document attributes (a whitelist: nothing else reaches order_by).
@@ -75,3 +75,28 @@ def delete_customer(customer_id):
     if Customer.objects(pk=pk).delete() == 0:
         raise ApiError.not_found("customer", customer_id)
     Order.objects(customer_id=pk).delete()
+
+
+def export_customer(customer_id):
+    """Everything stored about one customer: the profile, their orders and their delivery records."""
+    customer = get_or_404(Customer, "customer", customer_id)
+    return {
+        "customer": customer,
+        "orders": list(Order.objects(customer_id=customer.pk).order_by("-date", "-id")),
+        "deliveries": list(Delivery.objects(customer_id=customer.pk).order_by("campaign_id")),
+        "exported_at": utcnow(),
+    }
+
+
+ERASED_EMAIL = "erased@invalid"
+
+
+def erase_customer(customer_id):
+    """Delete a customer and their orders, and strip their delivery records of who they were.
+
+    The delivery records stay, anonymised (no address, no message), so campaign statistics still add
+    up; their ``customer`` id now points at nothing.
+    """
+    pk = object_id_or_404("customer", customer_id)
+    delete_customer(customer_id)
+    Delivery.objects(customer_id=pk).update(set__email=ERASED_EMAIL, set__message="", set__error=None)

@@ -1,6 +1,7 @@
 """Customer request and response schemas."""
 from marshmallow import Schema, fields, post_load, validate, validates_schema
 
+from schemas.campaign import DeliveryOut
 from schemas.common import (
     InputSchema,
     NormalizedEmail,
@@ -11,6 +12,7 @@ from schemas.common import (
     page_of,
     require_some,
 )
+from schemas.order import OrderOut
 
 SORT_FIELDS = ("createdAt", "updatedAt", "name", "email", "totalSpend", "numVisits", "lastVisitDate")
 SORT_CHOICES = SORT_FIELDS + tuple(f"-{name}" for name in SORT_FIELDS)
@@ -72,3 +74,18 @@ class CustomerOut(Schema):
 
 
 CustomerPage = page_of(CustomerOut, "CustomerPage")
+
+
+class CustomerDeleteQuery(InputSchema):
+    """Query string of ``DELETE /customers/<id>``: ``erase=true`` also anonymises their deliveries."""
+
+    erase = fields.Boolean(load_default=False, truthy={"true", "1"}, falsy={"false", "0"})
+
+
+class CustomerExportOut(Schema):
+    """Everything stored about one customer (a data subject's access request)."""
+
+    customer = fields.Nested(CustomerOut, required=True)
+    orders = fields.List(fields.Nested(OrderOut), required=True)
+    deliveries = fields.List(fields.Nested(DeliveryOut), required=True)
+    exported_at = UtcDateTime(data_key="exportedAt", required=True)

@@ -44,13 +44,12 @@ def record(action, *, actor=None, via="session", target_type=None, target_id=Non
         log.exception("could not record audit event %s", action)
 
 
-def record_read(action, details):
-    """An audit event for a read worth knowing about (a search of customers), by the current caller.
-
-    Email addresses in ``details`` are masked: the audit log says who looked, not whom for.
-    """
-    record(action, actor=_actor(), via=g.get("auth_via") or "session", target_type="customer",
-           details={key: mask_emails(str(value)) for key, value in details.items()})
+def record_current(action, target_type, target_id=None, details=None):
+    """An audit event by the current caller for something the policy table does not record itself
+    (a search of customers, an erasure). Email addresses in ``details`` are masked: the audit log says
+    who did it, not whose address they typed."""
+    record(action, actor=_actor(), via=g.get("auth_via") or "session", target_type=target_type,
+           target_id=target_id, details={key: mask_emails(str(value)) for key, value in (details or {}).items()})
 
 
 def record_request(action, target_type, response):

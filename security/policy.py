@@ -43,6 +43,7 @@ POLICY = {
     "customers.create_customer": Rule(MARKETER, "customer.create", "customer"),
     "customers.update_customer": Rule(MARKETER, "customer.update", "customer"),
     "customers.delete_customer": Rule(MARKETER, "customer.delete", "customer"),
+    "customers.export_customer": Rule(ADMIN, "customer.export", "customer"),
     "orders.list_orders": Rule(VIEWER),
     "orders.get_order": Rule(VIEWER),
     "orders.create_order": Rule(MARKETER, "order.create", "order"),

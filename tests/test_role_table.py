@@ -28,6 +28,7 @@ TABLE = {
     ("GET", "/api/customers/{customer_id}"): VIEWER, ("GET", "/customers/{customer_id}"): VIEWER,
     ("PATCH", "/api/customers/{customer_id}"): MARKETER, ("PATCH", "/customers/{customer_id}"): MARKETER,
     ("DELETE", "/api/customers/{customer_id}"): MARKETER, ("DELETE", "/customers/{customer_id}"): MARKETER,
+    ("GET", "/api/customers/{customer_id}/export"): ADMIN, ("GET", "/customers/{customer_id}/export"): ADMIN,
     # orders
     ("GET", "/api/orders"): VIEWER, ("GET", "/orders"): VIEWER,
     ("POST", "/api/orders"): MARKETER, ("POST", "/orders"): MARKETER,

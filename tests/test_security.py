@@ -34,7 +34,7 @@ CRM_DATA = ("customers.", "orders.", "campaigns.", "segments.")
 READ_ONLY_POSTS = ("check_audience_size", "preview_segment")
 # Authenticated by its own HMAC signature instead of a user (tests in test_engine.py).
 SIGNED_WEBHOOKS = ("receipts.receive_receipts",)
-ADMIN_ONLY = ("users.", "audit.")
+ADMIN_ONLY = ("users.", "audit.", "customers.export_customer")  # the last: data-subject requests
 
 
 def test_policy_table_states_the_roles_intent(app):
