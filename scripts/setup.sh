@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (if needed) and install the given requirements file into it. Idempotent and quick
-# when nothing changed.
+# Create .venv (if needed) and install the given requirements' hash-pinned lock (requirements.lock,
+# requirements-dev.lock) into it. Idempotent and quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requirements="${1:-requirements.txt}"
@@ -24,8 +24,11 @@ if [ ! -x .venv/bin/python ]; then
     fi
   fi
 fi
-stamp=".venv/.installed-$(basename "$requirements")"
-if [ ! -f "$stamp" ] || [ "$requirements" -nt "$stamp" ] || [ requirements.txt -nt "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
+# Install from the hash-pinned lock next to the requirements file (every package, transitive ones
+# included, with its SHA-256: a tampered or substituted download fails the install).
+lock="${requirements%.txt}.lock"
+stamp=".venv/.installed-$(basename "$lock")"
+if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r "$lock"
   touch "$stamp"
 fi
