@@ -1,6 +1,7 @@
 """Connect MongoEngine to MongoDB, or to the embedded in-memory store when no URI is set."""
 import logging
 import threading
+import time
 
 import mongoengine
 from pymongo.errors import ConnectionFailure
@@ -70,7 +71,7 @@ def ensure_indexes_when_reachable(app, retry_s=INDEX_RETRY_S):
                     log.warning("database unreachable (%s): requests answer 503 until it returns; "
                                 "indexes will be created then", type(exc).__name__)
                     announced = True
-                threading.Event().wait(retry_s)
+                time.sleep(retry_s)
 
     thread = threading.Thread(target=keep_trying, name="ensure-indexes", daemon=True)
     thread.start()

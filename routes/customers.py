@@ -3,11 +3,9 @@ from flask import Blueprint
 from flask_login import current_user
 
 from apidocs import doc
-from errors import ApiError
-
 from controllers import customers as controller
+from errors import ApiError
 from routes.helpers import dumped, dumped_page, load_body, load_query
-from security import audit
 from schemas.customer import (
     CustomerDeleteQuery,
     CustomerExportOut,
@@ -17,6 +15,7 @@ from schemas.customer import (
     CustomerPatch,
     CustomerQuery,
 )
+from security import audit
 from security.policy import effective_role
 from security.roles import ADMIN, at_least
 

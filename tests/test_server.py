@@ -4,33 +4,20 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.processes import ROOT, Gunicorn, base_env, free_port
 
 
 @pytest.fixture
 def served():
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("MONGO_URI", "MONGODB_URI")},
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "LOGIN_DISABLED": "true",
-    }
+    env = base_env(PORT=port, HOST="127.0.0.1", LOGIN_DISABLED="true")
     process = subprocess.Popen(
         [str(ROOT / "scripts" / "serve.sh")], cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
@@ -62,37 +49,11 @@ def test_run_command_serves_the_api_on_one_shared_embedded_store(served):
         assert listing["total"] == 1
 
 
-def _start_gunicorn(env, workers):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--no-control-socket"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{base}/healthz", timeout=5)
-            return process, base
-        except requests.RequestException:
-            if process.poll() is not None:
-                pytest.fail(process.stdout.read().decode())
-            time.sleep(0.2)
-    process.kill()
-    pytest.fail("gunicorn did not start within 60 s")
-
-
-def test_rate_limit_holds_across_two_gunicorn_workers_sharing_redis(redis_url):
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("MONGO_URI", "MONGODB_URI")},
-        "APP_ENV": "testing",
-        "LOG_FORMAT": "json",
-        "RATELIMIT_STORAGE_URI": redis_url,
-        "RATELIMIT_LOGIN": "5 per minute",
-        "RATELIMIT_KEY_PREFIX": f"crm-test-{uuid.uuid4().hex}",
-    }
-    process, base = _start_gunicorn(env, workers=2)
+def test_rate_limit_holds_across_two_gunicorn_workers_sharing_redis(redis_url, tmp_path):
+    env = base_env(APP_ENV="testing", RATELIMIT_STORAGE_URI=redis_url, RATELIMIT_LOGIN="5 per minute",
+                   RATELIMIT_KEY_PREFIX=f"crm-test-{uuid.uuid4().hex}")
+    server = Gunicorn(env, tmp_path, workers=2).start()
+    base = server.base
     try:
         # Occupy one sync worker with a half-sent request: it blocks reading it, so every request
         # below is answered by the other worker; then finish it, so both workers have counted.
@@ -109,8 +70,8 @@ def test_rate_limit_holds_across_two_gunicorn_workers_sharing_redis(redis_url):
         statuses.append(int(held.recv(4096).split(b" ", 2)[1]))
         held.close()
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        output = process.communicate(timeout=20)[0].decode()
+        server.stop()
+    output = server.output()
     assert statuses.count(429) == 19, statuses  # 5 allowed in total, not 5 per worker
     served_by = {
         line["pid"] for line in map(_json_or_none, output.splitlines())
@@ -142,8 +103,6 @@ def test_requests_gunicorn_refuses_get_the_json_error_shape(served, headers, pat
     ("0.0.0.0", "development", True), ("127.0.0.1", "development", False), ("0.0.0.0", "production", False),
 ])
 def test_development_server_beyond_loopback_warns_loudly(tmp_path, host, app_env, warned):
-    from tests.processes import Gunicorn, base_env
-
     env = base_env(APP_ENV=app_env, SESSION_SECRET="Zq8vN3kP0wXe7RtY2uIo5pAs9dFg4hJl-x",
                    FRONTEND_URL="https://crm.example.com")
     server = Gunicorn(env, tmp_path, workers=1, host=host).start()
