@@ -8,9 +8,11 @@ from extensions import cors, login_manager
 from logs import configure_logging, init_request_logging
 from models import init_db
 from models.db import ensure_indexes_when_reachable
+import engine
+from engine import scheduler
 from routes import docs, frontend, health, register_blueprints
 from security import api_keys, headers, limits, policy, sessions
-from services import google_oauth, queue, scheduler
+from services import google_oauth, queue
 
 
 def create_app(config=None):
@@ -59,7 +61,7 @@ def start_web(app):
 
 
 def register_extensions(app):
-    """Database, login, CORS and the Google client."""
+    """Database, login, CORS, the Google client, the task queue and the campaign engine."""
     init_db(app)
     login_manager.init_app(app)
     login_manager.user_loader(_load_user)
@@ -77,6 +79,7 @@ def register_extensions(app):
     )
     google_oauth.init_app(app)
     queue.init_app(app)
+    engine.init_app(app)
 
 
 def register_security(app):

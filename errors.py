@@ -100,6 +100,8 @@ def register_error_handlers(app):
     def handle_api_error(exc):
         response = error_response(exc.status, exc.message, exc.errors)
         response.headers.update(getattr(exc, "headers", None) or {})
+        if "Retry-After" in response.headers:
+            g.retry_after = response.headers["Retry-After"]  # kept over the limiter's window reset
         return response
 
     @app.errorhandler(ValidationError)

@@ -79,7 +79,7 @@ def dispatch_one(n, mode):
     import bson
     import mongoengine
 
-    from controllers import dispatch
+    from engine import planner, sender
     from models import Campaign, Customer, Delivery
 
     app = _app()
@@ -99,7 +99,7 @@ def dispatch_one(n, mode):
         rss_before = _rss_mb()
         started = time.perf_counter()
         if mode == "dispatch":
-            dispatch.plan(str(campaign.pk), lambda cid, token: dispatch.deliver_batch(cid, token))
+            planner.plan(str(campaign.pk), lambda cid, token: sender.deliver_batch(cid, token))
             assert Campaign.objects.get(pk=campaign.pk).status == "completed"
         else:
             _insert_like_dispatch(campaign, Customer._get_collection().find().sort("_id", 1), app)
@@ -119,7 +119,7 @@ def _insert_like_dispatch(campaign, customers, app):
     """The baseline: the same delivery documents (status SENT, as dispatch leaves them), raw insert_many."""
     from bson import ObjectId
 
-    from controllers.messages import render
+    from engine.templates import render
     from models import Delivery
     from models.base import utcnow
 

@@ -1,35 +1,25 @@
-"""Campaigns: create, read, change state, and the legacy audience endpoints.
+"""Campaigns: create, read, change state (through the engine), and the legacy audience endpoints.
 
-States: draft → scheduled → sending → completed | paused | cancelled | failed. Every change is one
-conditional update (``status`` must still be what the action starts from), so two concurrent
-actions cannot both win, and every change publishes a domain event.
+States and what each action does are the engine's (:mod:`engine.control`); this module validates,
+persists new campaigns and turns the engine's refusals into HTTP errors.
 """
-from controllers import dispatch
+import engine
 from controllers.common import get_or_404, object_id_or_404, paginate, user_id
-from controllers.messages import TemplateProblem, check_template
 from errors import ApiError
 from models import Campaign, Customer, Delivery, Segment
 from models.base import utcnow
-from models.campaign import CANCELLED, COMPLETED, DRAFT, FAILED, PAUSED, SCHEDULED, SENDING
-from models.delivery import FAILED as DELIVERY_FAILED
+from models.campaign import DRAFT, SCHEDULED
 from segments import as_group, compile_rules
 from services import events
 
-ACTIONS = {
-    "send": ((DRAFT, SCHEDULED), SENDING),
-    "pause": ((SENDING,), PAUSED),
-    "resume": ((PAUSED,), SENDING),
-    "cancel": ((DRAFT, SCHEDULED, SENDING, PAUSED), CANCELLED),
-    "retry-failed": ((COMPLETED, FAILED, PAUSED), SENDING),
-}
-EVENTS = {"send": "campaign.sending", "pause": "campaign.paused", "resume": "campaign.resumed",
-          "cancel": "campaign.cancelled", "retry-failed": "campaign.retrying"}
+ACTIONS, STARTS_WORK = engine.ACTIONS, engine.STARTS_WORK
+QUEUE_RETRY_AFTER_S = 10
 
 
 def _template(message):
     try:
-        check_template(message)
-    except TemplateProblem as exc:
+        engine.check_template(message)
+    except engine.TemplateProblem as exc:
         raise ApiError.validation({"message": [str(exc)]}, "Invalid message") from exc
 
 
@@ -68,7 +58,12 @@ def create_and_send_legacy(data, actor=None):
         "rules": data["rules"],
         "logical_operator": data["logical_operator"],
     }, actor)
-    return act(str(campaign.pk), "send")
+    try:
+        return act(str(campaign.pk), "send")
+    except ApiError as exc:
+        if exc.status == 503:  # not started: the legacy client would otherwise find a stray draft
+            campaign.delete()
+        raise
 
 
 def get_campaign(campaign_id):
@@ -83,64 +78,24 @@ def list_campaigns(page, per_page):
 
 
 def act(campaign_id, action):
-    """Apply a state action; 409 when the campaign is not in a state the action starts from."""
+    """Apply a state action; 404 for an unknown campaign, 409 when it is not in a state the action
+    starts from, 503 when the queue cannot take the work (the campaign is left as it was)."""
     pk = object_id_or_404("campaign", campaign_id)
-    sources, target = ACTIONS[action]
-    now = utcnow()
-    changes = {"set__status": target, "set__updated_at": now}
-    if action == "send":
-        changes.update(set__started_at=now, set__audience_size=None, set__planned=None, set__plan_cursor=None)
-    campaign = Campaign.objects(pk=pk, status__in=sources).modify(new=True, **changes)
-    if campaign is None:
-        current = get_or_404(Campaign, "campaign", campaign_id)
-        raise ApiError.conflict(
-            f"Cannot {action} a campaign that is {current.status}", {"status": [current.status]}
-        )
-    events.publish(EVENTS[action], campaignId=campaign_id, status=target)
-    _enqueue(action, campaign_id)
-    return Campaign.objects(pk=pk).first()
-
-
-def _enqueue(action, campaign_id):
-    import tasks
-
-    if action == "retry-failed":
-        dispatch.requeue_failed(campaign_id)
-    if action in ("send", "resume", "retry-failed"):
-        tasks.plan_campaign.delay(campaign_id)  # continues after the plan cursor; no-op when planned
-    if action in ("resume", "retry-failed"):
-        tasks.redispatch.delay(campaign_id)
-
-
-def start_due_campaigns(now=None):
-    """Start every scheduled campaign whose ``scheduledAt`` has passed; returns how many."""
-    now = now or utcnow()
-    started = 0
-    for campaign in Campaign.objects(status=SCHEDULED, scheduled_at__lte=now).only("id"):
-        try:
-            act(str(campaign.pk), "send")
-            started += 1
-        except ApiError:  # started or cancelled meanwhile
-            continue
-    return started
+    try:
+        return engine.act(pk, action)
+    except engine.CampaignNotFound as exc:
+        raise ApiError.not_found("campaign", campaign_id) from exc
+    except engine.InvalidTransition as exc:
+        raise ApiError.conflict(str(exc), {"status": [exc.status]}) from exc
+    except engine.QueueUnavailable as exc:
+        error = ApiError.unavailable("The task queue is unavailable: nothing was started, try again shortly")
+        error.headers = {"Retry-After": str(QUEUE_RETRY_AFTER_S)}
+        raise error from exc
 
 
 def stats(campaign):
-    """Counts by delivery status and the top failure reasons, by aggregation over the records."""
-    collection = Delivery._get_collection()
-    by_status = {row["_id"]: row["n"] for row in collection.aggregate([
-        {"$match": {"campaign": campaign.pk}},
-        {"$group": {"_id": "$status", "n": {"$sum": 1}}},
-    ])}
-    reasons = [{"reason": row["_id"], "count": row["n"]} for row in collection.aggregate([
-        {"$match": {"campaign": campaign.pk, "status": DELIVERY_FAILED}},
-        {"$group": {"_id": "$error", "n": {"$sum": 1}}},
-        {"$sort": {"n": -1, "_id": 1}},
-        {"$limit": 10},
-    ])]
-    counts = {key.lower(): by_status.get(key, 0) for key in ("PENDING", "SENT", "DELIVERED", "FAILED")}
-    return {"audience_size": campaign.audience_size, **counts, "total": sum(by_status.values()),
-            "failure_reasons": reasons}
+    """Counts by delivery status and the top failure reasons."""
+    return engine.stats(campaign)
 
 
 def list_deliveries(campaign_id, query):

@@ -6,7 +6,7 @@ from errors import ApiError
 from models import Campaign, Customer, Segment
 from models.base import utcnow
 from models.campaign import PAUSED, SCHEDULED, SENDING
-from segments import as_group, compile_rules
+from segments import as_group, compile_group, compile_rules
 
 SAMPLE_SIZE = 10
 
@@ -36,6 +36,13 @@ def get_segment(segment_id):
     return get_or_404(Segment, "segment", segment_id)
 
 
+def get_segment_with_size(segment_id):
+    """One segment with ``audience_size``, its audience counted now."""
+    segment = get_segment(segment_id)
+    segment.audience_size = Customer.objects(__raw__=compile_group(segment.rules)).count()
+    return segment
+
+
 def update_segment(segment_id, data):
     """Rename and/or replace the rules."""
     changes = {"set__updated_at": utcnow()}
@@ -61,8 +68,19 @@ def audience(rules, logical_operator="AND"):
 
 
 def preview(data):
-    """How many customers the rules select now, and the first few of them."""
-    queryset = audience(data["rules"], data["logical_operator"])
+    """How many customers the rules (or the saved segment ``segment_id``) select now, and the first
+    few of them."""
+    if data.get("segment_id") is not None:
+        return preview_segment(str(data["segment_id"]))
+    return _preview(audience(data["rules"], data["logical_operator"]))
+
+
+def preview_segment(segment_id):
+    """:func:`preview` of a saved segment's rules."""
+    return _preview(Customer.objects(__raw__=compile_group(get_segment(segment_id).rules)))
+
+
+def _preview(queryset):
     sample = [{"name": c.name, "email": c.email}
               for c in queryset.only("name", "email").order_by("id").limit(SAMPLE_SIZE)]
     return {"audienceSize": queryset.count(), "sample": sample}

@@ -19,6 +19,7 @@ class Delivery(Document):
     attempts = IntField(default=0)
     error = StringField()
     batch_token = StringField(db_field="batch")
+    retry = StringField()  # the retry-failed request that last made it PENDING again
     created_at = DateTimeField(db_field="createdAt", default=utcnow)
     sent_at = DateTimeField(db_field="sentAt")
     delivered_at = DateTimeField(db_field="deliveredAt")

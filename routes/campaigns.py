@@ -10,6 +10,7 @@ from schemas.campaign import (
     AudienceSizeOut,
     CampaignDetailOut,
     CampaignIn,
+    CampaignListItemOut,
     CampaignOut,
     CampaignQuery,
     DeliveryOut,
@@ -23,12 +24,15 @@ bp = Blueprint("campaigns", __name__)
 
 audience_in, legacy_in, campaign_in = AudienceIn(), LegacyCampaignIn(), CampaignIn()
 campaign_out, stats_out, campaign_query = CampaignOut(), StatsOut(), CampaignQuery()
+campaign_list_out = CampaignListItemOut(many=True)
 delivery_query, delivery_out = DeliveryQuery(), DeliveryOut()
 
 
-def _detail(campaign):
+def _detail(campaign, status=200):
     """The campaign with its delivery statistics (``CampaignDetailOut``)."""
-    return jsonify({**campaign_out.dump(campaign), "stats": stats_out.dump(controller.stats(campaign))})
+    response = jsonify({**campaign_out.dump(campaign), "stats": stats_out.dump(controller.stats(campaign))})
+    response.status_code = status
+    return response
 
 
 @bp.post("/check-audience-size")
@@ -39,21 +43,22 @@ def check_audience_size():
 
 
 @bp.post("/create-audience")
-@doc(body=LegacyCampaignIn, response=CampaignOut, status=201,
-     description="The legacy client's call: creates a campaign for the rules and sends it at once.")
+@doc(body=LegacyCampaignIn, response=CampaignOut, status=201, errors=(503,),
+     description="The legacy client's call: creates a campaign for the rules and starts sending it "
+                 "(in the background). 503 when the task queue cannot take it: nothing is created.")
 def create_audience():
     """Create and send a campaign (legacy)."""
     return dumped(campaign_out, controller.create_and_send_legacy(load_body(legacy_in), current_user), 201)
 
 
 @bp.get("")
-@doc(query=CampaignQuery, response=CampaignOut(many=True),
+@doc(query=CampaignQuery, response=CampaignListItemOut(many=True),
      headers={"X-Total-Count": {"schema": {"type": "integer"}, "description": "All campaigns"}})
 def list_campaigns():
     """Campaigns as a JSON array, newest first (``X-Total-Count`` carries the total)."""
     query = load_query(campaign_query)
     campaigns, total = controller.list_campaigns(query["page"], query["per_page"])
-    response = jsonify(campaign_out.dump(campaigns, many=True))
+    response = jsonify(campaign_list_out.dump(campaigns))
     response.headers["X-Total-Count"] = str(total)
     return response
 
@@ -82,13 +87,23 @@ def list_deliveries(campaign_id):
 
 
 def _action(action):
+    starts_work = action in controller.STARTS_WORK
+    status = 202 if starts_work else 200
+
     def view(campaign_id):
-        return _detail(controller.act(campaign_id, action))
+        return _detail(controller.act(campaign_id, action), status)
 
     view.__name__ = f"{action.replace('-', '_')}_campaign"
     view.__doc__ = f"{action.capitalize().replace('-', ' ')} the campaign."
-    return doc(response=CampaignDetailOut, errors=(409,),
-               description=f"409 unless the campaign is {' or '.join(controller.ACTIONS[action][0])}.")(view)
+    when = f"409 unless the campaign is {' or '.join(controller.ACTIONS[action][0])}."
+    if starts_work:
+        when = ("202 at once: sending runs in the background (a worker, or the server's engine "
+                "threads); follow it with GET. 503 when the task queue cannot take it (nothing "
+                "changed). " + when)
+    else:
+        when = "Running batches stop within ENGINE_CONTROL_CHECK_S or one message. " + when
+    return doc(response=CampaignDetailOut, status=status, errors=(409, 503) if starts_work else (409,),
+               description=when)(view)
 
 
 for _name in controller.ACTIONS:

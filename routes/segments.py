@@ -5,12 +5,20 @@ from flask_login import current_user
 from apidocs import doc
 from controllers import segments as controller
 from routes.helpers import dumped, dumped_page, load_body, load_query
-from schemas.rules import RulesIn
-from schemas.segment import PreviewOut, SegmentIn, SegmentOut, SegmentPage, SegmentPatch, SegmentQuery
+from schemas.segment import (
+    PreviewIn,
+    PreviewOut,
+    SegmentDetailOut,
+    SegmentIn,
+    SegmentOut,
+    SegmentPage,
+    SegmentPatch,
+    SegmentQuery,
+)
 
 bp = Blueprint("segments", __name__)
 segment_in, segment_patch, segment_out, segment_query = SegmentIn(), SegmentPatch(), SegmentOut(), SegmentQuery()
-rules_in = RulesIn()
+preview_in, segment_detail_out = PreviewIn(), SegmentDetailOut()
 
 
 @bp.post("")
@@ -28,17 +36,25 @@ def list_segments():
 
 
 @bp.post("/preview")
-@doc(body=RulesIn, response=PreviewOut, description="Nothing is saved.")
-def preview_segment():
+@doc(body=PreviewIn, response=PreviewOut, errors=(404,),
+     description="Rules (with logicalOperator), or the segmentId of a saved segment. Nothing is saved.")
+def preview_rules():
     """Audience size and a sample for rules."""
-    return jsonify(controller.preview(load_body(rules_in)))
+    return jsonify(controller.preview(load_body(preview_in)))
 
 
 @bp.get("/<segment_id>")
-@doc(response=SegmentOut)
+@doc(response=SegmentDetailOut, description="audienceSize is counted now (segments are dynamic).")
 def get_segment(segment_id):
-    """Read a segment."""
-    return dumped(segment_out, controller.get_segment(segment_id))
+    """Read a segment, with its audience size."""
+    return dumped(segment_detail_out, controller.get_segment_with_size(segment_id))
+
+
+@bp.post("/<segment_id>/preview")
+@doc(response=PreviewOut)
+def preview_segment(segment_id):
+    """Audience size and a sample for a saved segment."""
+    return jsonify(controller.preview_segment(segment_id))
 
 
 @bp.patch("/<segment_id>")

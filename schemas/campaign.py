@@ -13,11 +13,14 @@ from schemas.common import (
     TrimmedString,
     UtcDateTime,
     id_field,
+    iso_utc,
     page_of,
+    single_line,
 )
 from schemas.rules import RuleList, RulesIn
 
 MAX_MESSAGE = 5000
+MIN_RATE, MAX_RATE = 0.1, 10_000  # messages per second
 
 
 class AudienceIn(RulesIn):
@@ -35,7 +38,8 @@ class LegacyCampaignIn(AudienceIn):
 class CampaignIn(InputSchema):
     """Body of ``POST /campaigns``: a message for ``rules`` or a saved ``segmentId`` (one of them)."""
 
-    name = TrimmedString(required=True, validate=validate.Length(min=1, max=200))
+    name = TrimmedString(required=True, validate=[validate.Length(min=1, max=200), single_line],
+                         metadata={"description": "Also the email subject: one line."})
     message = fields.String(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE))
     rules = RuleList(metadata={"type": "array", "items": {"type": "object"}})
     logical_operator = fields.String(data_key="logicalOperator", load_default="AND",
@@ -44,7 +48,7 @@ class CampaignIn(InputSchema):
     scheduled_at = UtcDateTime(data_key="scheduledAt")
     channel = fields.String(validate=validate.OneOf(CHANNELS))
     messages_per_second = StrictNumber(data_key="messagesPerSecond",
-                                       validate=validate.Range(min=0, min_inclusive=False, max=10000))
+                                       validate=validate.Range(min=MIN_RATE, max=MAX_RATE))
 
     @validates("scheduled_at")
     def _in_future(self, value, data_key):
@@ -85,8 +89,9 @@ class CampaignOut(Schema):
         metadata={"type": "array",
                   "items": {"type": "object", "properties": {"audienceSize": {"type": "integer"}}}},
     )
-    sent_at = fields.Function(lambda c: _iso(c.started_at or c.created_at), data_key="sentAt",
-                              metadata={"type": "string", "format": "date-time"})
+    sent_at = fields.Function(lambda c: iso_utc(c.started_at), data_key="sentAt", allow_none=True, metadata={
+        "type": "string", "format": "date-time", "nullable": True,
+        "description": "When sending started; null until then."})
     started_at = UtcDateTime(data_key="startedAt", allow_none=True)
     completed_at = UtcDateTime(data_key="completedAt", allow_none=True)
     last_error = fields.String(data_key="lastError", allow_none=True)
@@ -94,10 +99,12 @@ class CampaignOut(Schema):
     updated_at = UtcDateTime(data_key="updatedAt")
 
 
-def _iso(value):
-    from schemas.common import iso_utc
+class CampaignListItemOut(CampaignOut):
+    """A campaign in ``GET /campaigns``: the legacy client renders ``new Date(sentAt)``, so a campaign
+    not sent yet shows its scheduled or creation time there instead of null (1970)."""
 
-    return iso_utc(value)
+    sent_at = fields.Function(lambda c: iso_utc(c.started_at or c.scheduled_at or c.created_at),
+                              data_key="sentAt", metadata={"type": "string", "format": "date-time"})
 
 
 class FailureReasonOut(Schema):
@@ -115,6 +122,8 @@ class StatsOut(Schema):
     sent = fields.Integer()
     delivered = fields.Integer()
     failed = fields.Integer()
+    awaiting_receipts = fields.Integer(data_key="awaitingReceipts", metadata={
+        "description": "Handed to the vendor, no receipt yet: not known to have arrived."})
     total = fields.Integer()
     failure_reasons = fields.List(fields.Nested(FailureReasonOut), data_key="failureReasons")
 

@@ -99,6 +99,12 @@ class TrimmedString(fields.String):
         return text.lower() if self.lower else text
 
 
+def single_line(value):
+    """A validator: no line breaks or other control characters (the value may become a header)."""
+    if any(not c.isprintable() for c in value):
+        raise ValidationError("Must be one line without control characters.")
+
+
 class NormalizedEmail(fields.Email):
     """An email address, trimmed and lower-cased."""
 

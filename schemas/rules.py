@@ -2,25 +2,39 @@
 from marshmallow import ValidationError, fields, validate
 
 from schemas.common import InputSchema
-from segments import RuleError, as_group, check_tree, compile_group
+from segments import as_group, rule_errors
 
 
-def _nested(path, message):
-    """``(1, "rules", 0, "value")`` → ``{1: {"rules": {0: {"value": [message]}}}}``."""
-    error = [message]
-    for part in reversed(path):
-        error = {part: error}
-    return error
+def _nested(errors):
+    """RuleErrors → marshmallow's nested messages: ``(1, "rules", 0, "value")`` becomes
+    ``{1: {"rules": {0: {"value": [message]}}}}``, all of them merged; errors about the whole list
+    (empty path) win, as a plain list."""
+    whole = [e.message for e in errors if not e.path[1:]]
+    if whole:
+        return whole
+    merged = {}
+    for error in errors:
+        node, last = merged, error.path[-1]
+        for part in error.path[1:-1]:
+            child = node.setdefault(part, {})
+            if isinstance(child, list):  # a message on the node itself, and more under it
+                child = node[part] = {"_schema": child}
+            node = child
+        existing = node.get(last)
+        if isinstance(existing, dict):
+            existing.setdefault("_schema", []).append(error.message)
+        else:
+            node[last] = (existing or []) + [error.message]
+    return merged
 
 
 def validate_rules(rules, logical_operator="AND"):
-    """Check a top-level rule list fully (shape, depth, size, every value); raise ValidationError."""
+    """Check a top-level rule list fully (shape, depth, size, every value); raise ValidationError
+    naming every problem by its path."""
     group = as_group(rules, logical_operator)
-    try:
-        check_tree(group)
-        compile_group(group)
-    except RuleError as exc:
-        raise ValidationError(_nested(exc.path[1:], exc.message)) from exc
+    errors = rule_errors(group)
+    if errors:
+        raise ValidationError(_nested(errors))
     return group
 
 

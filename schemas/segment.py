@@ -1,5 +1,5 @@
 """Saved segment schemas."""
-from marshmallow import Schema, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from schemas.common import ObjectIdString, PageQuery, TrimmedString, UtcDateTime, id_field, page_of, require_some
 from schemas.rules import RuleList, RulesIn
@@ -35,7 +35,25 @@ class SegmentOut(Schema):
     updated_at = UtcDateTime(data_key="updatedAt")
 
 
+class SegmentDetailOut(SegmentOut):
+    """A saved segment with its audience counted now."""
+
+    audience_size = fields.Integer(data_key="audienceSize")
+
+
 SegmentPage = page_of(SegmentOut, "SegmentPage")
+
+
+class PreviewIn(RulesIn):
+    """Body of ``POST /segments/preview``: rules (and how they combine), or a saved ``segmentId``."""
+
+    rules = RuleList(metadata={"type": "array", "items": {"type": "object"}})
+    segment_id = ObjectIdString(data_key="segmentId")
+
+    @validates_schema
+    def _one_audience(self, data, **kwargs):
+        if ("rules" in data) == ("segment_id" in data):
+            raise ValidationError("Give either rules or segmentId.", "rules")
 
 
 class PreviewOut(Schema):

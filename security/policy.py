@@ -60,6 +60,7 @@ POLICY = {
     "campaigns.retry_failed_campaign": Rule(MARKETER, "campaign.retry", "campaign"),
     "segments.list_segments": Rule(VIEWER),
     "segments.get_segment": Rule(VIEWER),
+    "segments.preview_rules": Rule(VIEWER),
     "segments.preview_segment": Rule(VIEWER),
     "segments.create_segment": Rule(MARKETER, "segment.create", "segment"),
     "segments.update_segment": Rule(MARKETER, "segment.update", "segment"),

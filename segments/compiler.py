@@ -292,6 +292,46 @@ def check_tree(group, path=("rules",)):
     walk(group, 0, path)
 
 
+def rule_errors(group, path=("rules",)):
+    """Every problem in a group tree (shape, depth, size and each value), not just the first, as
+    :class:`RuleError` s in document order."""
+    errors = []
+    count = 0
+
+    def walk(node, depth, node_path):
+        nonlocal count
+        if depth >= MAX_DEPTH:
+            errors.append(RuleError(f"Rules nest at most {MAX_DEPTH} levels deep.", node_path))
+            return
+        unknown = set(node) - {"op", "rules"}
+        if unknown:
+            errors.append(RuleError(f"Unknown key(s): {', '.join(sorted(unknown))}.", node_path))
+        if not isinstance(node.get("op", "AND"), str) or node.get("op", "AND") not in GROUP_OPERATORS:
+            errors.append(RuleError("Must be AND or OR.", (*node_path, "op")))
+        children = node["rules"]
+        if not isinstance(children, list):
+            errors.append(RuleError("Must be a list of rules and groups.", (*node_path, "rules")))
+            return
+        for index, child in enumerate(children):
+            child_path = (*node_path, "rules", index) if depth else (*path, index)
+            if is_group(child):
+                walk(child, depth + 1, child_path)
+                continue
+            count += 1
+            extra = sorted(set(child) - {"field", "operator", "value"}) if isinstance(child, dict) else []
+            if extra:
+                errors.append(RuleError("Unknown field.", (*child_path, extra[0])))
+            try:
+                compile_rule(child, None, child_path)
+            except RuleError as exc:
+                errors.append(exc)
+
+    walk(group, 0, path)
+    if count > MAX_RULES:
+        errors.insert(0, RuleError(f"At most {MAX_RULES} rules in all.", path))
+    return errors
+
+
 def compile_group(group, now=None, path=("rules",), depth=0):
     """A group tree → a MongoDB filter (an empty group selects everyone)."""
     clauses = []

@@ -10,7 +10,7 @@ from kombu import Exchange
 
 from models.base import utcnow
 from schemas.common import iso_utc
-from services.queue import EXTENSION, broker_configured
+from services.queue import EXTENSION, PUBLISH_RETRY, broker_configured
 
 log = logging.getLogger(__name__)
 EXCHANGE = Exchange("crm.events", type="topic", durable=True)
@@ -27,7 +27,7 @@ def publish(event, **payload):
         with celery.producer_or_acquire() as producer:
             producer.publish(
                 body, exchange=EXCHANGE, routing_key=event, declare=[EXCHANGE],
-                serializer="json", retry=True, retry_policy={"max_retries": 2},
+                serializer="json", retry=True, retry_policy=PUBLISH_RETRY,
             )
-    except Exception:  # the state change already happened; subscribers miss this one
-        log.exception("could not publish event %s", event)
+    except Exception as exc:  # the state change already happened; subscribers miss this one
+        log.error("could not publish event %s: %s", event, exc)

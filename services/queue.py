@@ -7,6 +7,8 @@ worker dies before finishing is redelivered to another worker rather than lost.
 from celery import Celery, Task
 
 EXTENSION = "celery"
+# Publishing (tasks, events) gives up quickly when the broker is down: the request is waiting.
+PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 
 
 def init_app(app):
@@ -18,7 +20,7 @@ def init_app(app):
                 return self.run(*args, **kwargs)
 
     broker = app.config.get("CELERY_BROKER_URL")
-    celery = Celery(app.import_name, task_cls=FlaskTask, include=["tasks"])
+    celery = Celery(app.import_name, task_cls=FlaskTask, include=["engine.tasks"])
     celery.conf.update(
         broker_url=broker or "memory://",
         task_always_eager=not broker,

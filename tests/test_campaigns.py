@@ -3,6 +3,7 @@ from datetime import datetime
 
 import pytest
 
+import engine
 from models import Campaign, Customer
 
 SPEND_OVER_100 = {
@@ -70,6 +71,7 @@ def test_create_audience_then_list_as_the_client_reads_it(client, shoppers):
     second = client.post("/api/campaigns/create-audience",
                          json={**SPEND_OVER_100, "message": "Second"})
     assert second.status_code == 201
+    assert engine.wait_idle(client.application, timeout=30)  # sending (and counting) is the engine's job
 
     response = client.get("/api/campaigns/")
     assert response.status_code == 200

@@ -5,10 +5,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from controllers import dispatch
-from controllers.campaigns import start_due_campaigns
+import engine
+from engine import jobs, planner, runner, sender
+from engine.vendors import SIGNATURE_HEADER, TIMESTAMP_HEADER, SimulatedVendor, sign
 from models import BatchClaim, Campaign, Customer, Delivery, Segment
-from services.vendors import SIGNATURE_HEADER, TIMESTAMP_HEADER, SimulatedVendor, sign, vendor_for
 from tests.conftest import error_of
 
 SECRET = "webhook-secret-for-tests"
@@ -66,6 +66,11 @@ BAD_CAMPAIGNS = [
     ({"scheduledAt": "2001-01-01T00:00:00Z"}, "scheduledAt"),
     ({"channel": "sms"}, "channel"),
     ({"messagesPerSecond": 0}, "messagesPerSecond"),
+    ({"messagesPerSecond": 1e-300}, "messagesPerSecond"),
+    ({"messagesPerSecond": 0.05}, "messagesPerSecond"),
+    ({"messagesPerSecond": 10001}, "messagesPerSecond"),
+    ({"name": "Sale\r\nBcc: everyone@example.com"}, "name"),
+    ({"name": "Sale\nnow"}, "name"),
     ({"messagesPerSecond": "5"}, "messagesPerSecond"),
     ({"rules": [{"field": "totalSpend", "operator": ">", "value": "x"}]}, "rules[0].value"),
     ({"status": "completed"}, "status"),
@@ -90,15 +95,13 @@ def test_unknown_segment_is_404(marketer):
 
 
 # --- sending -------------------------------------------------------------------------------------------
-def test_send_delivers_once_per_recipient_with_personal_messages(marketer, people):
+def test_send_delivers_once_per_recipient_with_personal_messages(marketer, people, campaign_action):
     campaign = _create(marketer)
-    assert campaign["status"] == "draft"
-    sent = marketer.post(f"/api/campaigns/{campaign['_id']}/send")
-    assert sent.status_code == 200
-    body = sent.get_json()
-    assert body["status"] == "completed"
+    assert campaign["status"] == "draft" and campaign["sentAt"] is None
+    body = campaign_action(marketer, campaign["_id"])
+    assert body["status"] == "completed" and body["sentAt"] and body["completedAt"] >= body["sentAt"]
     assert body["stats"] == {"audienceSize": 5, "pending": 0, "sent": 5, "delivered": 0, "failed": 0,
-                             "total": 5, "failureReasons": []}
+                             "awaitingReceipts": 5, "total": 5, "failureReasons": []}
     records = Delivery.objects(campaign_id=campaign["_id"]).order_by("email")
     assert [r.email for r in records] == [f"p{i}@shop.com" for i in range(3, 8)]
     assert records[0].message == "Hi Person, you spent 300!"
@@ -108,9 +111,9 @@ def test_send_delivers_once_per_recipient_with_personal_messages(marketer, peopl
     assert error_of(again)["error"] == "Cannot send a campaign that is completed"
 
 
-def test_deliveries_listing(marketer, people):
+def test_deliveries_listing(marketer, people, campaign_action):
     campaign = _create(marketer)
-    marketer.post(f"/api/campaigns/{campaign['_id']}/send")
+    campaign_action(marketer, campaign["_id"])
     page = marketer.get(f"/api/campaigns/{campaign['_id']}/deliveries?per_page=2").get_json()
     assert page["total"] == 5 and len(page["items"]) == 2
     assert marketer.get(f"/api/campaigns/{campaign['_id']}/deliveries?status=FAILED").get_json()["total"] == 0
@@ -118,53 +121,23 @@ def test_deliveries_listing(marketer, people):
     assert marketer.get("/api/campaigns/64b7f0000000000000000000/deliveries").status_code == 404
 
 
-def test_exactly_once_when_plan_and_batches_run_again(engine_app, marketer, people):
+def test_exactly_once_when_plan_and_batches_run_again(engine_app, marketer, people, campaign_action):
     campaign = _create(marketer)
-    marketer.post(f"/api/campaigns/{campaign['_id']}/send")
-    vendor = vendor_for(engine_app.config)
+    campaign_action(marketer, campaign["_id"])
+    vendor = engine.vendor(engine_app)
     sends_before = len(vendor.sent)
-    Campaign.objects(pk=campaign["_id"]).update_one(set__status="sending", unset__plan_cursor=True)
-    with engine_app.app_context():
-        tokens = []
-        dispatch.plan(campaign["_id"], lambda cid, token: tokens.append(token))  # a redelivered plan
+    Campaign.objects(pk=campaign["_id"]).update_one(set__status="sending", unset__plan_cursor=True,
+                                                    unset__planned=True)
+    outcomes = []
+    with engine_app.app_context():  # a redelivered plan, re-delivering every old batch while still sending
         for token in Delivery.objects(campaign_id=campaign["_id"]).distinct("batch_token"):
-            assert dispatch.deliver_batch(campaign["_id"], token) is False  # a redelivered batch
+            outcomes.append(sender.deliver_batch(campaign["_id"], token))
+        planner.plan(campaign["_id"], lambda cid, token: outcomes.append(sender.deliver_batch(cid, token)))
+    assert outcomes == [sender.DONE] * 2 + [sender.DONE] * 2  # each reached its claim: nothing PENDING
     assert len(vendor.sent) == sends_before  # the vendor was not called again
     records = Delivery.objects(campaign_id=campaign["_id"])
     assert records.count() == 5
     assert sorted(r.attempts for r in records) == [1] * 5  # nobody was sent twice
-
-
-def test_pause_resume_and_cancel(engine_app, marketer, people, monkeypatch):
-    campaign = _create(marketer, rules=[])
-    calls = []
-    original = dispatch._plan_batch
-
-    def pause_after_first_batch(campaign_doc, customers, enqueue):
-        result = original(campaign_doc, customers, enqueue)
-        calls.append(len(customers))
-        if len(calls) == 1:  # a marketer presses "pause" while the first batch goes out
-            assert marketer.post(f"/api/campaigns/{campaign['_id']}/pause").status_code == 200
-            return Campaign.objects.get(pk=campaign["_id"]).status == "sending" and result
-        return result
-
-    monkeypatch.setattr(dispatch, "_plan_batch", pause_after_first_batch)
-    paused = marketer.post(f"/api/campaigns/{campaign['_id']}/send")
-    assert paused.get_json()["status"] == "paused"
-    assert Delivery.objects(campaign_id=campaign["_id"]).count() == 3
-    assert marketer.post(f"/api/campaigns/{campaign['_id']}/pause").status_code == 409
-
-    resumed = marketer.post(f"/api/campaigns/{campaign['_id']}/resume").get_json()
-    assert resumed["status"] == "completed"
-    records = Delivery.objects(campaign_id=campaign["_id"])
-    assert records.count() == 8 and all(r.attempts == 1 for r in records)
-    assert marketer.post(f"/api/campaigns/{campaign['_id']}/cancel").status_code == 409
-
-    other = _create(marketer, name="Later")
-    cancelled = marketer.post(f"/api/campaigns/{other['_id']}/cancel").get_json()
-    assert cancelled["status"] == "cancelled"
-    assert marketer.post(f"/api/campaigns/{other['_id']}/send").status_code == 409
-    assert Delivery.objects(campaign_id=other["_id"]).count() == 0
 
 
 @pytest.mark.parametrize("action", ["send", "pause", "resume", "cancel", "retry-failed"])
@@ -173,7 +146,7 @@ def test_actions_on_unknown_campaign_are_404(marketer, action):
     assert marketer.post(f"/api/campaigns/nope/{action}").status_code == 404
 
 
-def test_segment_is_evaluated_at_send_time(marketer, people):
+def test_segment_is_evaluated_at_send_time(marketer, people, campaign_action):
     segment = marketer.post("/api/segments", json={
         "name": "VIPs", "rules": [{"field": "tags", "operator": "contains", "value": "vip"}]}).get_json()
     campaign = marketer.post("/api/campaigns", json={
@@ -181,7 +154,7 @@ def test_segment_is_evaluated_at_send_time(marketer, people):
     marketer.patch(f"/api/segments/{segment['_id']}", json={
         "rules": [{"field": "tags", "operator": "contains", "value": "vip"},
                   {"field": "numVisits", "operator": ">", "value": "4"}]})
-    sent = marketer.post(f"/api/campaigns/{campaign['_id']}/send").get_json()
+    sent = campaign_action(marketer, campaign["_id"])
     assert sent["stats"]["audienceSize"] == 2  # 5 and 7: the rules as they were at send time
     assert marketer.delete(f"/api/segments/{segment['_id']}").status_code == 204
 
@@ -196,9 +169,9 @@ def _signed(client, items, secret=SECRET, timestamp=None, raw=None):
 
 
 @pytest.fixture
-def sent_campaign(marketer, people):
+def sent_campaign(marketer, people, campaign_action):
     campaign = _create(marketer)
-    marketer.post(f"/api/campaigns/{campaign['_id']}/send")
+    campaign_action(marketer, campaign["_id"])
     return campaign, list(Delivery.objects(campaign_id=campaign["_id"]).order_by("email"))
 
 
@@ -224,7 +197,8 @@ def test_receipts_apply_idempotently_and_report_per_item(marketer, sent_campaign
     stats = marketer.get(f"/api/campaigns/{campaign['_id']}").get_json()["stats"]
     assert (stats["sent"], stats["delivered"], stats["failed"]) == (2, 1, 2)
     assert stats["failureReasons"] == [{"reason": "blocked", "count": 1}, {"reason": "mailbox_full", "count": 1}]
-    assert Delivery.objects.get(pk=records[0].pk).delivered_at == datetime(2024, 6, 1, 10)
+    first = Delivery.objects.get(pk=records[0].pk)
+    assert first.delivered_at == first.sent_at  # a vendor clock behind ours never predates the send
 
     again = _signed(marketer, items[:3]).get_json()
     assert (again["applied"], again["unchanged"]) == (0, 3)
@@ -259,13 +233,12 @@ def test_malformed_receipt_batches_are_400(marketer, raw, status):
     assert _signed(marketer, None, raw=raw).status_code == status
 
 
-def test_retry_failed_resends_only_failed_recipients(marketer, sent_campaign):
+def test_retry_failed_resends_only_failed_recipients(marketer, sent_campaign, campaign_action):
     campaign, records = sent_campaign
     _signed(marketer, [{"deliveryId": str(r.pk), "status": "FAILED", "timestamp": "2024-06-01T10:00:00Z",
                         "error": "mailbox_full"} for r in records[:2]]
             + [{"deliveryId": str(records[2].pk), "status": "DELIVERED", "timestamp": "2024-06-01T10:00:00Z"}])
-    retried = marketer.post(f"/api/campaigns/{campaign['_id']}/retry-failed")
-    assert retried.status_code == 200 and retried.get_json()["status"] == "completed"
+    assert campaign_action(marketer, campaign["_id"], "retry-failed")["status"] == "completed"
     after = {r.pk: r for r in Delivery.objects(campaign_id=campaign["_id"])}
     assert [after[r.pk].attempts for r in records] == [2, 2, 1, 1, 1]
     assert [after[r.pk].status for r in records] == ["SENT", "SENT", "DELIVERED", "SENT", "SENT"]
@@ -277,32 +250,32 @@ def test_a_batch_claimed_by_a_live_worker_is_left_to_it_until_its_lease_expires(
     with engine_app.app_context():
         held = []
         Campaign.objects(pk=campaign["_id"]).update_one(set__status="sending")
-        dispatch.plan(campaign["_id"], lambda cid, token: held.append(token))  # planned, not delivered yet
+        planner.plan(campaign["_id"], lambda cid, token: held.append(token))  # planned, not delivered yet
         BatchClaim(token=held[0], claimed_by="busy-worker", claimed_at=datetime.utcnow()).save()
-        vendor = vendor_for(engine_app.config)
+        vendor = engine.vendor(engine_app)
         before = len(vendor.sent)
-        assert dispatch.deliver_batch(campaign["_id"], held[0]) is True  # come back later
+        assert sender.deliver_batch(campaign["_id"], held[0]) == sender.HELD  # come back later
         assert len(vendor.sent) == before
         assert Delivery.objects(batch_token=held[0], status="PENDING").count() == 3
         BatchClaim.objects(token=held[0]).update_one(set__claimed_at=datetime.utcnow() - timedelta(hours=1))
-        assert dispatch.deliver_batch(campaign["_id"], held[0]) is False  # the lease ran out: taken over
+        assert sender.deliver_batch(campaign["_id"], held[0]) == sender.DONE  # the lease ran out: taken over
         assert Delivery.objects(batch_token=held[0], status="SENT").count() == 3
         assert BatchClaim.objects.count() == 0  # released when done
 
 
-def test_retry_failed_moves_records_into_new_batches(engine_app, marketer, sent_campaign):
-    """A batch's late bookkeeping ("everything PENDING in it but the failures was sent") can never
-    mark a retried recipient as sent, because retried records leave their old batch."""
+def test_retry_failed_moves_records_into_new_batches_and_clears_old_outcomes(marketer, sent_campaign,
+                                                                               campaign_action):
+    """A batch token is never reused, so a stale worker's late write to an old batch cannot touch a
+    retried record; the retried records' old failure times do not outlive the retry."""
     campaign, records = sent_campaign
-    Delivery.objects(pk__in=[r.pk for r in records]).update(set__status="FAILED")
+    _signed(marketer, [{"deliveryId": str(r.pk), "status": "FAILED", "timestamp": "2030-01-01T00:00:00Z",
+                        "error": "blocked"} for r in records])
     old = {r.pk: r.batch_token for r in records}
-    with engine_app.app_context():
-        dispatch.requeue_failed(campaign["_id"])
-        for token in set(old.values()):
-            dispatch._record(token, [records[0].pk], {}, everything_attempted=True)  # a late, stale worker
+    assert campaign_action(marketer, campaign["_id"], "retry-failed")["status"] == "completed"
     after = {r.pk: r for r in Delivery.objects(campaign_id=campaign["_id"])}
-    assert all(after[pk].status == "PENDING" and after[pk].batch_token != token for pk, token in old.items())
+    assert all(after[pk].batch_token != token for pk, token in old.items())
     assert len({after[pk].batch_token for pk in old}) == len(set(old.values()))  # one new batch per old one
+    assert all(r.status == "SENT" and r.failed_at is None and r.error is None for r in after.values())
 
 
 # --- webhook round trip through a real HTTP server ---------------------------------------------------
@@ -338,22 +311,27 @@ def test_simulated_vendor_reports_outcomes_through_the_webhook(make_app):
     assert stats["failed"] == sum(1 for status, _ in expected if status == "FAILED")
     assert 0 < stats["delivered"] < 8  # a seeded 50% rate: both outcomes occur
     assert sum(r["count"] for r in stats["failureReasons"]) == stats["failed"]
+    for record in Delivery.objects(campaign_id=campaign["_id"]):  # times that mean what they say
+        assert record.sent_at <= (record.delivered_at or record.failed_at)
 
 
 # --- scheduling ---------------------------------------------------------------------------------------
 def test_scheduled_campaign_starts_when_due(engine_app, marketer, people):
     campaign = _create(marketer, scheduledAt=_future(3600))
-    assert campaign["status"] == "scheduled"
+    assert campaign["status"] == "scheduled" and campaign["sentAt"] is None
+    listed = marketer.get("/api/campaigns/").get_json()[0]
+    assert listed["sentAt"] == campaign["scheduledAt"]  # the legacy list shows a date it can render
     with engine_app.app_context():
-        assert start_due_campaigns() == 0
-        assert start_due_campaigns(now=datetime.utcnow() + timedelta(hours=2)) == 1
+        assert engine.start_due() == 0
+        assert engine.start_due(now=datetime.utcnow() + timedelta(hours=2)) == 1
+    assert engine.wait_idle(engine_app, timeout=30)
     assert Campaign.objects.get(pk=campaign["_id"]).status == "completed"
     assert Delivery.objects(campaign_id=campaign["_id"]).count() == 5
 
 
-def test_scheduled_campaign_can_be_sent_early_or_cancelled(marketer, people):
+def test_scheduled_campaign_can_be_sent_early_or_cancelled(marketer, people, campaign_action):
     early = _create(marketer, scheduledAt=_future(3600))
-    assert marketer.post(f"/api/campaigns/{early['_id']}/send").get_json()["status"] == "completed"
+    assert campaign_action(marketer, early["_id"])["status"] == "completed"
     later = _create(marketer, name="Later", scheduledAt=_future(3600))
     assert marketer.post(f"/api/campaigns/{later['_id']}/cancel").get_json()["status"] == "cancelled"
 
@@ -367,8 +345,10 @@ def test_rate_limited_campaign_is_paced(make_app):
     client = signed_in(app, make_user(MARKETER, email="r@example.com"))
     campaign = _create(client, rules=[], messagesPerSecond=20)
     started = time.monotonic()
-    assert client.post(f"/api/campaigns/{campaign['_id']}/send").get_json()["status"] == "completed"
+    assert client.post(f"/api/campaigns/{campaign['_id']}/send").status_code == 202
+    assert engine.wait_idle(app, timeout=30)
     assert time.monotonic() - started >= 7 / 20  # 8 messages at 20 per second
+    assert Campaign.objects.get(pk=campaign["_id"]).status == "completed"
     sent_at = sorted(r.sent_at for r in Delivery.objects(campaign_id=campaign["_id"]))
     assert sent_at[-1] - sent_at[0] >= timedelta(seconds=0.2)
 
@@ -423,12 +403,10 @@ def test_viewer_cannot_send(engine_app, marketer, people):
     assert viewer_client.get(f"/api/campaigns/{campaign['_id']}").status_code == 200
 
 
-def test_sweep_requeues_lost_batches_and_stalled_plans(engine_app, marketer, people):
+def test_sweep_requeues_lost_batches_and_stalled_plans(engine_app, marketer, people, campaign_action):
     """A batch whose task was lost, or whose worker died holding it, is delivered by the sweep."""
-    import tasks
-
     campaign = _create(marketer)
-    marketer.post(f"/api/campaigns/{campaign['_id']}/send")
+    campaign_action(marketer, campaign["_id"])
     # Make it look as if workers died mid-campaign: records pending, their batches claimed an hour ago.
     hour_ago = datetime.utcnow() - timedelta(hours=1)
     Campaign.objects(pk=campaign["_id"]).update_one(set__status="sending")
@@ -439,7 +417,8 @@ def test_sweep_requeues_lost_batches_and_stalled_plans(engine_app, marketer, peo
     for token in Delivery.objects(campaign_id=campaign["_id"]).distinct("batch_token"):
         BatchClaim(token=token, claimed_by="dead-worker", claimed_at=hour_ago).save()
     with engine_app.app_context():
-        assert tasks.requeue_stalled() == (0, 2)  # two batches of three
-        assert tasks.requeue_stalled() == (0, 0)
+        assert jobs.sweep(runner.submit) == (0, 0, 2)  # two batches of three
+        assert engine.wait_idle(engine_app, timeout=30)
+        assert jobs.sweep(runner.submit) == (0, 0, 0)
     assert Campaign.objects.get(pk=campaign["_id"]).status == "completed"
     assert all(r.status == "SENT" and r.attempts == 2 for r in Delivery.objects(campaign_id=campaign["_id"]))

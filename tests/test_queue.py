@@ -64,36 +64,67 @@ def test_campaign_is_dispatched_by_a_worker_through_rabbitmq(broker_app, event_q
     assert names == ["campaign.created", "campaign.sending", "campaign.completed"]
 
 
-def test_a_batch_delivered_twice_by_the_broker_sends_once(broker_app):
-    """acks_late means a batch can come again (e.g. its worker died): it must not send twice."""
-    import tasks
-    from services.vendors import vendor_for
+class WorkerDied(BaseException):
+    """Stands for the worker process dying in the middle of a batch: like a real death, nothing in
+    the engine handles it (a BaseException passes every ``except Exception``)."""
+
+
+def test_a_batch_redelivered_while_the_campaign_is_still_sending_is_not_sent_again(broker_app, monkeypatch):
+    """Worker A sends batch 1 completely, then dies before acknowledging it; RabbitMQ puts the message
+    back at the head of the queue and worker B receives it again while batches 2-4 are still PENDING
+    (so the campaign is sending and the batch reaches its claim): it sends nobody a second time."""
+    from engine import sender
+    from engine.vendors import SimulatedVendor
 
     client = signed_in(broker_app, make_user(MARKETER, email="m@example.com"))
     celery = broker_app.extensions["celery"]
     campaign = client.post("/api/campaigns", json={"name": "Twice", "message": "Hi", "rules": []}).get_json()
-    client.post(f"/api/campaigns/{campaign['_id']}/send")
+    assert client.post(f"/api/campaigns/{campaign['_id']}/send").status_code == 202
+
+    original_deliver, original_send = sender.deliver_batch, SimulatedVendor.send
+    calls, handed, running = [], [], {}
+
+    def send(self, message):
+        handed.append(message.message_id)
+        return original_send(self, message)
+
+    def deliver(campaign_id, token, worker=None):
+        status = Campaign.objects.get(pk=campaign_id).status
+        others_pending = Delivery.objects(campaign_id=campaign_id, status="PENDING", batch_token__ne=token).count()
+        before = len(handed)
+        outcome = original_deliver(campaign_id, token, worker)
+        calls.append({"token": token, "status": status, "others_pending": others_pending,
+                      "outcome": outcome, "sends": len(handed) - before})
+        if len(calls) == 1:  # batch 1 sent and recorded; the worker dies before the ack
+            running["worker"].consumer.connection.collect()
+            raise WorkerDied()
+        return outcome
+
+    monkeypatch.setattr(SimulatedVendor, "send", send)
+    monkeypatch.setattr(sender, "deliver_batch", deliver)
+    with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
+        running["worker"] = worker
+        assert _wait_for(lambda: len(calls) >= 1, timeout=20), calls
+        running["died"] = len(calls)
+    completed = lambda: Campaign.objects.get(pk=campaign["_id"]).status == "completed"  # noqa: E731
     with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        assert _wait_for(lambda: Campaign.objects.get(pk=campaign["_id"]).status == "completed")
-        vendor = vendor_for(broker_app.config)
-        before = len(vendor.sent)
-        for token in Delivery.objects(campaign_id=campaign["_id"]).distinct("batch_token"):
-            tasks.deliver_batch.delay(campaign["_id"], token)  # the broker hands every batch out again
-        tasks.plan_campaign.delay(campaign["_id"])
-        time.sleep(2)
-    assert len(vendor.sent) == before
-    assert Delivery.objects(campaign_id=campaign["_id"]).count() == 10
-
-
-class WorkerDied(Exception):
-    """Stands for the worker process dying in the middle of a batch."""
+        assert _wait_for(lambda: len(calls) >= 5 and completed(), timeout=30), calls  # 1 + 1 again + 3
+    first, again = calls[0], calls[1]
+    assert first["sends"] == 3 and first["outcome"] == "done"
+    assert again["token"] == first["token"]  # the redelivered message was consumed ...
+    assert again["status"] == "sending" and again["others_pending"] == 7  # ... mid-campaign ...
+    assert again["sends"] == 0 and again["outcome"] == "done"  # ... and sent nobody again
+    assert len(handed) == len(set(handed)) == 10
+    records = Delivery.objects(campaign_id=campaign["_id"])
+    assert records.count() == 10 and all(r.status == "SENT" and r.attempts == 1 for r in records)
 
 
 def test_worker_dying_mid_batch_loses_nothing_and_duplicates_nothing(broker_app, monkeypatch):
     """The batch's message was not acknowledged, so RabbitMQ hands it out again; each recipient
     still gets exactly one delivery record, and no message reaches the vendor's recipient twice."""
-    import tasks
-    from services.vendors import SimulatedVendor, vendor_for
+    import engine
+    from engine import tasks
+    from engine.vendors import SimulatedVendor
 
     broker_app.config["DISPATCH_CLAIM_LEASE_S"] = 1
     client = signed_in(broker_app, make_user(MARKETER, email="m@example.com"))
@@ -130,5 +161,5 @@ def test_worker_dying_mid_batch_loses_nothing_and_duplicates_nothing(broker_app,
     assert {r.customer_id for r in records} == {c.pk for c in Customer.objects}
     assert all(r.status == "SENT" and r.attempts == 1 for r in records)
     ids = {r.vendor_message_id for r in records}
-    assert ids <= vendor_for(broker_app.config).accepted  # every recipient's message accepted, once
+    assert ids <= engine.vendor(broker_app).accepted  # every recipient's message accepted, once
     assert len(set(handed)) == 10 < len(handed)  # the dead worker's in-flight messages came again

@@ -45,7 +45,7 @@ TABLE = {
        for prefix in ("/api", "") for action in ("send", "pause", "resume", "cancel", "retry-failed")},
     # segments
     ("GET", "/api/segments"): VIEWER, ("POST", "/api/segments"): MARKETER,
-    ("POST", "/api/segments/preview"): VIEWER,
+    ("POST", "/api/segments/preview"): VIEWER, ("POST", "/api/segments/{segment_id}/preview"): VIEWER,
     ("GET", "/api/segments/{segment_id}"): VIEWER, ("PATCH", "/api/segments/{segment_id}"): MARKETER,
     ("DELETE", "/api/segments/{segment_id}"): MARKETER,
     # the assistant

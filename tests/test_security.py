@@ -31,7 +31,7 @@ def test_every_endpoint_has_a_policy_and_the_table_has_no_strays(app):
 
 
 CRM_DATA = ("customers.", "orders.", "campaigns.", "segments.")
-READ_ONLY_POSTS = ("check_audience_size", "preview_segment")
+READ_ONLY_POSTS = ("check_audience_size", "preview_rules", "preview_segment")
 # Authenticated by its own HMAC signature instead of a user (tests in test_engine.py).
 SIGNED_WEBHOOKS = ("receipts.receive_receipts",)
 ADMIN_ONLY = ("users.", "audit.", "customers.export_customer")  # the last: data-subject requests

@@ -302,3 +302,51 @@ def test_whole_language_matches_brute_force(seeded_language):
             expected = sum(1 for c in seeded_language if _python_tree(c, tree, NOW))
             query = compile_rules(rules, op, now=NOW)
             assert Customer.objects(__raw__=query).count() == expected, (rules, op, query)
+
+
+# --- saved segments: their audience, by id ----------------------------------------------------------------
+@pytest.fixture
+def shoppers(app):
+    Customer._get_collection().insert_many([
+        {"name": f"Shopper {i}", "email": f"s{i}@shop.com", "totalSpend": float(i * 100), "numVisits": i}
+        for i in range(6)])
+
+
+def test_a_saved_segment_shows_and_previews_its_audience_as_it_is_now(client, shoppers):
+    rules = [{"field": "totalSpend", "operator": ">=", "value": "300"}]
+    segment = client.post("/api/segments", json={"name": "Big", "rules": rules}).get_json()
+    assert "audienceSize" not in segment  # the list and the answer to a write do not count
+    assert client.get(f"/api/segments/{segment['_id']}").get_json()["audienceSize"] == 3
+    by_id = client.post(f"/api/segments/{segment['_id']}/preview").get_json()
+    assert by_id["audienceSize"] == 3 and [s["email"] for s in by_id["sample"]] == ["s3@shop.com", "s4@shop.com",
+                                                                                   "s5@shop.com"]
+    assert client.post("/api/segments/preview", json={"segmentId": segment["_id"]}).get_json() == by_id
+    Customer.objects(email="s0@shop.com").update_one(set__total_spend=1000.0)
+    assert client.get(f"/api/segments/{segment['_id']}").get_json()["audienceSize"] == 4  # dynamic
+
+
+@pytest.mark.parametrize("path, method, body, status", [
+    ("/api/segments/64b7f0000000000000000000/preview", "post", None, 404),
+    ("/api/segments/nope/preview", "post", None, 404),
+    ("/api/segments/preview", "post", {"segmentId": "64b7f0000000000000000000"}, 404),
+    ("/api/segments/preview", "post", {"segmentId": "nope"}, 400),
+    ("/api/segments/preview", "post", {"segmentId": "64b7f0000000000000000000", "rules": []}, 400),
+    ("/api/segments/preview", "post", {}, 400),
+])
+def test_previews_of_unknown_or_ambiguous_audiences(client, path, method, body, status):
+    response = getattr(client, method)(path, json=body) if body is not None else getattr(client, method)(path)
+    assert response.status_code == status, response.get_json()
+
+
+def test_a_rule_body_with_several_errors_reports_every_one_by_path(client):
+    response = client.post("/api/segments", json={"name": "Bad", "rules": [
+        {"field": "totalSpend", "operator": ">", "value": "lots"},
+        {"field": "nope", "operator": "=", "value": "1"},
+        {"op": "OR", "rules": [{"field": "numVisits", "operator": "~", "value": "1"},
+                               {"field": "lastVisitDate", "operator": ">", "value": "yesterday"}]},
+        {"field": "city", "operator": "=", "value": "x", "extra": 1},
+    ]})
+    assert response.status_code == 400
+    errors = response.get_json()["errors"]
+    assert set(errors) >= {"rules[0].value", "rules[1].field", "rules[2].rules[0].operator",
+                           "rules[2].rules[1].value", "rules[3].extra"}, errors

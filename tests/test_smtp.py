@@ -1,25 +1,34 @@
-"""The SMTP vendor against a real (local) SMTP server started by the test (aiosmtpd)."""
+"""The SMTP vendor against a real (local) SMTP server started by the test (aiosmtpd): hand-off,
+refusals, temporary failures with backoff, a server that is down, and hostile header values."""
 import email
+import time
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from models import Customer, Delivery
+import engine
+from models import Campaign, Customer, Delivery
 from security.roles import MARKETER
 from tests.conftest import make_user, signed_in
 
 REFUSED = "bounce@shop.com"
+FAST_RETRIES = {"VENDOR_RETRY_BASE_S": 0.05, "VENDOR_RETRY_MAX_S": 0.2, "VENDOR_MAX_ATTEMPTS": 3}
 
 
 class Mailbox:
-    """Collects messages; refuses one recipient as a real server would (550)."""
+    """Collects messages; refuses some recipients for good (550) and others for a while (451)."""
 
     def __init__(self):
-        self.messages = []
+        self.messages, self.refused, self.attempts = [], {REFUSED}, {}
+        self.temporary = {}  # address → how many more times to answer 451
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address == REFUSED:
+        self.attempts[address] = self.attempts.get(address, 0) + 1
+        if address in self.refused:
             return "550 5.1.1 No such user"
+        if self.temporary.get(address, 0) > 0:
+            self.temporary[address] -= 1
+            return "451 4.3.0 Try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -30,11 +39,9 @@ class Mailbox:
 
 @pytest.fixture
 def smtp_server():
-    import socket
+    from tests.processes import free_port
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     mailbox = Mailbox()
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
@@ -42,19 +49,33 @@ def smtp_server():
     controller.stop()
 
 
-def test_campaign_email_goes_through_smtp(make_app, smtp_server):
-    mailbox, port = smtp_server
-    app = make_app(VENDOR="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_FROM="news@crm.example",
-                   VENDOR_RECEIPTS=False, DISPATCH_BATCH_SIZE=2)
+@pytest.fixture
+def smtp_app(make_app, smtp_server):
+    def build(**overrides):
+        settings = {"VENDOR": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": smtp_server[1],
+                    "SMTP_FROM": "news@crm.example", "VENDOR_RECEIPTS": False, "DISPATCH_BATCH_SIZE": 2,
+                    "SMTP_TIMEOUT_S": 2, **FAST_RETRIES, **overrides}
+        return make_app(**settings)
+
+    return build
+
+
+def _campaign(client, name="Thank you", message="Dear {{firstName}}, thanks for {{totalSpend}}.", rules=None):
+    response = client.post("/api/campaigns", json={"name": name, "message": message, "rules": rules or []})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_campaign_email_goes_through_smtp(smtp_app, smtp_server, campaign_action):
+    mailbox, _ = smtp_server
+    app = smtp_app()
     Customer._get_collection().insert_many([
         {"name": "Ada Lovelace", "email": "ada@shop.com", "totalSpend": 120.5},
         {"name": "Bounce", "email": REFUSED, "totalSpend": 10.0},
         {"name": "Grace Hopper", "email": "grace@shop.com", "totalSpend": 99.0},
     ])
     client = signed_in(app, make_user(MARKETER, email="m@example.com"))
-    campaign = client.post("/api/campaigns", json={
-        "name": "Thank you", "message": "Dear {{firstName}}, thanks for {{totalSpend}}.", "rules": []}).get_json()
-    done = client.post(f"/api/campaigns/{campaign['_id']}/send").get_json()
+    done = campaign_action(client, _campaign(client)["_id"])
     assert done["status"] == "completed"
     assert (done["stats"]["sent"], done["stats"]["failed"]) == (2, 1)
     assert done["stats"]["failureReasons"][0]["reason"].startswith("smtp_550")
@@ -67,20 +88,108 @@ def test_campaign_email_goes_through_smtp(make_app, smtp_server):
     record = Delivery.objects.get(email="ada@shop.com")
     assert ada["Message-ID"] == record.vendor_message_id and record.status == "SENT"
     bounced = Delivery.objects.get(email=REFUSED)
-    assert bounced.status == "FAILED" and "No such user" in bounced.error
+    assert bounced.status == "FAILED" and "No such user" in bounced.error and bounced.sent_at is None
+    assert mailbox.attempts[REFUSED] == 1  # a final refusal is not retried
 
 
-def test_unreachable_smtp_server_fails_the_campaign_and_retry_resumes(make_app, smtp_server):
-    mailbox, port = smtp_server
-    app = make_app(VENDOR="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=9, SMTP_FROM="news@crm.example",
-                   VENDOR_RECEIPTS=False, SMTP_TIMEOUT_S=2)
-    Customer._get_collection().insert_many([{"name": "Ada", "email": "ada@shop.com", "totalSpend": 1.0}])
+def test_every_recipient_refused_fails_the_campaign_with_the_reason(smtp_app, smtp_server, campaign_action):
+    mailbox, _ = smtp_server
+    app = smtp_app()
+    mailbox.refused |= {"a@shop.com", "b@shop.com"}
+    Customer._get_collection().insert_many([{"name": "A", "email": "a@shop.com"}, {"name": "B", "email": "b@shop.com"}])
     client = signed_in(app, make_user(MARKETER, email="m@example.com"))
-    campaign = client.post("/api/campaigns", json={"name": "T", "message": "Hi", "rules": []}).get_json()
-    failed = client.post(f"/api/campaigns/{campaign['_id']}/send").get_json()
+    done = campaign_action(client, _campaign(client)["_id"])
+    assert done["status"] == "failed"
+    assert done["lastError"].startswith("Every recipient failed (2)") and "smtp_550" in done["lastError"]
+    assert mailbox.messages == []
+
+
+def test_a_temporary_refusal_is_retried_with_backoff_then_sent_once(smtp_app, smtp_server, campaign_action):
+    mailbox, _ = smtp_server
+    app = smtp_app(VENDOR_MAX_ATTEMPTS=4)
+    mailbox.temporary["ada@shop.com"] = 2  # 451 twice, then accepted
+    Customer._get_collection().insert_many([{"name": "Ada", "email": "ada@shop.com"},
+                                            {"name": "Grace", "email": "grace@shop.com"}])
+    client = signed_in(app, make_user(MARKETER, email="m@example.com"))
+    started = time.monotonic()
+    done = campaign_action(client, _campaign(client)["_id"])
+    assert done["status"] == "completed" and done["stats"]["sent"] == 2
+    assert mailbox.attempts["ada@shop.com"] == 3
+    assert time.monotonic() - started >= 0.05 + 0.1  # two backoffs, doubling
+    assert sorted(to[0] for to, _ in mailbox.messages) == ["ada@shop.com", "grace@shop.com"]
+    assert Delivery.objects.get(email="ada@shop.com").attempts == 1  # one hand-off recorded
+
+
+def test_a_recipient_past_its_retry_cap_fails_and_the_rest_are_sent(smtp_app, smtp_server, campaign_action):
+    mailbox, _ = smtp_server
+    app = smtp_app()
+    mailbox.temporary["stuck@shop.com"] = 100
+    Customer._get_collection().insert_many([{"name": "Stuck", "email": "stuck@shop.com"},
+                                            {"name": "Grace", "email": "grace@shop.com"},
+                                            {"name": "Ada", "email": "ada@shop.com"}])
+    client = signed_in(app, make_user(MARKETER, email="m@example.com"))
+    done = campaign_action(client, _campaign(client)["_id"])
+    assert done["status"] == "completed" and (done["stats"]["sent"], done["stats"]["failed"]) == (2, 1)
+    stuck = Delivery.objects.get(email="stuck@shop.com")
+    assert stuck.status == "FAILED" and stuck.error.startswith("vendor unavailable after 3 attempts: smtp_451")
+    assert mailbox.attempts["stuck@shop.com"] == 3
+
+
+def test_a_server_down_past_the_retry_budget_fails_the_campaign_and_retry_resumes(
+        smtp_app, smtp_server, campaign_action):
+    mailbox, port = smtp_server
+    from tests.processes import free_port
+
+    app = smtp_app(SMTP_PORT=free_port())  # nothing listens there
+    Customer._get_collection().insert_many([{"name": f"P{i}", "email": f"p{i}@shop.com"} for i in range(4)])
+    client = signed_in(app, make_user(MARKETER, email="m@example.com"))
+    campaign = _campaign(client, message="Hi")
+    failed = campaign_action(client, campaign["_id"])
     assert failed["status"] == "failed" and failed["lastError"].startswith("Vendor unavailable")
-    assert failed["stats"]["pending"] == 1  # nothing lost: the message waits
+    stats = failed["stats"]
+    assert (stats["failed"], stats["sent"], stats["pending"]) == (1, 0, 3)  # nothing lost: they wait
+    assert Delivery.objects(status="FAILED").first().error.startswith("vendor unavailable after 3 attempts")
     app.config["SMTP_PORT"] = port  # the server is back
-    retried = client.post(f"/api/campaigns/{campaign['_id']}/retry-failed").get_json()
-    assert retried["status"] == "completed" and retried["stats"]["sent"] == 1
-    assert [to for to, _ in mailbox.messages] == [["ada@shop.com"]]
+    retried = campaign_action(client, campaign["_id"], "retry-failed")
+    assert retried["status"] == "completed" and retried["stats"]["sent"] == 4
+    assert sorted(to[0] for to, _ in mailbox.messages) == [f"p{i}@shop.com" for i in range(4)]  # once each
+
+
+def test_one_stuck_campaign_does_not_hold_up_another(smtp_app, smtp_server):
+    mailbox, _ = smtp_server
+    app = smtp_app(VENDOR_RETRY_BASE_S=0.5, VENDOR_RETRY_MAX_S=2, VENDOR_MAX_ATTEMPTS=5)
+    mailbox.temporary["slow@other.com"] = 100
+    Customer._get_collection().insert_many([{"name": "Slow", "email": "slow@other.com"},
+                                            {"name": "Ada", "email": "ada@shop.com"}])
+    client = signed_in(app, make_user(MARKETER, email="m@example.com"))
+    stuck = _campaign(client, name="Other", rules=[{"field": "email", "operator": "contains", "value": "other"}])
+    quick = _campaign(client, name="Shop", rules=[{"field": "email", "operator": "contains", "value": "shop"}])
+    assert client.post(f"/api/campaigns/{stuck['_id']}/send").status_code == 202
+    assert client.post(f"/api/campaigns/{quick['_id']}/send").status_code == 202
+    deadline = time.monotonic() + 3
+    while Campaign.objects.get(pk=quick["_id"]).status != "completed" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert Campaign.objects.get(pk=quick["_id"]).status == "completed"
+    assert Campaign.objects.get(pk=stuck["_id"]).status == "sending"  # still backing off, on its own thread
+    assert client.post(f"/api/campaigns/{stuck['_id']}/cancel").status_code == 200
+    assert engine.wait_idle(app, timeout=5)  # cancel also ends the backoff early
+
+
+def test_hostile_header_values_never_reach_the_wire(smtp_app, smtp_server, campaign_action):
+    """A subject with CR/LF (stored before validation existed) is flattened; a recipient address
+    that cannot be a header fails alone; everyone else is sent."""
+    mailbox, _ = smtp_server
+    app = smtp_app()
+    Customer._get_collection().insert_many([{"name": "Ada", "email": "ada@shop.com"},
+                                            {"name": "Evil", "email": "evil@shop.com\r\nBcc: all@victim.com"},
+                                            {"name": "Grace", "email": "grace@shop.com"}])
+    client = signed_in(app, make_user(MARKETER, email="m@example.com"))
+    campaign = _campaign(client, message="Hi")
+    Campaign.objects(pk=campaign["_id"]).update_one(set__name="Sale\r\nBcc: all@victim.com")
+    done = campaign_action(client, campaign["_id"])
+    assert done["status"] == "completed" and (done["stats"]["sent"], done["stats"]["failed"]) == (2, 1)
+    assert sorted(to[0] for to, _ in mailbox.messages) == ["ada@shop.com", "grace@shop.com"]
+    for _, message in mailbox.messages:
+        assert message["Subject"] == "Sale Bcc: all@victim.com" and message["Bcc"] is None
+    evil = Delivery.objects.get(email__startswith="evil@")
+    assert evil.status == "FAILED" and "ValueError" in evil.error

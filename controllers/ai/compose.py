@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from marshmallow import ValidationError
 
-from controllers.messages import TemplateProblem, check_template
+from engine.templates import TemplateProblem, check_template
 from controllers.segments import audience
 from errors import ApiError, flatten_errors
 from schemas.ai import GeneratedRules

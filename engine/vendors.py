@@ -4,7 +4,10 @@
   with a reason, at ``VENDOR_SUCCESS_RATE``) back to ``POST /api/delivery-receipts`` a little later,
   signed like a real provider's webhook. Outcomes are a pure function of ``VENDOR_SEED`` and the
   message, so runs are reproducible.
-- ``smtp``: sends email through ``SMTP_HOST``; a recipient the server refuses is FAILED at once.
+- ``smtp``: sends email through ``SMTP_HOST``; a recipient the server refuses for good (5xx) is
+  FAILED at once, a temporary refusal (4xx), a timeout or a lost connection is retried by the sender.
+
+Vendors are per app (``app.extensions["engine"]``), so two apps in one process never share one.
 """
 import hashlib
 import hmac
@@ -45,7 +48,13 @@ class VendorRejected(Exception):
 
 
 class VendorUnavailable(Exception):
-    """The vendor could not be reached: nothing was sent, try the batch again later."""
+    """The vendor could not take this message now (unreachable, timed out, temporary refusal):
+    nothing was sent; the sender retries with backoff."""
+
+
+def header_safe(text):
+    """A header value without CR, LF or other control characters (no header injection)."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
 def sign(secret, timestamp, body):
@@ -97,19 +106,6 @@ class ReceiptReporter:
                 log.warning("receipt webhook unreachable (attempt %d): %s", attempt + 1, exc)
             time.sleep(0.5 * (attempt + 1))
         log.error("dropped %d receipts: webhook %s did not accept them", len(batch), self.url)
-
-
-_reporters = {}
-_reporters_lock = threading.Lock()
-
-
-def reporter_for(url, secret, delay_s):
-    """One reporter thread per webhook per process."""
-    with _reporters_lock:
-        key = (url, secret, delay_s)
-        if key not in _reporters:
-            _reporters[key] = ReceiptReporter(url, secret, delay_s)
-        return _reporters[key]
 
 
 class SimulatedVendor:
@@ -186,38 +182,58 @@ class _SmtpSession:
 
     def send(self, message):
         email = EmailMessage()
-        email["From"], email["To"], email["Subject"] = self.sender, message.to, message.subject
+        email["From"], email["To"] = self.sender, message.to
+        email["Subject"] = header_safe(message.subject)
         email["Message-ID"] = message.message_id
         email.set_content(message.body)
         try:
             refused = self.smtp.send_message(email)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
-            raise VendorRejected(f"smtp_{code}: {text.decode(errors='replace')}") from exc
+            raise _refusal(code, text) from exc
+        except smtplib.SMTPResponseException as exc:
+            raise _refusal(exc.smtp_code, exc.smtp_error) from exc
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            raise VendorUnavailable(str(exc)) from exc
+            raise VendorUnavailable(f"SMTP connection lost: {exc}") from exc
         except smtplib.SMTPException as exc:
             raise VendorRejected(f"smtp: {exc}") from exc
         if refused:
             code, text = next(iter(refused.values()))
-            raise VendorRejected(f"smtp_{code}: {text.decode(errors='replace')}")
+            raise _refusal(code, text)
 
 
-_simulated = {}
+def _refusal(code, text):
+    """4xx is temporary (retry later), anything else final."""
+    reason = f"smtp_{code}: {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+    return VendorUnavailable(reason) if 400 <= code < 500 else VendorRejected(reason)
 
 
-def vendor_for(config):
-    """The configured vendor (one simulated instance per seed/rate per process)."""
-    if config["VENDOR"] == "smtp":
-        return SmtpVendor(
-            config["SMTP_HOST"], config["SMTP_PORT"], config["SMTP_FROM"], config.get("SMTP_USERNAME"),
-            config.get("SMTP_PASSWORD"), config["SMTP_STARTTLS"], config["SMTP_TIMEOUT_S"],
-        )
-    reporter = None
-    if config["VENDOR_RECEIPTS"] and config.get("VENDOR_WEBHOOK_SECRET"):
-        url = config.get("VENDOR_RECEIPT_URL") or f"http://127.0.0.1:{config['PORT']}/api/delivery-receipts"
-        reporter = reporter_for(url, config["VENDOR_WEBHOOK_SECRET"], config["VENDOR_RECEIPT_DELAY_S"])
-    key = (config["VENDOR_SUCCESS_RATE"], config["VENDOR_SEED"], id(reporter))
-    if key not in _simulated:
-        _simulated[key] = SimulatedVendor(config["VENDOR_SUCCESS_RATE"], config["VENDOR_SEED"], reporter)
-    return _simulated[key]
+class Vendors:
+    """The app's vendor clients: one simulated vendor (and receipt reporter) per setting, made on
+    first use; an SMTP client per batch, from the config of the moment."""
+
+    def __init__(self):
+        self._simulated, self._reporters = {}, {}
+        self._lock = threading.Lock()
+
+    def for_config(self, config):
+        """The vendor ``config`` names."""
+        if config["VENDOR"] == "smtp":
+            return SmtpVendor(
+                config["SMTP_HOST"], config["SMTP_PORT"], config["SMTP_FROM"], config.get("SMTP_USERNAME"),
+                config.get("SMTP_PASSWORD"), config["SMTP_STARTTLS"], config["SMTP_TIMEOUT_S"],
+            )
+        with self._lock:
+            reporter = None
+            if config["VENDOR_RECEIPTS"] and config.get("VENDOR_WEBHOOK_SECRET"):
+                url = (config.get("VENDOR_RECEIPT_URL")
+                       or f"http://127.0.0.1:{config['PORT']}/api/delivery-receipts")
+                key = (url, config["VENDOR_WEBHOOK_SECRET"], config["VENDOR_RECEIPT_DELAY_S"])
+                if key not in self._reporters:
+                    self._reporters[key] = ReceiptReporter(*key)
+                reporter = self._reporters[key]
+            key = (config["VENDOR_SUCCESS_RATE"], config["VENDOR_SEED"], id(reporter))
+            if key not in self._simulated:
+                self._simulated[key] = SimulatedVendor(config["VENDOR_SUCCESS_RATE"], config["VENDOR_SEED"],
+                                                       reporter)
+            return self._simulated[key]

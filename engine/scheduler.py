@@ -1,10 +1,12 @@
-"""Starts scheduled campaigns when their time comes.
+"""Starts scheduled campaigns when their time comes, and re-queues stalled work.
 
 With a broker, Celery beat runs ``crm.start_due_campaigns`` every ``SCHEDULER_INTERVAL_S``.
-Without one (the embedded default), this poller thread in the server process does the same.
+Without one (the embedded default), :func:`start_poller`'s thread in the server process does the same.
 """
 import logging
 import threading
+
+from pymongo.errors import ConnectionFailure
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +33,22 @@ class OutageLog:
 
 
 def start_poller(app):
-    """A daemon thread running the beat task in-process periodically (it logs outages itself)."""
-    from tasks import start_due_campaigns
+    """A daemon thread running the sweep in-process periodically."""
+    from engine import jobs, runner
 
     stop = threading.Event()
+    outage = OutageLog("scheduled-campaign sweep")
 
     def run():
         while not stop.wait(app.config["SCHEDULER_INTERVAL_S"]):
             try:
                 with app.app_context():
-                    started = start_due_campaigns()
+                    started, _, _ = jobs.sweep(runner.submit)
+                outage.succeeded()
                 if started:
                     log.info("started %d scheduled campaign(s)", started)
+            except ConnectionFailure as exc:
+                outage.failed(exc)
             except Exception:  # keep polling: one bad round must not stop scheduling
                 log.exception("scheduler round failed")
 

@@ -1,0 +1,109 @@
+"""The campaign engine: planning, claiming, sending, pacing, vendors, templates, receipts, the Celery
+tasks and the scheduler, apart from the HTTP layer (as listmonk keeps its campaign manager apart from
+its handlers). Controllers use this face only; nothing here imports controllers or routes.
+
+- :func:`start`, :func:`pause`, :func:`resume`, :func:`cancel`, :func:`retry_failed` (or :func:`act`
+  with an action name): state changes, each one conditional update; starting ones queue one job and
+  return at once (:class:`QueueUnavailable` when the broker refuses it: nothing changed).
+- :func:`stats`: counts by delivery status, computed by the database.
+- :func:`init_app`: the app's vendors and (without a broker) its background pool.
+"""
+from flask import current_app
+
+from engine import receipts, store
+from engine.control import (
+    ACTIONS,
+    STARTS_WORK,
+    CampaignNotFound,
+    InvalidTransition,
+    QueueUnavailable,
+    act,
+    start_due,
+)
+from engine.audience import audience_query
+from engine.runner import Pool
+from engine.templates import PLACEHOLDERS, TemplateProblem, check_template
+from engine.vendors import Vendors
+from models.delivery import DELIVERED, FAILED, PENDING, SENT
+from services.queue import broker_configured
+
+EXTENSION = "engine"
+
+__all__ = [
+    "ACTIONS", "PLACEHOLDERS", "STARTS_WORK", "CampaignNotFound", "InvalidTransition",
+    "QueueUnavailable", "TemplateProblem", "act", "audience_query", "cancel", "check_template",
+    "init_app", "pause", "receipts", "resume", "retry_failed", "start", "start_due", "stats",
+    "stop", "vendor", "wait_idle",
+]
+
+
+class Engine:
+    """Per-app engine state (``app.extensions["engine"]``)."""
+
+    def __init__(self, app):
+        self.vendors = Vendors()
+        self.pool = None if broker_configured(app) else Pool(app, app.config["ENGINE_THREADS"])
+
+    def vendor(self, config):
+        """The vendor ``config`` names."""
+        return self.vendors.for_config(config)
+
+
+def init_app(app):
+    """Attach the engine to ``app``."""
+    app.extensions[EXTENSION] = Engine(app)
+
+
+def start(campaign_pk):
+    """Start sending (from draft or scheduled)."""
+    return act(campaign_pk, "send")
+
+
+def pause(campaign_pk):
+    """Pause: running batches stop within ``ENGINE_CONTROL_CHECK_S`` or one message."""
+    return act(campaign_pk, "pause")
+
+
+def resume(campaign_pk):
+    """Resume a paused campaign exactly where it stopped."""
+    return act(campaign_pk, "resume")
+
+
+def cancel(campaign_pk):
+    """Cancel for good: queued batches are dropped, running ones stop."""
+    return act(campaign_pk, "cancel")
+
+
+def retry_failed(campaign_pk):
+    """Send again to the recipients that failed so far."""
+    return act(campaign_pk, "retry-failed")
+
+
+def vendor(app=None):
+    """The vendor the app's config names (tests and benchmarks read the simulated one)."""
+    app = app or current_app
+    return app.extensions[EXTENSION].vendor(app.config)
+
+
+def wait_idle(app=None, timeout=None):
+    """Embedded mode: wait until the background pool has finished every job (tests, CLI)."""
+    app = app or current_app
+    pool = app.extensions[EXTENSION].pool
+    return True if pool is None else pool.wait_idle(timeout)
+
+
+def stop(app, timeout=None):
+    """Wait (up to ``timeout``) for the background pool to finish, then stop it."""
+    pool = app.extensions[EXTENSION].pool
+    if pool is not None:
+        pool.wait_idle(timeout)
+        pool.shutdown()
+
+
+def stats(campaign):
+    """Counts by delivery status and the top failure reasons; ``awaitingReceipts`` are the SENT
+    records the vendor has not reported on yet (handed off, fate unknown)."""
+    by_status = store.counts(campaign.pk)
+    counts = {key.lower(): by_status.get(key, 0) for key in (PENDING, SENT, DELIVERED, FAILED)}
+    return {"audience_size": campaign.audience_size, **counts, "awaiting_receipts": counts["sent"],
+            "total": sum(by_status.values()), "failure_reasons": store.failure_reasons(campaign.pk)}

@@ -1,0 +1,140 @@
+"""Campaign states and the actions that move them.
+
+draft → scheduled → sending → completed | paused | cancelled | failed. Every change is one conditional
+update (``status`` must still be what the action starts from), so two concurrent actions cannot both
+win, and every change publishes a domain event. Actions that start work (send, resume, retry-failed)
+only change the state and queue one job: the request never waits for sending. Should the queue refuse
+the job (broker unreachable), the change is undone and :class:`QueueUnavailable` raised, so nothing
+reads ``sending`` that no worker will ever pick up.
+"""
+import uuid
+
+from models import Campaign
+from models.base import utcnow
+from models.campaign import CANCELLED, COMPLETED, DRAFT, FAILED, PAUSED, SCHEDULED, SENDING
+from models.delivery import DELIVERED, SENT
+from models.delivery import FAILED as DELIVERY_FAILED
+from models.delivery import PENDING
+from engine import runner, store
+from engine.runner import QueueUnavailable
+from services import events
+
+ACTIONS = {
+    "send": ((DRAFT, SCHEDULED), SENDING),
+    "pause": ((SENDING,), PAUSED),
+    "resume": ((PAUSED,), SENDING),
+    "cancel": ((DRAFT, SCHEDULED, SENDING, PAUSED), CANCELLED),
+    "retry-failed": ((COMPLETED, FAILED, PAUSED), SENDING),
+}
+STARTS_WORK = ("send", "resume", "retry-failed")
+EVENTS = {"send": "campaign.sending", "pause": "campaign.paused", "resume": "campaign.resumed",
+          "cancel": "campaign.cancelled", "retry-failed": "campaign.retrying"}
+
+__all__ = ["ACTIONS", "STARTS_WORK", "InvalidTransition", "QueueUnavailable", "act"]
+
+
+class InvalidTransition(Exception):
+    """The campaign is not in a state the action starts from (``status`` says which it is in)."""
+
+    def __init__(self, action, status):
+        super().__init__(f"Cannot {action} a campaign that is {status}")
+        self.status = status
+
+
+class CampaignNotFound(LookupError):
+    """No campaign with this id."""
+
+
+def act(campaign_pk, action):
+    """Apply ``action``; returns the campaign as it is now."""
+    sources, target = ACTIONS[action]
+    now = utcnow()
+    changes = {"set__status": target, "set__updated_at": now, "unset__last_error": True}
+    if action == "send":  # the job counts the audience first thing: a big count never holds a request
+        changes.update(set__started_at=now, set__audience_size=None, set__planned=None,
+                       set__plan_cursor=None, set__completed_at=None)
+    if action in ("resume", "retry-failed"):  # pacing starts afresh: no reservation left from before
+        changes.update(set__rate_next_at=None, set__completed_at=None)
+    before = Campaign.objects(pk=campaign_pk, status__in=sources).modify(new=False, **changes)
+    if before is None:
+        current = Campaign.objects(pk=campaign_pk).only("status").first()
+        if current is None:
+            raise CampaignNotFound(str(campaign_pk))
+        raise InvalidTransition(action, current.status)
+    events.publish(EVENTS[action], campaignId=str(campaign_pk), status=target)  # before any worker's
+    if action in STARTS_WORK:
+        try:
+            runner.submit("crm.run_campaign", str(campaign_pk),
+                          uuid.uuid4().hex if action == "retry-failed" else None)
+        except QueueUnavailable:
+            _undo(campaign_pk, before, now)
+            raise
+    return Campaign.objects(pk=campaign_pk).first()
+
+
+def _undo(campaign_pk, before, at):
+    """Put back the fields an action changed (only if nothing changed the campaign since)."""
+    Campaign.objects(pk=campaign_pk, updated_at=at).update_one(
+        set__status=before.status, set__updated_at=utcnow(), set__started_at=before.started_at,
+        set__audience_size=before.audience_size, set__planned=before.planned,
+        set__plan_cursor=before.plan_cursor, set__completed_at=before.completed_at,
+        set__last_error=before.last_error,
+    )
+
+
+def start_due(now=None):
+    """Start every scheduled campaign whose ``scheduledAt`` has passed; returns how many."""
+    now = now or utcnow()
+    started = 0
+    for campaign in Campaign.objects(status=SCHEDULED, scheduled_at__lte=now).only("id"):
+        try:
+            act(campaign.pk, "send")
+            started += 1
+        except InvalidTransition:  # started or cancelled meanwhile
+            continue
+    return started
+
+
+def finish_if_done(campaign_pk):
+    """End a fully planned sending campaign with nothing PENDING: ``completed`` when anything was
+    handed to the vendor, ``failed`` (with the reason) when every recipient was refused."""
+    campaign = Campaign.objects(pk=campaign_pk).only("status", "planned").first()
+    if campaign is None or campaign.status != SENDING or campaign.planned is None:
+        return
+    if store.has_pending(campaign_pk):
+        return
+    reason = None if store.handed_off(campaign_pk) else _nothing_sent_reason(campaign_pk, store.counts(campaign_pk))
+    final = FAILED if reason else COMPLETED
+    now = utcnow()
+    changes = {"set__status": final, "set__completed_at": now, "set__updated_at": now}
+    if reason:
+        changes["set__last_error"] = reason
+    if Campaign.objects(pk=campaign_pk, status=SENDING).update_one(**changes):
+        events.publish(f"campaign.{final}", campaignId=str(campaign_pk), **({"reason": reason} if reason else {}))
+
+
+def reconsider(campaign_pks):
+    """After receipts: a completed campaign whose every recipient has now failed is ``failed``."""
+    for campaign_pk in campaign_pks:
+        by_status = store.counts(campaign_pk)
+        reason = _nothing_sent_reason(campaign_pk, by_status)
+        if reason and Campaign.objects(pk=campaign_pk, status=COMPLETED).update_one(
+            set__status=FAILED, set__last_error=reason, set__updated_at=utcnow()
+        ):
+            events.publish("campaign.failed", campaignId=str(campaign_pk), reason=reason)
+
+
+def _nothing_sent_reason(campaign_pk, by_status):
+    failed = by_status.get(DELIVERY_FAILED, 0)
+    if not failed or any(by_status.get(s, 0) for s in (PENDING, SENT, DELIVERED)):
+        return None
+    top = store.failure_reasons(campaign_pk, limit=1)
+    return f"Every recipient failed ({failed}); most common reason: {top[0]['reason']}"
+
+
+def fail(campaign_pk, reason):
+    """Stop a sending campaign that cannot go on; PENDING records stay for ``retry-failed``."""
+    if Campaign.objects(pk=campaign_pk, status=SENDING).update_one(
+        set__status=FAILED, set__last_error=reason[:500], set__updated_at=utcnow()
+    ):
+        events.publish("campaign.failed", campaignId=str(campaign_pk), reason=reason)

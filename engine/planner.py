@@ -1,0 +1,77 @@
+"""Planning: the campaign's audience becomes PENDING delivery records, batch by batch, from a cursor.
+
+The audience is streamed sorted by ``_id``, resuming after ``planCursor``; per batch of
+``DISPATCH_BATCH_SIZE`` one ``insert_many`` writes its records. The unique (campaign, customer) index
+makes a recipient exactly-once: a record that exists already is skipped, never duplicated. Only one
+batch of customers is held in memory at a time. A recipient whose message cannot be rendered gets a
+FAILED record with the reason; the others go on.
+"""
+import logging
+import uuid
+
+from flask import current_app
+
+from engine import control, store
+from engine.audience import audience_query
+from engine.templates import render
+from models import Campaign, Customer
+from models.base import utcnow
+from models.campaign import SENDING
+
+log = logging.getLogger(__name__)
+PROJECTION = {"name": 1, "email": 1, "totalSpend": 1}
+
+
+def plan(campaign_id, deliver):
+    """Create the records of a sending campaign from its cursor on; ``deliver(campaign_id, token)``
+    is handed each batch as soon as it is written."""
+    campaign = Campaign.objects(pk=campaign_id).first()
+    if campaign is None or campaign.status != SENDING or campaign.planned is not None:
+        return
+    batch_size = current_app.config["DISPATCH_BATCH_SIZE"]
+    try:
+        query = audience_query(campaign)
+    except LookupError as exc:
+        control.fail(campaign.pk, str(exc))
+        return
+    if campaign.audience_size is None:
+        Campaign.objects(pk=campaign.pk).update_one(
+            set__audience_size=Customer.objects(__raw__=query).count())
+    if campaign.plan_cursor is not None:
+        query = {"$and": [query, {"_id": {"$gt": campaign.plan_cursor}}]}
+    cursor = Customer._get_collection().find(query, PROJECTION).sort("_id", 1).batch_size(batch_size)
+    batch = []
+    for customer in cursor:
+        batch.append(customer)
+        if len(batch) == batch_size:
+            if not _plan_batch(campaign, batch, deliver):
+                cursor.close()
+                return
+            batch = []
+    if batch and not _plan_batch(campaign, batch, deliver):
+        return
+    Campaign.objects(pk=campaign.pk, status=SENDING).update_one(set__planned=utcnow())
+    control.finish_if_done(campaign.pk)
+
+
+def _plan_batch(campaign, customers, deliver):
+    """Write one batch, advance the cursor, hand it to delivery; False once the campaign stopped."""
+    token = uuid.uuid4().hex
+    now = utcnow()
+    domain = current_app.config["MESSAGE_ID_DOMAIN"]
+    docs = []
+    for customer in customers:
+        try:
+            docs.append(store.new_record(campaign.pk, customer, render(campaign.message, customer),
+                                         token, now, domain))
+        except Exception as exc:  # one customer's data must not stop the campaign
+            log.warning("campaign %s: cannot render the message for customer %s: %s",
+                        campaign.pk, customer["_id"], exc)
+            docs.append(store.new_record(campaign.pk, customer, "", token, now, domain,
+                                         error=f"render: {type(exc).__name__}: {exc}"))
+    store.insert_records(docs)
+    moved = Campaign.objects(pk=campaign.pk, status=SENDING).update_one(
+        set__plan_cursor=customers[-1]["_id"], set__updated_at=now)
+    if moved:
+        deliver(str(campaign.pk), token)
+    return bool(moved)

@@ -1,0 +1,38 @@
+"""Delivery receipts (the vendor's word on each message), applied idempotently in one bulk write."""
+from engine import control, store
+from models.delivery import DELIVERED, FAILED
+
+APPLIED, UNCHANGED, UNKNOWN = "applied", "unchanged", "unknown"
+__all__ = ["APPLIED", "DELIVERED", "FAILED", "UNCHANGED", "UNKNOWN", "apply"]
+
+
+def apply(receipts):
+    """Apply validated receipts ``[(index, {"delivery_id"|"vendor_message_id", "status",
+    "timestamp", "error"?})]``; returns ``{index: {"result", "id"?}}``.
+
+    A receipt's time is never before the record's ``sentAt`` (a vendor clock running behind cannot
+    make a message delivered before it was sent). A campaign whose every recipient has now failed
+    becomes ``failed``.
+    """
+    records = store.records_for_receipts(
+        [r["delivery_id"] for _, r in receipts if r.get("delivery_id")],
+        [r["vendor_message_id"] for _, r in receipts if r.get("vendor_message_id")])
+    by_id = {record["_id"]: record for record in records}
+    by_vendor_id = {record.get("vendorMessageId"): record for record in records}
+    groups, results, campaigns = {}, {}, set()
+    for index, receipt in receipts:
+        record = by_id.get(receipt.get("delivery_id")) or by_vendor_id.get(receipt.get("vendor_message_id"))
+        if record is None:
+            results[index] = {"result": UNKNOWN}
+            continue
+        results[index] = {"id": str(record["_id"]), "result": UNCHANGED}
+        if record["status"] in store.RECEIPT_UPDATABLE:
+            at = max(receipt["timestamp"], record.get("sentAt") or receipt["timestamp"])
+            groups.setdefault((receipt["status"], receipt.get("error"), at), []).append(record["_id"])
+            record["status"] = receipt["status"]  # a second receipt for it in this batch is unchanged
+            results[index]["result"] = APPLIED
+            campaigns.add(record["campaign"])
+    store.apply_receipt_groups(groups)
+    if any(status == FAILED for status, _, _ in groups):
+        control.reconsider(campaigns)
+    return results

@@ -1,0 +1,233 @@
+"""Sending one batch: claim it, send its PENDING records through the vendor, record every outcome.
+
+- **Claim**: one small claim document with a lease, so two workers never send the same batch and a
+  dead worker's claim expires (:func:`engine.store.claim`). A batch delivered twice (the broker
+  redelivers unacknowledged tasks) finds nothing PENDING the second time: nobody is sent twice.
+- **Control**: the campaign's state is re-read at most every ``ENGINE_CONTROL_CHECK_S`` and after
+  every wait, so pause and cancel stop a running batch within that time or one message, whichever is
+  later; what is left stays PENDING for ``resume``.
+- **Pacing**: ``messagesPerSecond`` is shared by every worker through a reserved window per batch.
+- **Faults**: a temporary vendor error is retried for that recipient with exponential backoff
+  (``VENDOR_RETRY_BASE_S`` doubling up to ``VENDOR_RETRY_MAX_S``, ``VENDOR_MAX_ATTEMPTS`` tries); past
+  that the recipient is FAILED with the reason and the next recipient gets one try: if that fails too
+  the vendor is down, the batch stops and the campaign is ``failed`` with the reason (PENDING records
+  wait for ``retry-failed``). Any other exception fails that one recipient and the batch goes on.
+- **Outcomes** are written in set-based bulk writes every ``ENGINE_FLUSH_S`` (and at the end), with
+  ``sentAt`` the time of the first hand-off in the chunk: never later than the real one.
+"""
+import logging
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import timedelta
+
+from flask import current_app
+
+from engine import control, store
+from engine.vendors import OutgoingMessage, VendorRejected, VendorUnavailable, header_safe
+from models import Campaign
+from models.base import utcnow
+from models.campaign import SENDING
+
+log = logging.getLogger(__name__)
+DONE, HELD, STOPPED, VENDOR_DOWN = "done", "held", "stopped", "vendor down"
+MIN_RATE, MAX_RATE = 0.1, 10_000
+
+
+def lease_cutoff(now):
+    """Claims taken before this have expired."""
+    return now - timedelta(seconds=current_app.config["DISPATCH_CLAIM_LEASE_S"])
+
+
+def deliver_batch(campaign_id, token, worker=None):
+    """Send one batch; returns DONE, HELD (another worker has it: come back after its lease),
+    STOPPED (the campaign is not sending) or VENDOR_DOWN (the campaign was failed)."""
+    campaign = Campaign.objects(pk=campaign_id).only("status", "name", "messages_per_second").first()
+    if campaign is None or campaign.status != SENDING:
+        return STOPPED
+    worker = worker or uuid.uuid4().hex
+    now = utcnow()
+    records = store.claim(token, worker, now, lease_cutoff(now))
+    if records is None:
+        return HELD
+    try:
+        outcome = _Batch(campaign, token, records).send() if records else DONE
+    finally:
+        store.release(token, worker)
+    control.finish_if_done(campaign.pk)
+    return outcome
+
+
+class Control:
+    """The campaign's state, re-read when stale; waits that end early when it stops sending."""
+
+    def __init__(self, campaign_pk, every_s):
+        self.campaign_pk, self.every_s = campaign_pk, every_s
+        self.checked, self.status = time.monotonic(), SENDING
+
+    def sending(self, force=False):
+        """True while the campaign is still sending (re-read if older than ``every_s``)."""
+        if force or time.monotonic() - self.checked >= self.every_s:
+            current = Campaign.objects(pk=self.campaign_pk).only("status").first()
+            self.status = current.status if current else None
+            self.checked = time.monotonic()
+        return self.status == SENDING
+
+    def wait(self, seconds):
+        """Sleep ``seconds`` in slices of ``every_s``; False as soon as the campaign stopped."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, self.every_s))
+            if not self.sending(force=True):
+                return False
+        return True
+
+
+class _Outcomes:
+    """Outcomes buffered and written every ``flush_s``; ``sentAt`` is each chunk's first hand-off."""
+
+    def __init__(self, token, flush_s):
+        self.token, self.flush_s = token, flush_s
+        self._reset()
+
+    def _reset(self):
+        self.attempted, self.failed, self.first_at, self.started = [], {}, None, time.monotonic()
+
+    def handed_off(self, record_id):
+        """The vendor took the record's message."""
+        self._add(record_id)
+
+    def refused(self, record_id, reason):
+        """The record failed for ``reason``."""
+        self.failed.setdefault(reason[:200], []).append(record_id)
+        self._add(record_id)
+
+    def _add(self, record_id):
+        if self.first_at is None:
+            self.first_at = utcnow()
+        self.attempted.append(record_id)
+        if time.monotonic() - self.started >= self.flush_s:
+            self.flush()
+
+    def flush(self):
+        """Write what is buffered."""
+        store.record_outcomes(self.token, self.attempted, self.first_at, self.failed, utcnow())
+        self._reset()
+
+
+class _Batch:
+    def __init__(self, campaign, token, records):
+        config = current_app.config
+        self.campaign, self.records = campaign, records
+        self.control = Control(campaign.pk, config["ENGINE_CONTROL_CHECK_S"])
+        self.outcomes = _Outcomes(token, config["ENGINE_FLUSH_S"])
+        self.vendor = current_app.extensions["engine"].vendor(config)
+        self.max_attempts = config["VENDOR_MAX_ATTEMPTS"]
+        self.base_s, self.max_s = config["VENDOR_RETRY_BASE_S"], config["VENDOR_RETRY_MAX_S"]
+        self.subject = header_safe(campaign.name)
+        self._sessions = ExitStack()
+        self._session = None
+        self.last_error = None
+
+    def send(self):
+        start, rate = _reserve_send_window(self.campaign, len(self.records))
+        probing = False  # the previous recipient used up its retries: one try decides
+        try:
+            for index, record in enumerate(self.records):
+                if rate:
+                    delay = (start + timedelta(seconds=index / rate) - utcnow()).total_seconds()
+                    if delay > 0 and not self.control.wait(delay):
+                        return STOPPED
+                if not self.control.sending():
+                    return STOPPED
+                result = self._send_one(record, 1 if probing else self.max_attempts)
+                if result == STOPPED:
+                    return STOPPED
+                if result == VENDOR_DOWN:
+                    if probing:
+                        control.fail(self.campaign.pk, f"Vendor unavailable: {self.last_error}")
+                        return VENDOR_DOWN
+                    probing = True
+                else:
+                    probing = False
+            return DONE
+        finally:
+            self.outcomes.flush()
+            self._close()
+
+    def _send_one(self, record, attempts):
+        """Send one record, retrying temporary errors; DONE, STOPPED or VENDOR_DOWN."""
+        message = OutgoingMessage(str(record["_id"]), record["vendorMessageId"], record["email"],
+                                  self.subject, record["message"])
+        for attempt in range(1, attempts + 1):
+            try:
+                self._open().send(message)
+                self.outcomes.handed_off(record["_id"])
+                return DONE
+            except VendorRejected as exc:
+                self.outcomes.refused(record["_id"], str(exc))
+                return DONE
+            except VendorUnavailable as exc:
+                self.last_error = str(exc)
+                self._close()  # a broken connection is opened again for the next try
+                if attempt == attempts:
+                    if attempts > 1:  # a probe's recipient stays PENDING: its retries are not spent
+                        self.outcomes.refused(
+                            record["_id"], f"vendor unavailable after {attempt} attempts: {exc}")
+                    return VENDOR_DOWN
+                backoff = min(self.max_s, self.base_s * 2 ** (attempt - 1))
+                log.warning("vendor unavailable for %s (attempt %d of %d): %s; retrying in %.1fs",
+                            record["_id"], attempt, attempts, exc, backoff)
+                if not self.control.wait(backoff):
+                    return STOPPED
+            except Exception as exc:  # one bad recipient never strands the campaign
+                log.exception("sending delivery %s failed", record["_id"])
+                self.outcomes.refused(record["_id"], f"{type(exc).__name__}: {exc}")
+                return DONE
+        return DONE
+
+    def _open(self):
+        if self._session is None:
+            self._session = self._sessions.enter_context(self.vendor.session())
+        return self._session
+
+    def _close(self):
+        self._session = None
+        self._sessions.close()
+
+
+def _reserve_send_window(campaign, count):
+    """Start time for sending ``count`` messages at the campaign's rate, shared by all workers."""
+    rate = campaign.messages_per_second
+    if not rate:
+        return None, None
+    rate = min(max(rate, MIN_RATE), MAX_RATE)
+    current = Campaign.objects(pk=campaign.pk).only("rate_next_at").first()
+    while current is not None:  # compare-and-set on rateNextAt: each batch gets its own slice of time
+        now = utcnow()
+        previous = current.rate_next_at
+        start = max(previous or now, now)
+        end = start + timedelta(seconds=count / rate)
+        if Campaign.objects(pk=campaign.pk, rate_next_at=previous).update_one(set__rate_next_at=end):
+            return start, rate
+        current.reload("rate_next_at")
+    return None, None
+
+
+def stalled_work(now=None):
+    """``(campaign ids to plan again, {campaign id: [batch tokens to deliver again]})``.
+
+    A batch is stalled when it has PENDING records older than the lease and no live claim (its task
+    was lost, or its worker died). A plan is stalled when a sending campaign has not finished planning
+    and has not moved for a lease. Re-queuing is safe: the unique index and the claims keep every
+    recipient exactly-once.
+    """
+    cutoff = lease_cutoff(now or utcnow())
+    sending = list(Campaign.objects(status=SENDING).only("id", "planned", "updated_at"))
+    replan = [str(c.pk) for c in sending if c.planned is None and c.updated_at and c.updated_at < cutoff]
+    batches = {}
+    for campaign in sending:
+        lost = store.lost_batches(campaign.pk, cutoff)
+        if lost:
+            batches[str(campaign.pk)] = lost
+    return replan, batches

@@ -1,0 +1,176 @@
+"""The engine's reads and writes of delivery records and batch claims, in plain MongoDB operations.
+
+Everything here is set-based (one ``update_many``/``bulk_write`` per group of records, counts and
+groupings by aggregation), so the database filters and counts, never Python.
+"""
+import uuid
+
+from bson import ObjectId
+from pymongo import UpdateMany
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from models import BatchClaim, Delivery
+from models.delivery import DELIVERED, FAILED, PENDING, SENT
+
+DUPLICATE_KEY = 11000
+RECEIPT_UPDATABLE = (PENDING, SENT)  # DELIVERED and FAILED are final (until a retry)
+
+
+def _deliveries():
+    return Delivery._get_collection()
+
+
+def _claims():
+    return BatchClaim._get_collection()
+
+
+def insert_records(docs):
+    """Insert delivery records; a (campaign, customer) that has one already is skipped, not doubled."""
+    if not docs:
+        return
+    try:
+        _deliveries().insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+            raise
+
+
+def claim(token, worker, now, lease_cutoff):
+    """Claim batch ``token`` for ``worker`` (one write) and read its PENDING records in send order;
+    None when another worker holds a live claim on it."""
+    try:  # free, expired or already ours → ours; a live claim of someone else → duplicate _id
+        _claims().update_one(
+            {"_id": token, "$or": [{"claimedAt": {"$lt": lease_cutoff}}, {"claimedBy": worker}]},
+            {"$set": {"claimedBy": worker, "claimedAt": now}}, upsert=True,
+        )
+    except DuplicateKeyError:
+        return None
+    return list(_deliveries().find(
+        {"batch": token, "status": PENDING}, {"email": 1, "message": 1, "vendorMessageId": 1},
+    ).sort("_id", 1))
+
+
+def release(token, worker):
+    """Give the batch up (done, stopped, or handed back)."""
+    _claims().delete_one({"_id": token, "claimedBy": worker})
+
+
+def record_outcomes(token, attempted, sent_at, failed, failed_at):
+    """Outcomes of a chunk of sends in one bulk write, touching only records still PENDING.
+
+    ``attempted``: the chunk's record ids in send (``_id``) order, each handed to the vendor from
+    ``sent_at`` on unless it is in ``failed`` (``{reason: [ids]}``). A batch's records are sent in
+    ``_id`` order and a batch never gains records after planning, so the sent ones are "the batch's
+    PENDING records in the chunk's ``_id`` range, but the failed": no list of every id for the
+    database to match one by one.
+    """
+    if not attempted:
+        return
+    pending = {"batch": token, "status": PENDING}
+    not_sent = [i for ids in failed.values() for i in ids]
+    operations = []
+    if len(not_sent) < len(attempted):
+        span = {"$gte": attempted[0], "$lte": attempted[-1]}
+        if not_sent:
+            span["$nin"] = not_sent
+        operations.append(UpdateMany({**pending, "_id": span}, {
+            "$set": {"status": SENT, "sentAt": sent_at, "error": None}, "$inc": {"attempts": 1}}))
+    for reason, ids in failed.items():
+        operations.append(UpdateMany({**pending, "_id": {"$in": ids}}, {
+            "$set": {"status": FAILED, "failedAt": failed_at, "error": reason}, "$inc": {"attempts": 1}}))
+    if operations:
+        _deliveries().bulk_write(operations, ordered=False)
+
+
+def handed_off(campaign_pk):
+    """True when any record was handed to the vendor (SENT or DELIVERED)."""
+    return _deliveries().find_one(
+        {"campaign": campaign_pk, "status": {"$in": [SENT, DELIVERED]}}, {"_id": 1}) is not None
+
+
+def pending_batches(campaign_pk):
+    """Batch tokens that still have PENDING records."""
+    return _deliveries().distinct("batch", {"campaign": campaign_pk, "status": PENDING})
+
+
+def requeue_failed(campaign_pk, retry):
+    """Make the campaign's FAILED records PENDING again for the retry named ``retry``, each old
+    batch's into a new batch (a batch token is never reused); their old outcome times are cleared.
+    Records this retry already took are left alone, so running the job twice retries nobody twice."""
+    collection = _deliveries()
+    which = {"campaign": campaign_pk, "status": FAILED, "retry": {"$ne": retry}}
+    for token in collection.distinct("batch", which):
+        collection.update_many({**which, "batch": token}, {
+            "$set": {"status": PENDING, "error": None, "batch": uuid.uuid4().hex, "retry": retry},
+            "$unset": {"failedAt": "", "deliveredAt": "", "sentAt": ""}})
+
+
+def lost_batches(campaign_pk, lease_cutoff):
+    """Batches with PENDING records older than the lease and no live claim (their task was lost, or
+    their worker died)."""
+    tokens = _deliveries().distinct("batch", {
+        "campaign": campaign_pk, "status": PENDING, "createdAt": {"$lt": lease_cutoff}})
+    if not tokens:
+        return []
+    held = set(_claims().distinct("_id", {"_id": {"$in": tokens}, "claimedAt": {"$gte": lease_cutoff}}))
+    return [token for token in tokens if token not in held]
+
+
+def counts(campaign_pk):
+    """``{status: count}`` of the campaign's records (one aggregation)."""
+    return {row["_id"]: row["n"] for row in _deliveries().aggregate([
+        {"$match": {"campaign": campaign_pk}},
+        {"$group": {"_id": "$status", "n": {"$sum": 1}}},
+    ])}
+
+
+def has_pending(campaign_pk):
+    """True while any record waits to be sent."""
+    return _deliveries().find_one({"campaign": campaign_pk, "status": PENDING}, {"_id": 1}) is not None
+
+
+def failure_reasons(campaign_pk, limit=10):
+    """The most common reasons among FAILED records."""
+    return [{"reason": row["_id"], "count": row["n"]} for row in _deliveries().aggregate([
+        {"$match": {"campaign": campaign_pk, "status": FAILED}},
+        {"$group": {"_id": "$error", "n": {"$sum": 1}}},
+        {"$sort": {"n": -1, "_id": 1}},
+        {"$limit": limit},
+    ])]
+
+
+# --- receipts -------------------------------------------------------------------------------------------
+def records_for_receipts(delivery_ids, vendor_ids):
+    """The records receipts name, by delivery id or vendor message id."""
+    clauses = ([{"_id": {"$in": delivery_ids}}] if delivery_ids else []) + (
+        [{"vendorMessageId": {"$in": vendor_ids}}] if vendor_ids else [])
+    if not clauses:
+        return []
+    return list(_deliveries().find(
+        {"$or": clauses}, {"status": 1, "vendorMessageId": 1, "sentAt": 1, "campaign": 1}))
+
+
+def apply_receipt_groups(groups):
+    """``{(status, error, at): [ids]}`` in one bulk write; each update only touches records still in
+    an updatable state, so a receipt applied twice changes nothing the second time."""
+    operations = []
+    for (status, error, at), ids in groups.items():
+        fields = {"status": status, ("deliveredAt" if status == DELIVERED else "failedAt"): at}
+        if status == FAILED:
+            fields["error"] = error or "failed"
+        operations.append(UpdateMany({"_id": {"$in": ids}, "status": {"$in": list(RECEIPT_UPDATABLE)}},
+                                     {"$set": fields}))
+    if operations:
+        _deliveries().bulk_write(operations, ordered=False)
+
+
+def new_record(campaign_pk, customer, message, token, now, message_id_domain, error=None):
+    """A delivery record document for one recipient (FAILED at once when ``error`` is given)."""
+    delivery_id = ObjectId()
+    doc = {"_id": delivery_id, "campaign": campaign_pk, "customer": customer["_id"],
+           "email": customer.get("email") or "", "message": message, "status": PENDING,
+           "vendorMessageId": f"<{delivery_id}@{message_id_domain}>", "attempts": 0,
+           "batch": token, "createdAt": now}
+    if error is not None:
+        doc.update(status=FAILED, error=error[:200], failedAt=now)
+    return doc

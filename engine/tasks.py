@@ -1,0 +1,64 @@
+"""Celery tasks: thin wrappers that run :mod:`engine.jobs` on a worker.
+
+Task names (``crm.*``) are the wire contract between web servers and workers; the same jobs run on
+the in-process pool when no broker is configured (:mod:`engine.runner`).
+"""
+from celery import shared_task
+from flask import current_app
+from pymongo.errors import ConnectionFailure
+
+from engine import jobs, runner, sender
+from engine.scheduler import OutageLog
+
+_beat_outage = OutageLog("scheduled-campaign sweep")
+
+
+def _after_outage(task, exc):
+    """Come back once the database answers again."""
+    raise task.retry(exc=exc, countdown=min(60, 2 ** task.request.retries), max_retries=None)
+
+
+def _deliver_as_task(campaign_id, token):
+    runner.submit("crm.deliver_batch", campaign_id, token)
+
+
+@shared_task(name="crm.run_campaign", bind=True, acks_late=True)
+def run_campaign(self, campaign_id, retry=None):
+    """Continue a sending campaign; each batch becomes a ``crm.deliver_batch`` task."""
+    try:
+        jobs.run_campaign(campaign_id, retry, deliver=_deliver_as_task)
+    except ConnectionFailure as exc:
+        _after_outage(self, exc)
+
+
+@shared_task(name="crm.plan_campaign", bind=True, acks_late=True)
+def plan_campaign(self, campaign_id):
+    """Plan a campaign whose planning stalled."""
+    try:
+        jobs.plan_campaign(campaign_id, deliver=_deliver_as_task)
+    except ConnectionFailure as exc:
+        _after_outage(self, exc)
+
+
+@shared_task(name="crm.deliver_batch", bind=True, acks_late=True, max_retries=None)
+def deliver_batch(self, campaign_id, token):
+    """Send one batch; come back after the lease for a batch another (possibly dead) worker holds."""
+    try:
+        outcome = sender.deliver_batch(campaign_id, token, worker=self.request.id)
+    except ConnectionFailure as exc:
+        _after_outage(self, exc)
+    if outcome == sender.HELD:
+        raise self.retry(countdown=current_app.config["DISPATCH_CLAIM_LEASE_S"])
+    return outcome
+
+
+@shared_task(name="crm.start_due_campaigns")
+def start_due_campaigns():
+    """Beat: start scheduled campaigns whose time has come, and re-queue stalled work."""
+    try:
+        started, _, _ = jobs.sweep(runner.submit)
+    except ConnectionFailure as exc:
+        _beat_outage.failed(exc)
+        return 0
+    _beat_outage.succeeded()
+    return started

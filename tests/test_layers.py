@@ -1,0 +1,32 @@
+"""The dependency rule, read from the source: the campaign engine never imports the HTTP layer."""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ABOVE_THE_ENGINE = ("controllers", "routes", "app", "wsgi", "worker", "security", "apidocs")
+
+
+def imported_modules(path):
+    """Every module a file imports (absolute names), at any depth in the file."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "engine").glob("*.py")), ids=lambda p: p.name)
+def test_the_engine_imports_nothing_above_it(path):
+    above = {name for name in imported_modules(path) if name.split(".")[0] in ABOVE_THE_ENGINE}
+    assert not above, f"{path.name} imports {sorted(above)}"
+
+
+def test_controllers_leave_delivery_records_and_claims_to_the_engine():
+    for path in sorted((ROOT / "controllers").rglob("*.py")):
+        source = path.read_text()
+        for model in ("Delivery._get_collection", "BatchClaim._get_collection"):
+            assert model not in source, f"{path.relative_to(ROOT)} uses {model}: that belongs in engine/store.py"
