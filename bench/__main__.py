@@ -10,7 +10,9 @@
    difference (the embedded store holds the same records in both), beside the BSON size stored.
 2. audience: the API's count for a 6-rule nested tree (validate + compile + count) divided by a bare
    ``count_documents`` of the compiled query, on N customers.
-3. over the wire (unless BENCH_WIRE=0): the dispatch ratio and the worker's peak RSS again, on the
+3. pause: from the pause request to the last hand-off at 1,000 msgs/s, median of 10 (bench/pause.py),
+   as a ratio to ENGINE_CONTROL_CHECK_S.
+4. over the wire (unless BENCH_WIRE=0): the dispatch ratio and the worker's peak RSS again, on the
    MongoDB stand-in (``scripts/mongo-standin.sh``) with indexes on both sides, at BENCH_WIRE_DISPATCH
    (20,000) recipients; and the outage figures (bench/outage.py).
 """
@@ -204,6 +206,10 @@ def main():
         r = audience(n, repeats=repeats)
         print(f"n={n:>8,}: {r['matches']:,} match; API {r['api_s']}s vs count_documents"
               f" {r['count_documents_s']}s | ratio {r['ratio']}")
+    print("== pause latency on the in-process engine (goal: ratio <= 1)")
+    from bench import pause
+
+    pause.report(pause.measure(rounds=int(os.environ.get("BENCH_PAUSE_ROUNDS", "10"))))
     if os.environ.get("BENCH_WIRE", "1") != "0" and not os.environ.get("MONGO_URI"):
         over_the_wire(repeats)
 

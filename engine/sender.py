@@ -3,9 +3,10 @@
 - **Claim**: one small claim document with a lease, so two workers never send the same batch and a
   dead worker's claim expires (:func:`engine.store.claim`). A batch delivered twice (the broker
   redelivers unacknowledged tasks) finds nothing PENDING the second time: nobody is sent twice.
-- **Control**: the campaign's state is re-read at most every ``ENGINE_CONTROL_CHECK_S`` and after
-  every wait, so pause and cancel stop a running batch within that time or one message, whichever is
-  later; what is left stays PENDING for ``resume``.
+- **Control**: the campaign's state is re-read when it is older than ``ENGINE_CONTROL_CHECK_S``
+  (checked before every message and during every wait), so pause and cancel stop a running batch
+  within that time or one message, whichever is later, at one small read per interval however fast
+  it sends; what is left stays PENDING for ``resume``.
 - **Pacing**: ``messagesPerSecond`` is shared by every worker through a reserved window per batch.
 - **Faults**: a temporary vendor error is retried for that recipient with exponential backoff
   (``VENDOR_RETRY_BASE_S`` doubling up to ``VENDOR_RETRY_MAX_S``, ``VENDOR_MAX_ATTEMPTS`` tries); past
@@ -24,7 +25,7 @@ from datetime import timedelta
 from flask import current_app
 
 from engine import control, store
-from engine.vendors import OutgoingMessage, VendorRejected, VendorUnavailable, header_safe
+from engine.vendors import OutgoingMessage, VendorRejected, VendorUnavailable
 from models import Campaign
 from models.base import utcnow
 from models.campaign import SENDING
@@ -74,11 +75,12 @@ class Control:
         return self.status == SENDING
 
     def wait(self, seconds):
-        """Sleep ``seconds`` in slices of ``every_s``; False as soon as the campaign stopped."""
+        """Sleep ``seconds`` in slices of ``every_s``; False as soon as the campaign stopped (known
+        within ``every_s``: a short pacing wait does not cost a read)."""
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             time.sleep(min(left, self.every_s))
-            if not self.sending(force=True):
+            if not self.sending():
                 return False
         return True
 
@@ -124,7 +126,7 @@ class _Batch:
         self.vendor = current_app.extensions["engine"].vendor(config)
         self.max_attempts = config["VENDOR_MAX_ATTEMPTS"]
         self.base_s, self.max_s = config["VENDOR_RETRY_BASE_S"], config["VENDOR_RETRY_MAX_S"]
-        self.subject = header_safe(campaign.name)
+        self.subject = campaign.name  # the vendor makes header values safe (engine.vendors.header_safe)
         self._sessions = ExitStack()
         self._session = None
         self.last_error = None

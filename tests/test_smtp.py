@@ -193,3 +193,26 @@ def test_hostile_header_values_never_reach_the_wire(smtp_app, smtp_server, campa
         assert message["Subject"] == "Sale Bcc: all@victim.com" and message["Bcc"] is None
     evil = Delivery.objects.get(email__startswith="evil@")
     assert evil.status == "FAILED" and "ValueError" in evil.error
+
+
+def test_a_retry_job_delivered_twice_retries_nobody_twice(smtp_app, smtp_server, campaign_action, monkeypatch):
+    """The broker may hand the retry job out again: recipients that failed again in this retry are
+    not retried a second time by it."""
+    from engine import jobs, runner
+
+    mailbox, _ = smtp_server
+    app = smtp_app()
+    Customer._get_collection().insert_many([{"name": "Bounce", "email": REFUSED}, {"name": "Ada", "email": "ada@shop.com"}])
+    client = signed_in(app, make_user(MARKETER, email="m@example.com"))
+    campaign = _campaign(client, message="Hi")
+    assert campaign_action(client, campaign["_id"])["stats"]["failed"] == 1
+    submitted, original = [], runner.submit
+    monkeypatch.setattr(runner, "submit", lambda name, *args: (submitted.append((name, args)), original(name, *args)))
+    assert campaign_action(client, campaign["_id"], "retry-failed")["status"] == "completed"
+    assert mailbox.attempts[REFUSED] == 2
+    (name, args), = submitted
+    Campaign.objects(pk=campaign["_id"]).update_one(set__status="sending")
+    with app.app_context():
+        jobs.BY_NAME[name](*args)  # the same job, delivered again
+    assert mailbox.attempts[REFUSED] == 2 and len(mailbox.messages) == 1
+    assert Campaign.objects.get(pk=campaign["_id"]).status == "completed"
