@@ -332,24 +332,39 @@ def rule_errors(group, path=("rules",)):
     return errors
 
 
+MATCH_NOTHING = {"_id": {"$exists": False}}
+
+
 def compile_group(group, now=None, path=("rules",), depth=0):
-    """A group tree → a MongoDB filter (an empty group selects everyone)."""
+    """A group tree → a MongoDB filter (``{}`` selects everyone).
+
+    An empty AND group selects everyone and an empty OR group nobody, as "all of none" and "any of
+    none" do; the top-level list alone is special: empty, it selects everyone whatever its operator.
+    Inside AND a select-everyone clause changes nothing; inside OR it makes the whole group everyone.
+    """
+    operator = GROUP_OPERATORS[group.get("op", "AND")]
+    if depth == 0 and not group["rules"]:
+        return {}
     clauses = []
     for index, child in enumerate(group["rules"]):
         child_path = (*path, "rules", index) if depth else (*path, index)
         if is_group(child):
-            clause = compile_group(child, now, child_path, depth + 1)
-            if clause == {} and GROUP_OPERATORS[child.get("op", "AND")] == "$or":
-                clause = {"_id": {"$exists": False}}  # an empty OR matches nothing
+            clauses.append(compile_group(child, now, child_path, depth + 1))
         else:
-            clause = compile_rule(child, now, child_path)
-        clauses.append(clause)
-    clauses = [c for c in clauses if c != {}]
-    if not clauses:
-        return {}
+            clauses.append(compile_rule(child, now, child_path))
+    if operator == "$or":
+        if any(clause == {} for clause in clauses):
+            return {}
+        clauses = [clause for clause in clauses if clause != MATCH_NOTHING]
+        if not clauses:
+            return MATCH_NOTHING
+    else:
+        clauses = [clause for clause in clauses if clause != {}]
+        if not clauses:
+            return {}
     if len(clauses) == 1:
         return clauses[0]
-    return {GROUP_OPERATORS[group.get("op", "AND")]: clauses}
+    return {operator: clauses}
 
 
 def as_group(rules, logical_operator="AND"):
