@@ -119,13 +119,14 @@ class MongoStandIn(Process):
 
 
 class Gunicorn(Process):
-    """The API as production serves it: ``gunicorn wsgi:app`` with sync workers."""
+    """The API as production serves it: ``gunicorn wsgi:app`` (sync workers, or threads)."""
 
-    def __init__(self, env, log_dir, workers=2, port=None, host="127.0.0.1"):
+    def __init__(self, env, log_dir, workers=2, port=None, host="127.0.0.1", threads=1):
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         args = [str(VENV_BIN / "gunicorn"), "wsgi:app", "--bind", f"{host}:{self.port}",
-                "--workers", str(workers), "--no-control-socket", "--graceful-timeout", "5"]
+                "--workers", str(workers), "--threads", str(threads), "--no-control-socket",
+                "--graceful-timeout", "5"]
         super().__init__(f"gunicorn-{self.port}", args, env, log_dir)
 
     def start(self):
