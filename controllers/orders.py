@@ -6,21 +6,20 @@ from models.base import utcnow
 
 
 def create_order(data, actor=None):
-    """Insert the order, then ``$inc``/``$max`` the customer's totals in one update.
+    """Credit the customer's totals (``$inc``/``$max`` in one update, which also proves the customer
+    exists), then insert the order.
 
-    No read-modify-write: concurrent orders on one customer all count. If the customer vanished
-    between the check and the update (deleted concurrently), the order is withdrawn and 404 returned.
+    No read-modify-write: concurrent orders on one customer all count. An unknown customer is a 404
+    with nothing written. Should the insert fail after the credit (the database went away between
+    the two), the credit is taken back before the error is raised.
     """
     customer_id = data["customer_id"]
-    if not Customer.objects(pk=customer_id).only("id").first():
-        raise ApiError.not_found("customer", str(customer_id))
     order = Order(
         customer_id=customer_id,
         amount=data["amount"],
         date=data.get("date") or utcnow(),
         created_by=user_id(actor),
     )
-    order.save(force_insert=True)
     credited = Customer.objects(pk=customer_id).update_one(
         inc__total_spend=order.amount,
         inc__num_visits=1,
@@ -28,8 +27,12 @@ def create_order(data, actor=None):
         set__updated_at=utcnow(),
     )
     if not credited:
-        order.delete()
         raise ApiError.not_found("customer", str(customer_id))
+    try:
+        order.save(force_insert=True)
+    except Exception:
+        Customer.objects(pk=customer_id).update_one(inc__total_spend=-order.amount, inc__num_visits=-1)
+        raise
     return order
 
 

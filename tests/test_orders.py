@@ -162,6 +162,23 @@ def _amounts(response):
     return [item["amount"] for item in response.get_json()["items"]]
 
 
+def test_an_order_that_cannot_be_stored_takes_its_credit_back(client, customer, monkeypatch):
+    """The database goes away between the credit and the insert: 503, and the totals are as before."""
+    from pymongo.errors import AutoReconnect
+
+    created = customer()
+    client.post("/api/orders", json={"customerId": created["_id"], "amount": 10})
+
+    def lost(self, *args, **kwargs):
+        raise AutoReconnect("connection lost")
+
+    monkeypatch.setattr(Order, "save", lost)
+    response = client.post("/api/orders", json={"customerId": created["_id"], "amount": 99})
+    assert response.status_code == 503
+    after = Customer.objects.get(pk=created["_id"])
+    assert (after.total_spend, after.num_visits) == (10, 1) and Order.objects.count() == 1
+
+
 def test_list_orders_newest_first_with_filters(client, order_history):
     a, b = order_history
     assert _amounts(client.get("/api/orders")) == [4, 3, 2, 1]

@@ -1,0 +1,109 @@
+"""WSGI apps for the HTTP benchmark, each a gunicorn app factory seeding identical data into its own
+embedded store (mongomock) when it starts, so every side runs the same query on the same data:
+
+    gunicorn 'bench.apps:crm()'      the CRM as shipped (API key auth, policy, schemas, logging setup)
+    gunicorn 'bench.apps:bare()'     a bare Flask app: the same queries and writes, the same JSON
+    gunicorn 'bench.apps:memory()'   a bare Flask route returning the CRM's JSON bytes from memory
+
+``BENCH_API_KEY`` is the key the CRM accepts (the bare apps take none); ``BENCH_CUSTOMERS`` (1,000)
+how many customers are seeded. One gunicorn worker each (the embedded store lives in one process).
+"""
+import os
+from datetime import datetime, timedelta
+
+from bson import ObjectId
+
+CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "1000"))
+ORDER_CUSTOMER = ObjectId("64b7f0000000000000000001")
+
+
+def _customers():
+    start = datetime(2024, 1, 1)
+    docs = [{"_id": ObjectId(f"64b7f{i + 1:019x}"), "name": f"Customer {i}", "email": f"c{i}@example.com",
+             "totalSpend": float(i % 1000), "numVisits": i % 7, "tags": ["vip"] if i % 10 == 0 else [],
+             "lastVisitDate": start + timedelta(hours=i), "createdAt": start + timedelta(minutes=i),
+             "updatedAt": start + timedelta(minutes=i)} for i in range(CUSTOMERS)]
+    return docs
+
+
+def crm():
+    """The CRM app on the embedded store, seeded; an admin whose API key is ``BENCH_API_KEY``."""
+    from app import create_app
+    from models import ApiKey, Customer, User
+    from security.api_keys import hash_key
+
+    app = create_app({"APP_ENV": "development", "LOG_LEVEL": "WARNING", "RATELIMIT_ENABLED": False,
+                      "SCHEDULER_ENABLED": False, "VENDOR_RECEIPTS": False,
+                      "SECRET_KEY": "bench-secret-" + "x" * 40})
+    with app.app_context():
+        Customer._get_collection().insert_many(_customers())
+        Customer.ensure_indexes()
+        user = User(google_id="bench", email="bench@example.com", display_name="Bench", role="admin").save()
+        key = os.environ["BENCH_API_KEY"]
+        ApiKey(name="bench", prefix=key[:12], key_hash=hash_key(key), role="admin", user_id=user.pk).save()
+    return app
+
+
+def _bare_store():
+    import mongomock
+
+    db = mongomock.MongoClient()["bench"]
+    db.customers.insert_many(_customers())
+    db.customers.create_index("email", unique=True)
+    db.customers.create_index([("createdAt", -1), ("_id", -1)])
+    return db
+
+
+def _iso(value):
+    return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
+
+
+def bare():
+    """Flask alone: ``GET /api/customers`` runs the CRM's query (count, sort, skip, limit) and returns
+    the same JSON; ``POST /api/orders`` does the same ``insert_one`` + ``update_one``."""
+    from flask import Flask, jsonify, request
+
+    app = Flask("bare")
+    app.json.sort_keys = False
+    db = _bare_store()
+
+    @app.get("/api/customers")
+    def customers():
+        page, per_page = int(request.args.get("page", 1)), int(request.args.get("per_page", 20))
+        total = db.customers.count_documents({})
+        docs = db.customers.find({}).sort([("createdAt", -1), ("_id", -1)]).skip((page - 1) * per_page).limit(per_page)
+        items = [{"_id": str(d["_id"]), "name": d["name"], "email": d["email"], "totalSpend": d["totalSpend"],
+                  "numVisits": d["numVisits"], "tags": d["tags"], "lastVisitDate": _iso(d.get("lastVisitDate")),
+                  "createdAt": _iso(d["createdAt"]), "updatedAt": _iso(d["updatedAt"])} for d in docs]
+        return jsonify({"items": items, "total": total, "page": page, "per_page": per_page})
+
+    @app.post("/api/orders")
+    def orders():
+        body = request.get_json()
+        customer, amount = ObjectId(body["customerId"]), float(body["amount"])
+        now = datetime.utcnow()
+        order = {"customer": customer, "amount": amount, "date": now, "createdAt": now}
+        db.orders.insert_one(order)
+        db.customers.update_one({"_id": customer}, {"$inc": {"totalSpend": amount, "numVisits": 1},
+                                                    "$max": {"lastVisitDate": now}, "$set": {"updatedAt": now}})
+        return jsonify({"_id": str(order["_id"]), "customerId": str(customer), "amount": amount,
+                        "date": _iso(now), "createdAt": _iso(now)}), 201
+
+    return app
+
+
+def memory():
+    """A bare route returning, from memory, the bytes the CRM answers to the benchmark's list request."""
+    from flask import Flask, Response
+
+    crm_app = crm()
+    client = crm_app.test_client()
+    body = client.get("/api/customers?per_page=50",
+                      headers={"Authorization": f"Bearer {os.environ['BENCH_API_KEY']}"}).get_data()
+    app = Flask("memory")
+
+    @app.get("/api/customers")
+    def customers():
+        return Response(body, mimetype="application/json")
+
+    return app
