@@ -1,20 +1,21 @@
-"""Benchmarks: ratios against a baseline measured in the same run, on the same store.
+"""Benchmarks: ratios against a baseline measured in the same run, on the same store; every figure is
+printed and the table is written to ``bench/RESULTS.md``.
 
-    ./scripts/bench.sh                       # embedded store, default sizes
-    BENCH_DISPATCH=10000 BENCH_AUDIENCE=100000 BENCH_REPEATS=1 ./scripts/bench.sh
-    MONGO_URI=mongodb://localhost/crm_bench ./scripts/bench.sh   # a real MongoDB (database is dropped)
+    ./scripts/bench.sh                       # everything, default sizes (about half an hour here)
+    BENCH_WIRE=0 BENCH_AUDIENCE=10000 ./scripts/bench.sh    # quicker: no stand-in rows
 
-1. dispatch: N recipients through the simulated vendor, as delivery records written per second,
-   divided by a raw ``insert_many`` (batches of 500) of the same documents. Each side runs in its own
-   process on the same data and reports its peak RSS; the dispatcher's own share of memory is the
-   difference (the embedded store holds the same records in both), beside the BSON size stored.
+1. HTTP with wrk on loopback (bench/http.py, bench/apps.py): ``GET /api/customers?per_page=50`` and
+   ``POST /api/orders`` against bare Flask apps doing the same store work, and against the same bytes
+   from memory; one gunicorn worker each, identical seeded data.
 2. audience: the API's count for a 6-rule nested tree (validate + compile + count) divided by a bare
-   ``count_documents`` of the compiled query, on N customers.
-3. pause: from the pause request to the last hand-off at 1,000 msgs/s, median of 10 (bench/pause.py),
+   ``count_documents`` of the compiled query, on N customers (BENCH_AUDIENCE, 100,000).
+3. dispatch: N recipients through the simulated vendor (BENCH_DISPATCH, 2,000 and 10,000, embedded),
+   as delivery records written per second, divided by a raw ``insert_many`` (batches of 500) of the
+   same documents. Each side runs in its own process on the same data and reports its peak RSS.
+4. pause: from the pause request to the last hand-off at 1,000 msgs/s, median of 10 (bench/pause.py),
    as a ratio to ENGINE_CONTROL_CHECK_S.
-4. over the wire (unless BENCH_WIRE=0): the dispatch ratio and the worker's peak RSS again, on the
-   MongoDB stand-in (``scripts/mongo-standin.sh``) with indexes on both sides, at BENCH_WIRE_DISPATCH
-   (20,000) recipients; and the outage figures (bench/outage.py).
+5. over the wire (unless BENCH_WIRE=0): the dispatch ratio on the MongoDB stand-in with indexes on
+   both sides at BENCH_WIRE_DISPATCH (100,000) recipients; and the outage figures (bench/outage.py).
 """
 import json
 import os
@@ -197,43 +198,95 @@ def main():
         dispatch_one(int(sys.argv[2]), sys.argv[3])
         return
     repeats = int(os.environ.get("BENCH_REPEATS", "3"))
-    print(f"== dispatch through the simulated vendor (goal: ratio >= 0.5; dispatcher memory < 150 MB);"
-          f" median of {repeats} interleaved pair(s)")
-    for n in _sizes("BENCH_DISPATCH", "2000,10000"):
-        dispatch_pairs(n, repeats)
+    rows = []
+    print("== HTTP on loopback with wrk: the CRM / bare Flask baselines, same gunicorn settings")
+    from bench import http
+
+    if http.wrk_available():
+        rows += http.report(http.measure())
+    else:
+        print("wrk is not installed (scripts/bench.sh installs it with apt where it can): HTTP rows skipped")
     print("== audience count: API path / count_documents (goal: ratio <= 1.2)")
     for n in _sizes("BENCH_AUDIENCE", "100000"):
         r = audience(n, repeats=repeats)
         print(f"n={n:>8,}: {r['matches']:,} match; API {r['api_s']}s vs count_documents"
               f" {r['count_documents_s']}s | ratio {r['ratio']}")
+        rows.append({"measure": f"audience count, {n:,} customers, nested rules (6 rules, 3 levels)",
+                     "baseline": "`count_documents` of the compiled query", "goal": "≤ 1.2",
+                     "crm": f"{r['api_s']} s", "base": f"{r['count_documents_s']} s",
+                     "ratio": r["api_s"] / r["count_documents_s"]})
+    print(f"== dispatch through the simulated vendor (goal: ratio >= 0.5; dispatcher memory < 150 MB);"
+          f" median of {repeats} interleaved pair(s)")
+    for n in _sizes("BENCH_DISPATCH", "2000,10000"):
+        rows.append(dispatch_pairs(n, repeats))
     print("== pause latency on the in-process engine (goal: ratio <= 1)")
     from bench import pause
 
-    pause.report(pause.measure(rounds=int(os.environ.get("BENCH_PAUSE_ROUNDS", "10"))))
+    result = pause.measure(rounds=int(os.environ.get("BENCH_PAUSE_ROUNDS", "10")))
+    ratio = pause.report(result)
+    rows.append({"measure": f"pause latency at {result['rate']:,} msgs/s (request → last hand-off), median of "
+                            f"{len(result['latencies'])}", "baseline": "`ENGINE_CONTROL_CHECK_S`, the promised bound",
+                 "goal": "≤ 1", "crm": f"{statistics.median(result['latencies']) * 1000:.0f} ms",
+                 "base": f"{result['bound_s'] * 1000:.0f} ms", "ratio": ratio})
     if os.environ.get("BENCH_WIRE", "1") != "0" and not os.environ.get("MONGO_URI"):
-        over_the_wire(repeats)
+        rows += over_the_wire(repeats)
+    rows.append({"measure": "CSV import, 100,000 rows", "baseline": "raw `insert_many`", "goal": "≥ 0.4",
+                 "crm": "not built yet", "base": "–", "ratio": None})
+    write_results(rows)
+
+
+def write_results(rows):
+    """``bench/RESULTS.md``: every row with its same-run baseline, the date and the machine."""
+    import platform
+    from datetime import datetime, timezone
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    memory = next((int(line.split()[1]) / 2**20 for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `./scripts/bench.sh` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; machine: "
+        f"{os.cpu_count()} × {cpu}, {memory:.0f} GiB, {platform.platform()}, Python {platform.python_version()}.",
+        "Every ratio compares with a baseline measured in the same run on the same store; absolute",
+        "figures move with the machine, ratios much less. See the README's Benchmarks section for how each",
+        "is measured and where the time goes where a ratio misses its goal.",
+        "",
+        "| measure | CRM | baseline (same run) | baseline figure | ratio | goal |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ratio = "–" if row["ratio"] is None else f"{row['ratio']:.2f}"
+        lines.append(f"| {row['measure']} | {row['crm']} | {row['baseline']} | {row['base']} | {ratio} | {row['goal']} |")
+    path = os.path.join(ROOT, "bench", "RESULTS.md")
+    with open(path, "w") as out:
+        out.write("\n".join(lines) + "\n")
+    print(f"wrote {path}")
 
 
 def over_the_wire(repeats):
-    """Dispatch and outage figures on the MongoDB stand-in, in separate processes."""
+    """Dispatch and outage figures on the MongoDB stand-in, in separate processes; returns rows."""
     import tempfile
 
     from bench import outage
     from tests.processes import MongoStandIn, base_env
 
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         database = MongoStandIn(tmp, engine="memory").start()
         try:
             # the stand-in serves one operation at a time: a long one must not read as an outage
-            env = base_env(MONGO_URI=database.uri("crm_bench"), MONGO_TIMEOUT_MS=120000)
+            env = base_env(MONGO_URI=database.uri("crm_bench"), MONGO_TIMEOUT_MS=600000)
             print("== over the wire on the MongoDB stand-in (mongoeco): dispatch / raw insert_many,"
                   " indexes on both sides; peak RSS is the dispatching process's")
-            for n in _sizes("BENCH_WIRE_DISPATCH", "20000"):
-                dispatch_pairs(n, repeats, env)
+            for n in _sizes("BENCH_WIRE_DISPATCH", "100000"):
+                rows.append(dispatch_pairs(n, int(os.environ.get("BENCH_WIRE_REPEATS", "1")), env))
         finally:
             database.stop()
     print("== database outage through gunicorn (2 workers) on the stand-in")
-    outage.report(outage.measure(rounds=repeats))
+    figures = outage.measure(rounds=repeats)
+    outage.report(figures)
+    return rows
 
 
 def dispatch_pairs(n, repeats, env=None):
@@ -249,6 +302,10 @@ def dispatch_pairs(n, repeats, env=None):
           f" (both from {d['rss_before_mb']:.1f} MB); BSON stored {d['bson_mb']:.1f} MB;"
           f" dispatcher's own share {max(p[0]['rss_peak_mb'] - p[1]['rss_peak_mb'] for p in pairs):+.1f} MB"
           f" (largest of the pairs)")
+    return {"measure": f"campaign dispatch, {n:,} recipients, {d['store']}",
+            "baseline": "raw `insert_many` of the same delivery records", "goal": "≥ 0.5",
+            "crm": f"{n / d['seconds']:,.0f} records/s", "base": f"{n / b['seconds']:,.0f} records/s",
+            "ratio": b["seconds"] / d["seconds"]}
 
 
 if __name__ == "__main__":

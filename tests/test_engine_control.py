@@ -13,6 +13,7 @@ from engine import planner, sender
 from models import Campaign, Customer, Delivery
 from security.roles import MARKETER
 from tests.conftest import make_user, signed_in
+from tests.processes import wait_until
 
 SECRET = "webhook-secret-for-tests"
 
@@ -49,15 +50,6 @@ def create(client, **body):
     return response.get_json()
 
 
-def wait_for(predicate, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 # --- sending never holds a request ---------------------------------------------------------------------
 @pytest.mark.concurrent_store
 def test_send_answers_at_once_and_health_stays_fast_while_ten_slow_campaigns_run(make_app):
@@ -73,7 +65,7 @@ def test_send_answers_at_once_and_health_stays_fast_while_ten_slow_campaigns_run
         assert response.status_code == 202 and response.get_json()["status"] == "sending"
     assert max(answers) < 1, answers
     vendor = engine.vendor(app)
-    assert wait_for(lambda: len(vendor.sent) >= 4, timeout=10)  # they are sending
+    wait_until(lambda: len(vendor.sent) >= 4, 10, interval=0.01, what="the campaigns sending")
     health = []
     for _ in range(10):
         started = time.monotonic()
@@ -101,7 +93,7 @@ def test_pause_stops_a_paced_batch_and_resume_finishes_it_exactly_once(engine_ap
     vendor = engine.vendor(engine_app)
     campaign = create(marketer, messagesPerSecond=4)
     assert marketer.post(f"/api/campaigns/{campaign['_id']}/send").status_code == 202
-    assert wait_for(lambda: len(vendor.sent) >= 2)
+    wait_until(lambda: len(vendor.sent) >= 2, 10, interval=0.01, what="two sent")
     paused = marketer.post(f"/api/campaigns/{campaign['_id']}/pause")
     at_pause = len(vendor.sent)
     assert paused.status_code == 200 and paused.get_json()["status"] == "paused"
@@ -121,7 +113,7 @@ def test_cancel_stops_sending_and_queued_batches_are_dropped(engine_app, markete
     vendor = engine.vendor(engine_app)
     campaign = create(marketer, messagesPerSecond=5)
     marketer.post(f"/api/campaigns/{campaign['_id']}/send")
-    assert wait_for(lambda: len(vendor.sent) >= 1)
+    wait_until(lambda: len(vendor.sent) >= 1, 10, interval=0.01, what="one sent")
     assert marketer.post(f"/api/campaigns/{campaign['_id']}/cancel").get_json()["status"] == "cancelled"
     at_cancel = len(vendor.sent)
     assert engine.wait_idle(engine_app, timeout=2)
@@ -181,7 +173,7 @@ def test_every_recipient_failing_at_the_vendor_ends_failed_with_the_reason(make_
         client = signed_in(app, make_user(MARKETER, email="m@example.com"))
         campaign = create(client)
         client.post(f"/api/campaigns/{campaign['_id']}/send")
-        assert wait_for(lambda: Campaign.objects.get(pk=campaign["_id"]).status == "failed", timeout=20)
+        wait_until(lambda: Campaign.objects.get(pk=campaign["_id"]).status == "failed", 20, what="failed")
     finally:
         server.shutdown()
     body = client.get(f"/api/campaigns/{campaign['_id']}").get_json()
@@ -230,7 +222,7 @@ def test_a_broker_that_is_down_gets_503_and_changes_nothing_then_works_when_back
     try:
         assert client.post(f"/api/campaigns/{campaign['_id']}/send").status_code == 202
         with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-            assert wait_for(lambda: Campaign.objects.get(pk=campaign["_id"]).status == "completed", 30)
+            wait_until(lambda: Campaign.objects.get(pk=campaign["_id"]).status == "completed", 30, what="completed")
     finally:
         with Connection(rabbitmq_url) as connection:
             Queue(queue, channel=connection.channel()).delete()
