@@ -9,7 +9,6 @@ import os
 import re
 import secrets
 import shutil
-import statistics
 import subprocess
 import tempfile
 from pathlib import Path

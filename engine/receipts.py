@@ -1,6 +1,6 @@
 """Delivery receipts (the vendor's word on each message), applied idempotently in one bulk write."""
 from engine import control, store
-from models.delivery import DELIVERED, FAILED
+from models.delivery import DELIVERED, FAILED, PENDING
 
 APPLIED, UNCHANGED, UNKNOWN = "applied", "unchanged", "unknown"
 __all__ = ["APPLIED", "DELIVERED", "FAILED", "UNCHANGED", "UNKNOWN", "apply"]
@@ -28,11 +28,12 @@ def apply(receipts):
         results[index] = {"id": str(record["_id"]), "result": UNCHANGED}
         if record["status"] in store.RECEIPT_UPDATABLE:
             at = max(receipt["timestamp"], record.get("sentAt") or receipt["timestamp"])
-            groups.setdefault((receipt["status"], receipt.get("error"), at), []).append(record["_id"])
+            key = (receipt["status"], receipt.get("error"), at, record["status"] == PENDING)
+            groups.setdefault(key, []).append(record["_id"])
             record["status"] = receipt["status"]  # a second receipt for it in this batch is unchanged
             results[index]["result"] = APPLIED
             campaigns.add(record["campaign"])
     store.apply_receipt_groups(groups)
-    if any(status == FAILED for status, _, _ in groups):
+    if any(key[0] == FAILED for key in groups):
         control.reconsider(campaigns)
     return results

@@ -158,14 +158,14 @@ class _Batch:
             self._close()
 
     def _send_one(self, record, attempts):
-        """Send one record, retrying temporary errors; DONE, STOPPED or VENDOR_DOWN."""
+        """Send one record, retrying temporary errors; DONE, STOPPED or VENDOR_DOWN. Only the vendor
+        call is guarded: a failure to record an outcome (the database) is not the recipient's fault
+        and propagates (the task is retried; the sweep re-queues the batch)."""
         message = OutgoingMessage(str(record["_id"]), record["vendorMessageId"], record["email"],
                                   self.subject, record["message"])
         for attempt in range(1, attempts + 1):
             try:
                 self._open().send(message)
-                self.outcomes.handed_off(record["_id"])
-                return DONE
             except VendorRejected as exc:
                 self.outcomes.refused(record["_id"], str(exc))
                 return DONE
@@ -182,10 +182,13 @@ class _Batch:
                             record["_id"], attempt, attempts, exc, backoff)
                 if not self.control.wait(backoff):
                     return STOPPED
+                continue
             except Exception as exc:  # one bad recipient never strands the campaign
                 log.exception("sending delivery %s failed", record["_id"])
                 self.outcomes.refused(record["_id"], f"{type(exc).__name__}: {exc}")
                 return DONE
+            self.outcomes.handed_off(record["_id"])
+            return DONE
         return DONE
 
     def _open(self):

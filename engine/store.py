@@ -151,15 +151,21 @@ def records_for_receipts(delivery_ids, vendor_ids):
 
 
 def apply_receipt_groups(groups):
-    """``{(status, error, at): [ids]}`` in one bulk write; each update only touches records still in
-    an updatable state, so a receipt applied twice changes nothing the second time."""
+    """``{(status, error, at, was_pending): [ids]}`` in one bulk write; each update only touches
+    records still in the state they were read in, so a receipt applied twice changes nothing the
+    second time. A receipt can overtake the sender's own record of the hand-off (outcomes are written
+    every ``ENGINE_FLUSH_S``): a record still PENDING is then marked sent at the receipt's time too,
+    and the sender's later write, which only touches PENDING records, leaves it alone."""
     operations = []
-    for (status, error, at), ids in groups.items():
+    for (status, error, at, was_pending), ids in groups.items():
         fields = {"status": status, ("deliveredAt" if status == DELIVERED else "failedAt"): at}
         if status == FAILED:
             fields["error"] = error or "failed"
-        operations.append(UpdateMany({"_id": {"$in": ids}, "status": {"$in": list(RECEIPT_UPDATABLE)}},
-                                     {"$set": fields}))
+        if was_pending:
+            operations.append(UpdateMany({"_id": {"$in": ids}, "status": PENDING},
+                                         {"$set": {**fields, "sentAt": at}, "$inc": {"attempts": 1}}))
+        else:
+            operations.append(UpdateMany({"_id": {"$in": ids}, "status": SENT}, {"$set": fields}))
     if operations:
         _deliveries().bulk_write(operations, ordered=False)
 

@@ -100,8 +100,8 @@ for name, path, old, new, tests in MUTATIONS:
     assert original.count(old) == 1, (name, original.count(old))
     file.write_text(original.replace(old, new))
     try:
-        result = subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *tests],
-                                cwd=ROOT, capture_output=True, text=True, timeout=600)
+        command = [str(ROOT / ".venv/bin/python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *tests]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
         last = [l for l in result.stdout.splitlines() if " passed" in l or " failed" in l]
         verdict = "RED (caught)" if result.returncode != 0 else "GREEN (NOT CAUGHT)"
         print(f"{verdict:20} {name}: {last[-1] if last else result.stdout[-300:]}", flush=True)

@@ -17,6 +17,6 @@ from segments.compiler import (
 )
 
 __all__ = [
-    "FIELDS", "GROUP_OPERATORS", "MAX_RULES", "OPERATORS", "OPERATORS_BY_TYPE", "RuleError", "as_group", "check_tree", "coerce_value",
-    "compile_group", "compile_rule", "compile_rules", "path_text", "rule_errors",
+    "FIELDS", "GROUP_OPERATORS", "MAX_RULES", "OPERATORS", "OPERATORS_BY_TYPE", "RuleError", "as_group",
+    "check_tree", "coerce_value", "compile_group", "compile_rule", "compile_rules", "path_text", "rule_errors",
 ]

@@ -207,6 +207,33 @@ def test_receipts_apply_idempotently_and_report_per_item(marketer, sent_campaign
     assert Delivery.objects.get(pk=records[0].pk).status == "DELIVERED"
 
 
+def test_a_receipt_that_overtakes_the_senders_record_marks_it_sent_and_it_is_not_sent_again(
+        engine_app, marketer, people):
+    """The vendor's receipt can arrive before the sender has recorded the hand-off (it writes outcomes
+    every ENGINE_FLUSH_S, or its worker died first): the record is then sent as of the receipt, and the
+    batch, delivered again, does not send it a second time."""
+    campaign = _create(marketer)
+    Campaign.objects(pk=campaign["_id"]).update_one(set__status="sending")
+    with engine_app.app_context():
+        tokens = []
+        planner.plan(campaign["_id"], lambda cid, token: tokens.append(token))
+    record = Delivery.objects(campaign_id=campaign["_id"]).order_by("email").first()
+    applied = _signed(marketer, [{"deliveryId": str(record.pk), "status": "DELIVERED",
+                                  "timestamp": "2030-01-01T00:00:00Z"}]).get_json()
+    assert applied["applied"] == 1
+    after = Delivery.objects.get(pk=record.pk)
+    assert after.status == "DELIVERED" and after.sent_at == after.delivered_at == datetime(2030, 1, 1)
+    assert after.attempts == 1
+    vendor = engine.vendor(engine_app)
+    before = len(vendor.sent)
+    with engine_app.app_context():
+        for token in tokens:
+            sender.deliver_batch(campaign["_id"], token)
+    assert len(vendor.sent) == before + 4  # the other four recipients, and not that one again
+    assert Delivery.objects.get(pk=record.pk).status == "DELIVERED"
+    assert Campaign.objects.get(pk=campaign["_id"]).status == "completed"
+
+
 @pytest.mark.parametrize(
     "secret, offset, status",
     [("wrong-secret", 0, 401), (SECRET, -3600, 401), (SECRET, "soon", 401),

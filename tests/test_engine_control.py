@@ -161,6 +161,30 @@ def test_a_recipient_whose_message_cannot_be_rendered_fails_alone(engine_app, ma
     assert bad.status == "FAILED" and bad.error.startswith("render: ValueError")
 
 
+def test_a_database_error_while_recording_outcomes_is_not_blamed_on_a_recipient(engine_app, marketer,
+                                                                                  monkeypatch):
+    from pymongo.errors import AutoReconnect
+
+    from engine import store
+
+    seed(3)
+    engine_app.config["ENGINE_FLUSH_S"] = 1e-6  # record after every message
+    original, calls = store.record_outcomes, []
+
+    def flaky(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise AutoReconnect("connection lost while recording")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store, "record_outcomes", flaky)
+    campaign = create(marketer)
+    assert marketer.post(f"/api/campaigns/{campaign['_id']}/send").status_code == 202
+    assert engine.wait_idle(engine_app, timeout=10)
+    assert Delivery.objects(campaign_id=campaign["_id"], status="FAILED").count() == 0  # nobody blamed
+    assert Campaign.objects.get(pk=campaign["_id"]).status == "sending"  # the sweep takes it from here
+
+
 # --- honest terminal states ----------------------------------------------------------------------------
 def test_every_recipient_failing_at_the_vendor_ends_failed_with_the_reason(make_app):
     app = make_app(VENDOR_WEBHOOK_SECRET=SECRET, VENDOR_RECEIPTS=True, VENDOR_RECEIPT_DELAY_S=0.05,

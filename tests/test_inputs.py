@@ -1,5 +1,9 @@
 """Inputs no schema anticipates: every one is a 4xx in the API's error shape, and nothing is written."""
+import json
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from models import ApiKey, Campaign, Customer, Segment
 from tests.conftest import error_of
@@ -120,3 +124,54 @@ def test_no_operation_answers_5xx_to_odd_bodies_or_long_queries(app, admin_clien
     unsigned = [s for s in statuses if s[0] == 401 and s[2] != "/api/delivery-receipts"]  # a signed webhook
     assert not unsigned, unsigned
     assert [s[0] for s in statuses].count(400) > 40  # the requests reached the handlers
+
+
+# --- the same, generated: Hypothesis bodies with the odd leaves, against every operation --------------
+ODD_STRINGS = st.sampled_from(["\ud800", "a\udfffb", "\x00", "A\u0000B", "x" * 5000, "\u202eevil",
+                               "=cmd|' /C calc'!A0", "64b7f0000000000000000000", "2024-02-30", "NaN", "$where",
+                               "{{ name.__class__ }}", "a\r\nBcc: x@example.com"])
+ODD_TEXT = st.one_of(ODD_STRINGS, st.text(max_size=20))
+ODD_NUMBERS = st.one_of(st.integers(min_value=-(10**400), max_value=10**400), st.floats(),
+                        st.sampled_from([1e308, -0.0, 10**19, 2**63, -(2**63) - 1]))
+ODD_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), ODD_NUMBERS, ODD_TEXT),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(st.one_of(ODD_TEXT, st.sampled_from(
+            ["name", "email", "amount", "customerId", "rules", "message", "value", "field", "operator",
+             "logicalOperator", "segmentId", "messagesPerSecond", "scheduledAt", "role", "prompt", "$gt"])),
+            children, max_size=5)),
+    max_leaves=12)
+
+
+# Valid bodies to spoil one field at a time, so odd values reach the code that stores them.
+VALID_BODIES = {
+    ("POST", "/api/customers"): {"name": "Ada", "email": "ada@example.com", "tags": ["vip"]},
+    ("POST", "/api/segments"): {"name": "Segment", "rules": [{"field": "name", "operator": "=", "value": "x"}]},
+    ("POST", "/api/segments/preview"): {"rules": [{"field": "name", "operator": "=", "value": "x"}]},
+    ("POST", "/api/campaigns"): {"name": "Campaign", "message": "Hi {{name}}", "rules": []},
+    ("POST", "/api/campaigns/create-audience"): {"rules": [], "message": "Hi"},
+    ("POST", "/api/campaigns/check-audience-size"): {"rules": [], "message": "Hi"},
+    ("POST", "/api/api-keys"): {"name": "key"},
+}
+
+
+@settings(max_examples=400, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(data=st.data())
+def test_generated_odd_bodies_never_get_a_5xx(app, admin_client, data):
+    writes = [(m, p) for m, p in operations(app) if m != "GET"]
+    method, path = data.draw(st.sampled_from(sorted(VALID_BODIES) * 10 + writes), label="operation")
+    body = dict(VALID_BODIES.get((method, path), {}))
+    if data.draw(st.booleans(), label="spoil one field of a valid body"):
+        key = data.draw(st.sampled_from(sorted(body) or ["name"]), label="field")
+        body[key] = data.draw(st.one_of(ODD_STRINGS, ODD_NUMBERS, ODD_JSON), label="value")
+    else:
+        body = data.draw(ODD_JSON, label="body")
+    raw = json.dumps(body, ensure_ascii=True, allow_nan=True)
+    response = admin_client.open(path, method=method, data=raw, content_type="application/json")
+    unconfigured_ai = response.status_code == 503 and ("/ai/" in path or "gemini" in path)  # no GEMINI_API_KEY
+    assert response.status_code < 500 or unconfigured_ai, (method, path, raw[:200], response.get_data()[:300])
+    if response.status_code >= 400:
+        assert response.is_json and "error" in response.get_json()

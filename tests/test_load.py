@@ -77,7 +77,8 @@ def test_two_hundred_clients_ordering_for_twenty_seconds_lose_and_double_nothing
         customer, cents = rng.choice(customers), rng.randint(1, 100_000)
         response = session.post(f"{base}/api/orders", headers=auth, timeout=120,
                                 json={"customerId": customer, "amount": cents / 100})
-        return response.status_code, (response.json().get("_id"), customer, cents) if response.status_code == 201 else None
+        created = response.status_code == 201
+        return response.status_code, (response.json()["_id"], customer, cents) if created else None
 
     results = hammer(200, 20, order)
     statuses = Counter(status for status, _, _ in results)

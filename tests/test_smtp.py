@@ -202,7 +202,8 @@ def test_a_retry_job_delivered_twice_retries_nobody_twice(smtp_app, smtp_server,
 
     mailbox, _ = smtp_server
     app = smtp_app()
-    Customer._get_collection().insert_many([{"name": "Bounce", "email": REFUSED}, {"name": "Ada", "email": "ada@shop.com"}])
+    Customer._get_collection().insert_many([{"name": "Bounce", "email": REFUSED},
+                                            {"name": "Ada", "email": "ada@shop.com"}])
     client = signed_in(app, make_user(MARKETER, email="m@example.com"))
     campaign = _campaign(client, message="Hi")
     assert campaign_action(client, campaign["_id"])["stats"]["failed"] == 1
