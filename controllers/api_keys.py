@@ -5,7 +5,7 @@ from models import ApiKey, User
 from models.api_key import hash_key
 from models.base import utcnow
 from security.api_keys import new_key
-from security.roles import ADMIN, at_least
+from models.roles import ADMIN, at_least
 
 
 def _visible(actor, role):

@@ -9,7 +9,7 @@ from config import is_production
 from errors import ApiError
 from models import User
 from models.base import utcnow
-from security.roles import ADMIN
+from models.roles import ADMIN
 
 log = logging.getLogger(__name__)
 FIRST_ADMIN_MARKER = "first_admin"

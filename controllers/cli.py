@@ -9,7 +9,7 @@ from controllers.api_keys import create_for_email
 from controllers.demo import seed_demo
 from errors import ApiError
 from security import audit
-from security.roles import ROLES
+from models.roles import ROLES
 
 EMBEDDED_NOTE = (
     "Note: MONGO_URI is not set, so this command runs on an embedded database of its own, empty and "

@@ -3,7 +3,7 @@ from controllers.common import get_or_404, object_id_or_404, paginate
 from errors import ApiError
 from models import ApiKey, User
 from models.base import utcnow
-from security.roles import ADMIN
+from models.roles import ADMIN
 
 LAST_ADMIN = "Cannot demote or disable the last admin"
 

@@ -4,7 +4,7 @@ import hashlib
 from mongoengine import DateTimeField, Document, ObjectIdField, StringField
 
 from models.base import utcnow
-from security.roles import ROLES
+from models.roles import ROLES
 
 
 def hash_key(key):

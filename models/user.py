@@ -3,7 +3,7 @@ from flask_login import UserMixin
 from mongoengine import BooleanField, DateTimeField, Document, StringField
 
 from models.base import utcnow
-from security.roles import ROLES, VIEWER
+from models.roles import ROLES, VIEWER
 
 
 class User(UserMixin, Document):

@@ -17,7 +17,7 @@ from schemas.customer import (
 )
 from security import audit
 from security.policy import effective_role
-from security.roles import ADMIN, at_least
+from models.roles import ADMIN, at_least
 
 bp = Blueprint("customers", __name__)
 

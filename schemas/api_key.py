@@ -3,7 +3,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from models.base import utcnow
 from schemas.common import InputSchema, ObjectIdString, PageQuery, TrimmedString, UtcDateTime, id_field, page_of
-from security.roles import ROLES
+from models.roles import ROLES
 
 
 class ApiKeyIn(InputSchema):

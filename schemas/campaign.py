@@ -1,6 +1,7 @@
 """Campaign, delivery and receipt schemas (including the legacy audience endpoints)."""
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
+from dates import iso_utc
 from models.base import utcnow
 from models.campaign import CHANNELS, STATUSES
 from models.delivery import DELIVERED, FAILED
@@ -13,7 +14,6 @@ from schemas.common import (
     TrimmedString,
     UtcDateTime,
     id_field,
-    iso_utc,
     page_of,
     single_line,
 )

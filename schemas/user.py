@@ -10,7 +10,7 @@ from schemas.common import (
     page_of,
     require_some,
 )
-from security.roles import ROLES
+from models.roles import ROLES
 
 
 class UserOut(Schema):

@@ -7,7 +7,7 @@ from flask import current_app, g, request
 from models import ApiKey, User
 from models.api_key import hash_key
 from models.base import utcnow
-from security.roles import ADMIN
+from models.roles import ADMIN
 
 KEY_PREFIX = "crm_"
 SHOWN_PREFIX_LENGTH = 12

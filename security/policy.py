@@ -11,7 +11,7 @@ from flask_login import current_user
 
 from errors import ApiError
 from security import audit, csrf
-from security.roles import ADMIN, MARKETER, VIEWER, at_least, lower
+from models.roles import ADMIN, MARKETER, VIEWER, at_least, lower
 
 PUBLIC = None
 LEGACY_PREFIX = "legacy_"

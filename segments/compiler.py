@@ -21,7 +21,7 @@ import math
 import re
 from datetime import datetime, timedelta, timezone
 
-from schemas.common import parse_iso_datetime
+from dates import parse_iso_datetime
 
 NUMBER, DATE, STRING, DOMAIN, TAGS = "number", "date", "string", "domain", "tags"
 FIELDS = {

@@ -9,7 +9,7 @@ from flask import current_app
 from kombu import Exchange
 
 from models.base import utcnow
-from schemas.common import iso_utc
+from dates import iso_utc
 from services.queue import EXTENSION, PUBLISH_RETRY, broker_configured
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from kombu import Connection, Queue
 import engine
 from app import create_app
 from models import Customer, Order, User
-from security.roles import ADMIN, MARKETER, VIEWER
+from models.roles import ADMIN, MARKETER, VIEWER
 from security.sessions import CREATED, SEEN
 from services.events import EXCHANGE
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, OIDCProvider

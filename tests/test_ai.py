@@ -1,7 +1,7 @@
 """The AI assistant through the real google-generativeai SDK, against a local Gemini stand-in."""
 import pytest
 
-from security.roles import MARKETER, VIEWER
+from models.roles import MARKETER, VIEWER
 from tests.conftest import counts, error_of, make_user, signed_in
 from tests.gemini_standin import answer, failure
 

@@ -6,7 +6,7 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-from security.roles import MARKETER
+from models.roles import MARKETER
 from tests.conftest import make_user, session_cookie, signed_in
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")

@@ -4,7 +4,7 @@ import re
 import pytest
 
 from models import Customer, Order
-from security.roles import ADMIN
+from models.roles import ADMIN
 from tests.conftest import make_user
 from tests.processes import base_env, flask_command
 

@@ -2,7 +2,7 @@
 import pytest
 
 from models import AuditEvent, Campaign, Customer, Delivery, Order
-from security.roles import MARKETER
+from models.roles import MARKETER
 from tests.conftest import error_of, make_user, signed_in
 
 

@@ -25,7 +25,7 @@ def engine_app(make_app):
 
 @pytest.fixture
 def marketer(engine_app):
-    from security.roles import MARKETER
+    from models.roles import MARKETER
     from tests.conftest import make_user, signed_in
 
     return signed_in(engine_app, make_user(MARKETER, email="m@example.com"))
@@ -311,7 +311,7 @@ def test_simulated_vendor_reports_outcomes_through_the_webhook(make_app):
 
     from werkzeug.serving import make_server
 
-    from security.roles import MARKETER
+    from models.roles import MARKETER
     from tests.conftest import make_user, signed_in
 
     app = make_app(VENDOR_WEBHOOK_SECRET=SECRET, VENDOR_RECEIPTS=True, VENDOR_RECEIPT_DELAY_S=0.05,
@@ -364,7 +364,7 @@ def test_scheduled_campaign_can_be_sent_early_or_cancelled(marketer, people, cam
 
 
 def test_rate_limited_campaign_is_paced(make_app):
-    from security.roles import MARKETER
+    from models.roles import MARKETER
     from tests.conftest import make_user, signed_in
 
     app = make_app(VENDOR_WEBHOOK_SECRET=SECRET, DISPATCH_BATCH_SIZE=2, VENDOR_RECEIPTS=False)
@@ -421,7 +421,7 @@ def test_segment_in_use_cannot_be_deleted(marketer, people):
 
 
 def test_viewer_cannot_send(engine_app, marketer, people):
-    from security.roles import VIEWER
+    from models.roles import VIEWER
     from tests.conftest import make_user, signed_in
 
     viewer_client = signed_in(engine_app, make_user(VIEWER, email="v@example.com"))

@@ -11,7 +11,7 @@ from werkzeug.serving import make_server
 import engine
 from engine import planner, sender
 from models import Campaign, Customer, Delivery
-from security.roles import MARKETER
+from models.roles import MARKETER
 from tests.conftest import make_user, signed_in
 from tests.processes import wait_until
 

@@ -8,7 +8,7 @@ import pytest
 
 from models import ApiKey, AuditEvent, Customer, Order, User
 from models.base import utcnow
-from security.roles import ADMIN, MARKETER, VIEWER
+from models.roles import ADMIN, MARKETER, VIEWER
 from app import start_web
 from tests.conftest import counts, error_of, make_user, signed_in
 

@@ -1,4 +1,5 @@
-"""The dependency rule, read from the source: the campaign engine never imports the HTTP layer."""
+"""The dependency rule, read from the source: routes → controllers → (engine, services) →
+schemas/models → leaves; nothing imports a layer above it."""
 import ast
 from pathlib import Path
 
@@ -30,3 +31,18 @@ def test_controllers_leave_delivery_records_and_claims_to_the_engine():
         source = path.read_text()
         for model in ("Delivery._get_collection", "BatchClaim._get_collection"):
             assert model not in source, f"{path.relative_to(ROOT)} uses {model}: that belongs in engine/store.py"
+
+
+PROJECT = ("app", "wsgi", "worker", "config", "errors", "logs", "extensions", "apidocs", "routes", "controllers",
+           "engine", "services", "security", "schemas", "models", "segments", "dates", "bench", "tests")
+# What each leaf package may import of the project (everything else of it is above the leaf).
+LEAVES = {"models": ("models",), "segments": ("segments", "dates"), "dates": ()}
+
+
+@pytest.mark.parametrize("package", sorted(LEAVES))
+def test_leaves_import_nothing_above_them(package):
+    paths = [ROOT / f"{package}.py"] if (ROOT / f"{package}.py").exists() else sorted((ROOT / package).rglob("*.py"))
+    for path in paths:
+        project = {name for name in imported_modules(path) if name.split(".")[0] in PROJECT}
+        above = {name for name in project if name.split(".")[0] not in LEAVES[package]}
+        assert not above, f"{path.relative_to(ROOT)} imports {sorted(above)}"

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from models import Campaign, Customer, Delivery, Order
-from security.roles import ADMIN
+from models.roles import ADMIN
 from tests.conftest import make_user
 from tests.processes import Gunicorn, base_env, flask_command
 

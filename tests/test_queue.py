@@ -11,7 +11,7 @@ from celery.contrib.testing.worker import start_worker
 from kombu import Connection, Queue
 
 from models import Campaign, Customer, Delivery
-from security.roles import MARKETER
+from models.roles import MARKETER
 from tests.conftest import make_user, signed_in
 
 SECRET = "webhook-secret-for-tests"

@@ -5,7 +5,7 @@ these expectations, so it fails here. Each row is the least role that may call t
 """
 import pytest
 
-from security.roles import ADMIN, MARKETER, VIEWER
+from models.roles import ADMIN, MARKETER, VIEWER
 from tests.conftest import make_user, signed_in
 
 PUBLIC, SIGNED = "public", "signed webhook"

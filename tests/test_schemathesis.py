@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from security.roles import ADMIN
+from models.roles import ADMIN
 from tests.conftest import make_user, session_cookie, signed_in
 
 CHECKS = [

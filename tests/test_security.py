@@ -6,7 +6,7 @@ import pytest
 
 from models import ApiKey, AuditEvent, Customer, User
 from security.policy import POLICY, PUBLIC, policy_key
-from security.roles import ADMIN, MARKETER, RANK, VIEWER
+from models.roles import ADMIN, MARKETER, RANK, VIEWER
 from security.sessions import CREATED, SEEN
 from tests.conftest import error_of, make_user, session_cookie, signed_in
 

@@ -8,7 +8,7 @@ from aiosmtpd.controller import Controller
 
 import engine
 from models import Campaign, Customer, Delivery
-from security.roles import MARKETER
+from models.roles import MARKETER
 from tests.conftest import make_user, signed_in
 
 REFUSED = "bounce@shop.com"

@@ -1,4 +1,5 @@
-"""Roles, from least to most privileged."""
+"""Roles, from least to most privileged: data the documents store (users, API keys), so they live with
+the models; the access policy (``security/``) reads them."""
 VIEWER = "viewer"
 MARKETER = "marketer"
 ADMIN = "admin"
