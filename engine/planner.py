@@ -55,7 +55,10 @@ def plan(campaign_id, deliver):
 
 
 def _plan_batch(campaign, customers, deliver):
-    """Write one batch, advance the cursor, hand it to delivery; False once the campaign stopped."""
+    """Write one batch, advance the cursor, hand it to delivery; False once the campaign stopped
+    (checked before the batch is written, so a paused or cancelled campaign plans nothing more)."""
+    if not Campaign.objects(pk=campaign.pk, status=SENDING).count():
+        return False
     token = uuid.uuid4().hex
     now = utcnow()
     domain = current_app.config["MESSAGE_ID_DOMAIN"]
