@@ -66,9 +66,9 @@ class Control:
         self.campaign_pk, self.every_s = campaign_pk, every_s
         self.checked, self.status = time.monotonic(), SENDING
 
-    def sending(self, force=False):
+    def sending(self):
         """True while the campaign is still sending (re-read if older than ``every_s``)."""
-        if force or time.monotonic() - self.checked >= self.every_s:
+        if time.monotonic() - self.checked >= self.every_s:
             current = Campaign.objects(pk=self.campaign_pk).only("status").first()
             self.status = current.status if current else None
             self.checked = time.monotonic()
