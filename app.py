@@ -94,13 +94,15 @@ def register_security(app):
 
 
 def register_commands(app):
-    """``flask export-postman``, ``flask create-api-key``, ``flask seed-demo``."""
+    """``flask export-postman``, ``flask create-api-key``, ``flask seed-demo``, ``flask import``."""
     from apidocs.cli import export_postman
-    from controllers.cli import create_api_key, seed_demo_command
+    from controllers.cli import create_api_key, import_command, seed_demo_command
 
     app.cli.add_command(export_postman)
     app.cli.add_command(create_api_key)
     app.cli.add_command(seed_demo_command)
+    app.cli.add_command(import_command)
+    app.cli.add_command(import_command)
 
 
 def _load_user(user_id):

@@ -139,6 +139,11 @@ def from_env(environ=None):
         "SMTP_PASSWORD": _env(env, "SMTP_PASSWORD"),
         "SMTP_STARTTLS": _flag(_env(env, "SMTP_STARTTLS")),
         "SMTP_TIMEOUT_S": _number(env, "SMTP_TIMEOUT_S", 30),
+        # Data in and out
+        "MAX_IMPORT_MB": _number(env, "MAX_IMPORT_MB", 50),
+        "IMPORT_CHUNK_ROWS": int(_number(env, "IMPORT_CHUNK_ROWS", 1000)),
+        "IMPORT_LEASE_S": _number(env, "IMPORT_LEASE_S", 300),
+        "UNSUBSCRIBE_SECRET": _env(env, "UNSUBSCRIBE_SECRET"),
     }
 
 

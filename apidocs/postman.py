@@ -60,7 +60,13 @@ def _request(path, method, operation, components):
     if not operation.get("security"):
         request["auth"] = {"type": "noauth"}
     body = operation.get("requestBody")
-    if body:
+    form = body and body["content"].get("multipart/form-data")
+    if form:
+        request["body"] = {"mode": "formdata", "formdata": [
+            {"key": name, "type": "file" if field.get("format") == "binary" else "text",
+             **({} if field.get("format") == "binary" else {"value": str(field.get("enum", [""])[0])})}
+            for name, field in form["schema"]["properties"].items()]}
+    elif body:
         schema = body["content"]["application/json"]["schema"]
         request["header"].append({"key": "Content-Type", "value": "application/json"})
         request["body"] = {

@@ -59,6 +59,11 @@ class UndocumentedRoute(RuntimeError):
     """A URL rule whose view has no ``@doc``: every route must be described."""
 
 
+IDEMPOTENCY_HELP = ("Any unique string (a UUID): a request repeated with the same key within 24 hours "
+                    "gets the first response again, with nothing written twice; the same key with "
+                    "another body is a 409. Keys are per user or API key.")
+
+
 def _field_properties(converter, field, **kwargs):
     """JSON Schema for the project's own field types, and exclusive ranges (OpenAPI 3.0 style)."""
     exclusive = {}
@@ -126,6 +131,11 @@ def _operation(rule, method, view, op, legacy, shared_endpoint):
     if op.query is not None:
         parameters.append({"in": "query", "schema": op.query})
         statuses.add(400)
+    if op.idempotent:
+        parameters.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                           "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                           "description": IDEMPOTENCY_HELP})
+        statuses.add(409)
     operation = {
         "operationId": _operation_id(rule, method, shared_endpoint),
         "summary": _summary(view),
@@ -138,9 +148,10 @@ def _operation(rule, method, view, op, legacy, shared_endpoint):
     if parameters:
         operation["parameters"] = parameters
     if op.body is not None:
+        body = {"type": "array", "items": op.body} if op.body_many else op.body
         operation["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": op.body}},
+            "content": {op.body_content_type: {"schema": body}},
         }
         statuses.update({400, 413, 415})
     for status in sorted(statuses):

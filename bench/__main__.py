@@ -15,7 +15,9 @@ printed and the table is written to ``bench/RESULTS.md``.
 4. pause: from the pause request to the last hand-off at 1,000 msgs/s, median of 10 (bench/pause.py),
    as a ratio to ENGINE_CONTROL_CHECK_S.
 5. over the wire (unless BENCH_WIRE=0): the dispatch ratio on the MongoDB stand-in with indexes on
-   both sides at BENCH_WIRE_DISPATCH (100,000) recipients; and the outage figures (bench/outage.py).
+   both sides at BENCH_WIRE_DISPATCH (100,000) recipients; the CSV import of BENCH_IMPORT (100,000)
+   customers against a raw insert_many, and its peak RSS for 10 and 50 MB files (bench/imports.py);
+   and the outage figures (bench/outage.py).
 """
 import json
 import os
@@ -230,8 +232,6 @@ def main():
                  "base": f"{result['bound_s'] * 1000:.0f} ms", "ratio": ratio})
     if os.environ.get("BENCH_WIRE", "1") != "0" and not os.environ.get("MONGO_URI"):
         rows += over_the_wire(repeats)
-    rows.append({"measure": "CSV import, 100,000 rows", "baseline": "raw `insert_many`", "goal": "≥ 0.4",
-                 "crm": "not built yet", "base": "–", "ratio": None})
     write_results(rows)
 
 
@@ -321,6 +321,12 @@ def over_the_wire(repeats):
                   " indexes on both sides; peak RSS is the dispatching process's")
             for n in _sizes("BENCH_WIRE_DISPATCH", "100000"):
                 rows.append(dispatch_pairs(n, int(os.environ.get("BENCH_WIRE_REPEATS", "1")), env))
+            print("== CSV import over the wire: rows/s ÷ raw insert_many (goal >= 0.4); peak RSS for a"
+                  " 10 MB and a 50 MB file (goal: within 20 MB)")
+            from bench import imports as import_bench
+
+            for n in _sizes("BENCH_IMPORT", "100000"):
+                rows += import_bench.report(import_bench.measure(env, n))
         finally:
             database.stop()
     print("== database outage through gunicorn (2 workers) on the stand-in")

@@ -4,7 +4,7 @@ States and what each action does are the engine's (:mod:`engine.control`); this 
 persists new campaigns and turns the engine's refusals into HTTP errors.
 """
 import engine
-from controllers.common import get_or_404, object_id_or_404, paginate, user_id
+from controllers.common import get_or_404, object_id_or_404, paginate, queue_unavailable, user_id
 from errors import ApiError
 from models import Campaign, Customer, Delivery, Segment
 from models.base import utcnow
@@ -13,7 +13,6 @@ from segments import as_group, compile_rules
 from services import events
 
 ACTIONS, STARTS_WORK = engine.ACTIONS, engine.STARTS_WORK
-QUEUE_RETRY_AFTER_S = 10
 
 
 def _template(message):
@@ -88,9 +87,7 @@ def act(campaign_id, action):
     except engine.InvalidTransition as exc:
         raise ApiError.conflict(str(exc), {"status": [exc.status]}) from exc
     except engine.QueueUnavailable as exc:
-        error = ApiError.unavailable("The task queue is unavailable: nothing was started, try again shortly")
-        error.headers = {"Retry-After": str(QUEUE_RETRY_AFTER_S)}
-        raise error from exc
+        raise queue_unavailable("nothing was started, try again shortly") from exc
 
 
 def stats(campaign):

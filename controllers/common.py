@@ -1,7 +1,20 @@
 """Helpers shared by the controllers."""
 from bson import ObjectId
+from marshmallow import ValidationError
 
-from errors import ApiError
+from engine.ingest import FAILED, result
+from errors import ApiError, flatten_errors
+from schemas.common import storable_problem
+
+BULK_ITEM_DEPTH = 63  # the array is one level of the request's 64
+QUEUE_RETRY_AFTER_S = 10
+
+
+def queue_unavailable(what):
+    """503 with ``Retry-After``: the broker did not take the job."""
+    error = ApiError.unavailable(f"The task queue is unavailable: {what}")
+    error.headers = {"Retry-After": str(QUEUE_RETRY_AFTER_S)}
+    return error
 
 
 def object_id_or_404(resource, ident):
@@ -51,3 +64,28 @@ def paginate(queryset, page, per_page):
 def user_id(user):
     """The id of the signed-in user, or None when logins are disabled."""
     return getattr(user, "pk", None) if user is not None and user.is_authenticated else None
+
+
+def validate_items(raw_items, schema):
+    """Load each raw bulk item with ``schema``: ``(loaded or None, {index: errors})``."""
+    loaded, errors = [], {}
+    for index, raw in enumerate(raw_items):
+        problem = storable_problem(raw, BULK_ITEM_DEPTH)
+        try:
+            if problem:
+                raise ValidationError({problem[0]: [problem[1]]})
+            loaded.append(schema.load(raw))
+        except ValidationError as exc:
+            loaded.append(None)
+            errors[index] = flatten_errors(exc.messages)
+    return loaded, errors
+
+
+def bulk_answer(results, errors):
+    """The body of a bulk answer: counts and one entry per item (``index``, ``status``, ...)."""
+    items = [{"index": index, **(result(FAILED, errors=errors[index]) if index in errors else outcome)}
+             for index, outcome in enumerate(results)]
+    counts = {name: 0 for name in ("created", "updated", "skipped", "failed")}
+    for item in items:
+        counts[item["status"]] += 1
+    return {"counts": counts, "items": items}

@@ -3,10 +3,22 @@ import re
 
 from mongoengine.errors import NotUniqueError
 
-from controllers.common import get_or_404, modify_or_404, object_id_or_404, paginate, user_id
+from controllers.common import (
+    bulk_answer,
+    get_or_404,
+    modify_or_404,
+    object_id_or_404,
+    paginate,
+    user_id,
+    validate_items,
+)
+from engine import ingest
 from errors import ApiError
 from models import Customer, Delivery, Order
 from models.base import utcnow
+from services import events
+
+MAX_BULK_ITEMS = 10_000
 
 # API sort keys → document attributes (a whitelist: nothing else reaches order_by).
 SORT_ATTRIBUTES = {
@@ -28,23 +40,56 @@ def _duplicate_email():
 
 def create_customer(data, actor=None):
     """Insert a customer; a taken email (unique index) is a 409."""
+    subscribed = data.get("subscribed", True)
     customer = Customer(
-        name=data["name"], email=data["email"], tags=data.get("tags", []), created_by=user_id(actor)
+        name=data["name"], email=data["email"], tags=data.get("tags", []), created_by=user_id(actor),
+        subscribed=subscribed, unsubscribed_at=None if subscribed else utcnow(),
     )
     try:
-        return customer.save(force_insert=True)
+        customer.save(force_insert=True)
     except NotUniqueError as exc:
         raise _duplicate_email() from exc
+    events.publish("customer.created", customerId=str(customer.pk), email=customer.email)
+    return customer
+
+
+def upsert_customer(email, data, mode, actor=None):
+    """Create or update the customer with ``email``; ``(customer, created)``.
+
+    ``merge``: the fields given replace, tags are added; ``replace``: tags are replaced too (by
+    none when not given). Creating needs a name.
+    """
+    if data.get("email", email) != email:
+        raise ApiError.validation({"email": ["Must match the address in the path."]})
+    if "name" not in data and not Customer.objects(email=email).count():
+        raise ApiError.validation({"name": ["Required to create a customer."]},
+                                  f"No customer has the email {email}: a name is needed to create one")
+    outcome = ingest.upsert_customers([{**data, "email": email}], mode, user_id(actor))[0]
+    return Customer.objects(email=email).first(), outcome["status"] == ingest.CREATED
+
+
+def bulk_customers(raw_items, schema, mode, actor=None):
+    """Upsert up to :data:`MAX_BULK_ITEMS` customers by email, each checked on its own."""
+    items, errors = validate_items(raw_items, schema)
+    return bulk_answer(ingest.upsert_customers(items, mode, user_id(actor)), errors)
+
+
+def list_filter(query):
+    """The MongoDB filter of the list's query (``email``, ``q``, ``subscribed``)."""
+    raw = {}
+    if "email" in query:
+        raw["email"] = query["email"]
+    if "subscribed" in query:  # documents from before consent was recorded count as subscribed
+        raw["subscribed"] = {"$ne": False} if query["subscribed"] else False
+    if "q" in query:
+        prefix = {"$regex": "^" + re.escape(query["q"]), "$options": "i"}
+        raw["$or"] = [{"name": prefix}, {"email": prefix}]
+    return raw
 
 
 def list_customers(query):
     """Filter, sort and paginate customers in the database."""
-    raw = {}
-    if "email" in query:
-        raw["email"] = query["email"]
-    if "q" in query:
-        prefix = {"$regex": "^" + re.escape(query["q"]), "$options": "i"}
-        raw["$or"] = [{"name": prefix}, {"email": prefix}]
+    raw = list_filter(query)
     sort = query["sort"]
     direction, key = ("-", sort[1:]) if sort.startswith("-") else ("", sort)
     # _id breaks ties (same direction, so one (key, _id) index serves both); emails are unique
@@ -60,9 +105,16 @@ def get_customer(customer_id):
 
 def update_customer(customer_id, data):
     """Change name and/or email in one atomic update."""
+    now = utcnow()
     updates = {f"set__{name}": value for name, value in data.items()}
-    return modify_or_404(Customer, "customer", customer_id, _duplicate_email(),
-                         set__updated_at=utcnow(), **updates)
+    if data.get("subscribed") is False:
+        updates["min__unsubscribed_at"] = now  # the first unsubscription is kept
+    elif data.get("subscribed") is True:
+        updates["unset__unsubscribed_at"] = True
+    customer = modify_or_404(Customer, "customer", customer_id, _duplicate_email(),
+                             set__updated_at=now, **updates)
+    events.publish("customer.updated", customerId=str(customer.pk), email=customer.email)
+    return customer
 
 
 def delete_customer(customer_id):

@@ -106,4 +106,5 @@ def stats(campaign):
     by_status = store.counts(campaign.pk)
     counts = {key.lower(): by_status.get(key, 0) for key in (PENDING, SENT, DELIVERED, FAILED)}
     return {"audience_size": campaign.audience_size, **counts, "awaiting_receipts": counts["sent"],
+            "suppressed": campaign.suppressed or 0,
             "total": sum(by_status.values()), "failure_reasons": store.failure_reasons(campaign.pk)}

@@ -5,7 +5,7 @@ thread without one (one thread per campaign, so pacing never holds more than one
 """
 from bson import ObjectId
 
-from engine import control, planner, sender, store
+from engine import control, imports, planner, sender, store
 
 
 def run_campaign(campaign_id, retry=None, deliver=None):
@@ -41,8 +41,10 @@ def sweep(submit):
     for campaign_id, tokens in batches.items():
         for token in tokens:
             submit("crm.deliver_batch", campaign_id, token)
+    for job_id in imports.stale_jobs():  # an import whose worker died resumes from its last chunk
+        submit("crm.run_import", job_id)
     return started, len(replan), sum(len(tokens) for tokens in batches.values())
 
 
 BY_NAME = {"crm.run_campaign": run_campaign, "crm.plan_campaign": plan_campaign,
-           "crm.deliver_batch": deliver_inline}
+           "crm.deliver_batch": deliver_inline, "crm.run_import": imports.run_import}

@@ -14,12 +14,13 @@ from flask import current_app
 from engine import control, store
 from engine.audience import audience_query
 from engine.templates import render
-from models import Campaign, Customer
+from models import Campaign, Customer, Suppression
 from models.base import utcnow
 from models.campaign import SENDING
+from services import unsubscribe
 
 log = logging.getLogger(__name__)
-PROJECTION = {"name": 1, "email": 1, "totalSpend": 1}
+PROJECTION = {"name": 1, "email": 1, "totalSpend": 1, "subscribed": 1}
 
 
 def plan(campaign_id, deliver):
@@ -62,10 +63,13 @@ def _plan_batch(campaign, customers, deliver):
     token = uuid.uuid4().hex
     now = utcnow()
     domain = current_app.config["MESSAGE_ID_DOMAIN"]
+    recipients = consenting(customers)
+    links = "unsubscribeUrl" in campaign.message  # a signature per recipient only when it is used
     docs = []
-    for customer in customers:
+    for customer in recipients:
         try:
-            docs.append(store.new_record(campaign.pk, customer, render(campaign.message, customer),
+            link = unsubscribe.url(customer["_id"], campaign.pk) if links else ""
+            docs.append(store.new_record(campaign.pk, customer, render(campaign.message, customer, link),
                                          token, now, domain))
         except Exception as exc:  # one customer's data must not stop the campaign
             log.warning("campaign %s: cannot render the message for customer %s: %s",
@@ -74,7 +78,15 @@ def _plan_batch(campaign, customers, deliver):
                                          error=f"render: {type(exc).__name__}: {exc}"))
     store.insert_records(docs)
     moved = Campaign.objects(pk=campaign.pk, status=SENDING).update_one(
-        set__plan_cursor=customers[-1]["_id"], set__updated_at=now)
-    if moved:
+        set__plan_cursor=customers[-1]["_id"], set__updated_at=now,
+        inc__suppressed=len(customers) - len(recipients))  # with the cursor: counted once
+    if moved and docs:
         deliver(str(campaign.pk), token)
     return bool(moved)
+
+
+def consenting(customers):
+    """The customers who may be sent to: subscribed, and not on the suppression list (one query)."""
+    suppressed = {doc["email"] for doc in Suppression._get_collection().find(
+        {"email": {"$in": [c.get("email") or "" for c in customers]}}, {"email": 1})}
+    return [c for c in customers if c.get("subscribed") is not False and c.get("email") not in suppressed]

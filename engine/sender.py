@@ -29,6 +29,7 @@ from engine.vendors import OutgoingMessage, VendorRejected, VendorUnavailable
 from models import Campaign
 from models.base import utcnow
 from models.campaign import SENDING
+from services import unsubscribe
 
 log = logging.getLogger(__name__)
 DONE, HELD, STOPPED, VENDOR_DOWN = "done", "held", "stopped", "vendor down"
@@ -162,7 +163,8 @@ class _Batch:
         call is guarded: a failure to record an outcome (the database) is not the recipient's fault
         and propagates (the task is retried; the sweep re-queues the batch)."""
         message = OutgoingMessage(str(record["_id"]), record["vendorMessageId"], record["email"],
-                                  self.subject, record["message"])
+                                  self.subject, record["message"],
+                                  unsubscribe.url(record["customer"], self.campaign.pk))
         for attempt in range(1, attempts + 1):
             try:
                 self._open().send(message)

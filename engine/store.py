@@ -46,7 +46,7 @@ def claim(token, worker, now, lease_cutoff):
     except DuplicateKeyError:
         return None
     return list(_deliveries().find(
-        {"batch": token, "status": PENDING}, {"email": 1, "message": 1, "vendorMessageId": 1},
+        {"batch": token, "status": PENDING}, {"email": 1, "message": 1, "vendorMessageId": 1, "customer": 1},
     ).sort("_id", 1))
 
 

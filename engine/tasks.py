@@ -7,7 +7,7 @@ from celery import shared_task
 from flask import current_app
 from pymongo.errors import ConnectionFailure
 
-from engine import jobs, runner, sender
+from engine import imports, jobs, runner, sender
 from engine.scheduler import OutageLog
 
 _beat_outage = OutageLog("scheduled-campaign sweep")
@@ -50,6 +50,19 @@ def deliver_batch(self, campaign_id, token):
     if outcome == sender.HELD:
         raise self.retry(countdown=current_app.config["DISPATCH_CLAIM_LEASE_S"])
     return outcome
+
+
+@shared_task(name="crm.run_import", bind=True, acks_late=True, max_retries=None)
+def run_import(self, job_id):
+    """Run (or resume from its last committed chunk) a CSV import; come back after the lease when
+    another worker holds it."""
+    try:
+        status = imports.run_import(job_id)
+    except ConnectionFailure as exc:
+        _after_outage(self, exc)
+    if status is None:
+        raise self.retry(countdown=current_app.config["IMPORT_LEASE_S"])
+    return status
 
 
 @shared_task(name="crm.start_due_campaigns")

@@ -1,4 +1,5 @@
-"""Message personalisation: ``{{name}}``, ``{{firstName}}``, ``{{email}}``, ``{{totalSpend}}`` only.
+"""Message personalisation: ``{{name}}``, ``{{firstName}}``, ``{{email}}``, ``{{totalSpend}}`` and
+``{{unsubscribeUrl}}`` (the recipient's signed one-click unsubscribe link) only.
 
 Templates run in Jinja's sandbox and are checked at creation to contain nothing but text and those
 placeholders: no filters, calls, attribute access, loops or other code.
@@ -8,7 +9,7 @@ from functools import lru_cache
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-PLACEHOLDERS = ("name", "firstName", "email", "totalSpend")
+PLACEHOLDERS = ("name", "firstName", "email", "totalSpend", "unsubscribeUrl")
 _ALLOWED_NODES = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name)
 _env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
@@ -50,10 +51,11 @@ def _money(value):
     return f"{float(value or 0):.2f}".rstrip("0").rstrip(".")
 
 
-def context_for(customer):
+def context_for(customer, unsubscribe_url=""):
     """The placeholder values for a customer document (raw dict from MongoDB)."""
     name = customer.get("name") or ""
     return {
+        "unsubscribeUrl": unsubscribe_url,
         "name": name,
         "firstName": name.split()[0] if name.split() else "",
         "email": customer.get("email") or "",
@@ -61,6 +63,6 @@ def context_for(customer):
     }
 
 
-def render(text, customer):
+def render(text, customer, unsubscribe_url=""):
     """The message for one customer."""
-    return _compiled(text).render(context_for(customer))
+    return _compiled(text).render(context_for(customer, unsubscribe_url))

@@ -18,6 +18,7 @@ import random
 import smtplib
 import threading
 import time
+from email import policy as email_policy
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -28,6 +29,8 @@ from models.base import utcnow
 
 log = logging.getLogger(__name__)
 FAILURE_REASONS = ("mailbox_full", "invalid_address", "blocked_by_recipient", "spam_filtered")
+# RFC 5322's hard limit: a long link in List-Unsubscribe stays one readable line, not encoded words.
+SMTP_POLICY = email_policy.SMTP.clone(max_line_length=998)
 SIGNATURE_HEADER = "X-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Webhook-Timestamp"
 
@@ -41,6 +44,7 @@ class OutgoingMessage:
     to: str
     subject: str
     body: str
+    unsubscribe_url: str | None = None  # sent as RFC 8058 List-Unsubscribe (one click)
 
 
 class VendorRejected(Exception):
@@ -181,10 +185,13 @@ class _SmtpSession:
         self.smtp, self.sender = smtp, sender
 
     def send(self, message):
-        email = EmailMessage()
+        email = EmailMessage(policy=SMTP_POLICY)
         email["From"], email["To"] = self.sender, message.to
         email["Subject"] = header_safe(message.subject)
         email["Message-ID"] = message.message_id
+        if message.unsubscribe_url:
+            email["List-Unsubscribe"] = f"<{header_safe(message.unsubscribe_url)}>"
+            email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         email.set_content(message.body)
         try:
             refused = self.smtp.send_message(email)

@@ -6,13 +6,18 @@ from models.campaign import Campaign
 from models.customer import Customer
 from models.db import init_db
 from models.delivery import Delivery
+from models.idempotency import IdempotentResponse
+from models.import_job import ImportJob, ImportRowError
 from models.order import Order
 from models.segment import Segment
+from models.suppression import Suppression
 from models.user import User
 
-ALL_DOCUMENTS = (Customer, Order, User, Segment, Campaign, Delivery, BatchClaim, ApiKey, AuditEvent)
+ALL_DOCUMENTS = (Customer, Order, User, Segment, Campaign, Delivery, BatchClaim, ApiKey, AuditEvent,
+                 Suppression, ImportJob, ImportRowError, IdempotentResponse)
 
 __all__ = [
     "ALL_DOCUMENTS", "ApiKey", "AuditEvent", "BatchClaim", "Campaign", "Customer", "Delivery",
-    "Order", "Segment", "User", "init_db",
+    "IdempotentResponse", "ImportJob", "ImportRowError", "Order", "Segment", "Suppression", "User",
+    "init_db",
 ]

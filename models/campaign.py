@@ -31,6 +31,7 @@ class Campaign(TimestampedDocument):
     started_at = DateTimeField(db_field="startedAt")
     completed_at = DateTimeField(db_field="completedAt")
     plan_cursor = ObjectIdField(db_field="planCursor")
+    suppressed = IntField(default=0)  # audience members skipped: unsubscribed or on the suppression list
     planned = DateTimeField()
     rate_next_at = DateTimeField(db_field="rateNextAt")
     last_error = StringField(db_field="lastError")

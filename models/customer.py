@@ -1,5 +1,13 @@
 """Customers: the people marketers sell to."""
-from mongoengine import DateTimeField, FloatField, IntField, ListField, ObjectIdField, StringField
+from mongoengine import (
+    BooleanField,
+    DateTimeField,
+    FloatField,
+    IntField,
+    ListField,
+    ObjectIdField,
+    StringField,
+)
 
 from models.base import TimestampedDocument
 
@@ -14,6 +22,12 @@ class Customer(TimestampedDocument):
     last_visit_date = DateTimeField(db_field="lastVisitDate")
     created_by = ObjectIdField(db_field="createdBy")
     tags = ListField(StringField(max_length=50), default=list)
+    # consent: an unsubscribed customer (or a suppressed email) is never sent a campaign
+    subscribed = BooleanField(default=True)
+    unsubscribed_at = DateTimeField(db_field="unsubscribedAt")
+    # the last import chunks that credited this customer's totals: a chunk resumed after a crash
+    # does not credit twice (see engine.ingest.credit_customers)
+    credited_by = ListField(StringField(), db_field="creditedBy")
 
     meta = {
         "collection": "customers",

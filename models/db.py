@@ -29,6 +29,10 @@ def init_db(app):
         )
     else:
         import mongomock
+        import mongomock.gridfs
+
+        mongomock.gridfs.enable_gridfs_integration()  # imports keep their files in GridFS
+        _accept_sort_in_bulk_updates()
 
         mongoengine.connect(
             app.config["MONGO_DB"],
@@ -40,6 +44,48 @@ def init_db(app):
             "and lives only inside this process"
         )
     app.extensions["mongo_db_name"] = mongoengine.get_db().name
+
+
+def _accept_sort_in_bulk_updates():
+    """Two fixes to mongomock 4.3's bulk writes, so the embedded store answers as MongoDB does:
+    pymongo ≥ 4.11 hands ``UpdateOne``'s ``sort`` (None unless given) to the bulk builder, which does
+    not know it (dropped when unset: the project never sorts a bulk update); and each ``upserted``
+    entry's ``index`` must be the operation's position, not the count of upserts so far."""
+    from mongomock.collection import BulkOperationBuilder
+
+    original = BulkOperationBuilder.add_update
+    if getattr(original, "accepts_sort", False):
+        return
+    original_execute = BulkOperationBuilder.execute
+
+    def execute(self, write_concern=None):
+        upserts = []
+
+        def numbered(index, function):
+            def run():
+                outcome = function()
+                if outcome.get("upserted") is not None:
+                    upserts.append({"index": index, "_id": outcome["upserted"]})
+                return outcome
+
+            run.__name__ = function.__name__  # execute() tells inserts from updates by name
+            return run
+
+        self.executors = [numbered(i, f) for i, f in enumerate(self.executors)]
+        result = original_execute(self, write_concern)
+        if isinstance(result, dict) and "upserted" in result:
+            result["upserted"] = upserts
+        return result
+
+    BulkOperationBuilder.execute = execute
+
+    def add_update(self, *args, sort=None, **kwargs):
+        if sort is not None:
+            raise NotImplementedError("the embedded store cannot sort a bulk update")
+        return original(self, *args, **kwargs)
+
+    add_update.accepts_sort = True
+    BulkOperationBuilder.add_update = add_update
 
 
 def ensure_indexes():

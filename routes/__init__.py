@@ -1,5 +1,19 @@
 """Blueprint registration: each resource under ``/api/...``; the seed's resources also unprefixed."""
-from routes import ai, api_keys, audit, auth, campaigns, customers, orders, receipts, segments, users
+from routes import (
+    ai,
+    api_keys,
+    audit,
+    auth,
+    campaigns,
+    customers,
+    imports,
+    orders,
+    receipts,
+    segments,
+    suppressions,
+    unsubscribe,
+    users,
+)
 
 # The seed's resources: also mounted at their unprefixed alias (/customers, ...).
 BLUEPRINTS = (
@@ -15,6 +29,9 @@ API_ONLY_BLUEPRINTS = (
     (users.bp, "users"),
     (api_keys.bp, "api-keys"),
     (audit.bp, "audit"),
+    (imports.bp, "imports"),
+    (suppressions.bp, "suppressions"),
+    (unsubscribe.bp, "unsubscribe"),
 )
 
 

@@ -4,6 +4,7 @@ from flask import Blueprint, g, jsonify
 from apidocs import doc
 from controllers import api_keys as controller
 from errors import ApiError
+from controllers.idempotency import idempotent
 from routes.helpers import dumped_page, load_body, load_query, signed_in_user
 from schemas.api_key import ApiKeyCreatedOut, ApiKeyIn, ApiKeyOut, ApiKeyPage, ApiKeyQuery
 from security.policy import effective_role
@@ -13,11 +14,12 @@ key_in, key_query, key_out = ApiKeyIn(), ApiKeyQuery(), ApiKeyOut()
 
 
 @bp.post("")
-@doc(body=ApiKeyIn, response=ApiKeyCreatedOut, status=201, errors=(403,),
+@doc(body=ApiKeyIn, response=ApiKeyCreatedOut, status=201, errors=(403,), idempotent=True,
      description="The key is in the answer once and stored only as a hash. Its role defaults to "
                  "the caller's and cannot exceed it. Only a signed-in session may create keys (or "
                  "`flask create-api-key`): a request made with an API key is 403, so no key outlives "
                  "or outranks the key that would have made it.")
+@idempotent(redact=("key",))
 def create_api_key():
     """Create an API key."""
     if g.get("api_key_id") is not None:

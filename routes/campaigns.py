@@ -4,6 +4,7 @@ from flask_login import current_user
 
 from apidocs import doc
 from controllers import campaigns as controller
+from controllers.idempotency import idempotent
 from routes.helpers import dumped, dumped_page, load_body, load_query
 from schemas.campaign import (
     AudienceIn,
@@ -43,9 +44,10 @@ def check_audience_size():
 
 
 @bp.post("/create-audience")
-@doc(body=LegacyCampaignIn, response=CampaignOut, status=201, errors=(503,),
+@doc(body=LegacyCampaignIn, response=CampaignOut, status=201, errors=(503,), idempotent=True,
      description="The legacy client's call: creates a campaign for the rules and starts sending it "
                  "(in the background). 503 when the task queue cannot take it: nothing is created.")
+@idempotent
 def create_audience():
     """Create and send a campaign (legacy)."""
     return dumped(campaign_out, controller.create_and_send_legacy(load_body(legacy_in), current_user), 201)
@@ -64,9 +66,10 @@ def list_campaigns():
 
 
 @bp.post("")
-@doc(body=CampaignIn, response=CampaignOut, status=201, errors=(404,),
+@doc(body=CampaignIn, response=CampaignOut, status=201, errors=(404,), idempotent=True,
      description="A draft, or scheduled when scheduledAt is given. Placeholders: {{name}}, "
                  "{{firstName}}, {{email}}, {{totalSpend}}.")
+@idempotent
 def create_campaign():
     """Create a campaign."""
     return dumped(campaign_out, controller.create_campaign(load_body(campaign_in), current_user), 201)

@@ -1,25 +1,21 @@
 """Request parsing and response building shared by the Blueprints."""
-import math
-import re
-
 from flask import jsonify, request
 from flask_login import current_user
 from werkzeug.exceptions import BadRequest
 
 from errors import ApiError
+from schemas.common import TOO_DEEP, storable_problem
 
 MAX_JSON_DEPTH = 64
-INT64 = 2 ** 63  # MongoDB stores integers as int64 at most
-UNSTORABLE_TEXT = re.compile("[\ud800-\udfff\x00]")  # lone surrogates (a JSON pair decodes to one
-# code point, so any left is unpaired) cannot be encoded as BSON's UTF-8; NUL ends C strings
 
 
-def json_payload(empty=None):
+def json_payload(empty=None, check=True):
     """The request body parsed as JSON (any JSON value), or a 4xx naming what is wrong with it.
 
     Every body the API accepts passes here, so values no schema anticipates are refused once, at
     the door: nesting deeper than ``MAX_JSON_DEPTH``, text MongoDB cannot store, integers beyond
     int64, and non-finite numbers (``NaN``, ``Infinity``, ``1e400``) are 400s naming the place.
+    ``check=False`` leaves those checks to the caller (bulk bodies report them item by item).
     """
     if not request.get_data(cache=True):
         return empty
@@ -31,8 +27,22 @@ def json_payload(empty=None):
         raise ApiError.bad_request("Malformed JSON in request body") from exc
     except RecursionError as exc:  # the parser recurses per level: far too deep to even read
         raise _too_deep() from exc
-    check_storable(payload)
+    if check:
+        check_storable(payload)
     return payload
+
+
+def json_items(limit):
+    """The request body as a JSON array of 1 to ``limit`` items (a bulk request), else a 400."""
+    items = json_payload(empty=None, check=False)
+    if not isinstance(items, list):
+        raise ApiError.bad_request("Request body must be a JSON array of items")
+    if not items:
+        raise ApiError.validation({"_schema": ["Send at least one item."]}, "The array is empty")
+    if len(items) > limit:
+        raise ApiError.validation({"_schema": [f"At most {limit} items per request."]},
+                                  f"Too many items: {len(items)} (at most {limit})")
+    return items
 
 
 def signed_in_user():
@@ -48,34 +58,13 @@ def _too_deep():
 
 def check_storable(value):
     """Raise a 400 naming the first place where ``value`` holds something MongoDB cannot store."""
-    stack = [(value, "", 1)]
-    while stack:
-        item, path, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise _too_deep()
-        problem = None
-        if isinstance(item, dict):
-            for key, child in item.items():
-                child_path = f"{path}.{key}" if path else str(key)
-                if UNSTORABLE_TEXT.search(key):
-                    problem, path = "Field names may not contain NUL or unpaired surrogates.", child_path
-                    break
-                stack.append((child, child_path, depth + 1))
-        elif isinstance(item, list):
-            stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
-        elif isinstance(item, str):
-            if UNSTORABLE_TEXT.search(item):
-                problem = "Text may not contain NUL characters or unpaired surrogates."
-        elif isinstance(item, bool) or item is None:
-            pass
-        elif isinstance(item, int):
-            if not -INT64 <= item < INT64:
-                problem = "Number out of range."
-        elif isinstance(item, float) and not math.isfinite(item):
-            problem = "Must be a finite number."
-        if problem:
-            field = path or "_schema"
-            raise ApiError.validation({field: [problem]}, f"Invalid {field}: {problem}")
+    problem = storable_problem(value, MAX_JSON_DEPTH)
+    if problem is None:
+        return
+    field, message = problem
+    if message is TOO_DEEP:
+        raise _too_deep()
+    raise ApiError.validation({field: [message]}, f"Invalid {field}: {message}")
 
 
 def json_body():

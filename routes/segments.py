@@ -4,6 +4,7 @@ from flask_login import current_user
 
 from apidocs import doc
 from controllers import segments as controller
+from controllers.idempotency import idempotent
 from routes.helpers import dumped, dumped_page, load_body, load_query
 from schemas.segment import (
     PreviewIn,
@@ -22,7 +23,8 @@ preview_in, segment_detail_out = PreviewIn(), SegmentDetailOut()
 
 
 @bp.post("")
-@doc(body=SegmentIn, response=SegmentOut, status=201, errors=(409,))
+@doc(body=SegmentIn, response=SegmentOut, status=201, errors=(409,), idempotent=True)
+@idempotent
 def create_segment():
     """Save a segment."""
     return dumped(segment_out, controller.create_segment(load_body(segment_in), current_user), 201)

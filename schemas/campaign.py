@@ -125,6 +125,8 @@ class StatsOut(Schema):
     awaiting_receipts = fields.Integer(data_key="awaitingReceipts", metadata={
         "description": "Handed to the vendor, no receipt yet: not known to have arrived."})
     total = fields.Integer()
+    suppressed = fields.Integer(metadata={
+        "description": "Audience members not sent to: unsubscribed, or on the suppression list."})
     failure_reasons = fields.List(fields.Nested(FailureReasonOut), data_key="failureReasons")
 
 

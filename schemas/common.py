@@ -1,5 +1,6 @@
 """Field types and schemas shared by every resource."""
 import math
+import re
 
 from bson import ObjectId
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
@@ -8,6 +9,46 @@ from dates import iso_utc, parse_iso_datetime
 
 MAX_PAGE = 100_000
 OBJECT_ID_PATTERN = "^[0-9a-fA-F]{24}$"
+
+
+INT64 = 2 ** 63  # MongoDB stores integers as int64 at most
+UNSTORABLE_TEXT = re.compile("[\ud800-\udfff\x00]")  # lone surrogates (a JSON pair decodes to one
+# code point, so any left is unpaired) cannot be encoded as BSON's UTF-8; NUL ends C strings
+TOO_DEEP = "Nested too deeply."
+
+
+def storable_problem(value, max_depth):
+    """``(path, message)`` of the first place where ``value`` (decoded JSON) holds something MongoDB
+    cannot store (``message`` is :data:`TOO_DEEP` past ``max_depth`` levels), else None: text with
+    NUL or lone surrogates, integers beyond int64, non-finite numbers."""
+    stack = [(value, "", 1)]
+    while stack:
+        item, path, depth = stack.pop()
+        if depth > max_depth:
+            return path or "_schema", TOO_DEEP
+        problem = None
+        if isinstance(item, dict):
+            for key, child in item.items():
+                child_path = f"{path}.{key}" if path else str(key)
+                if UNSTORABLE_TEXT.search(key):
+                    problem, path = "Field names may not contain NUL or unpaired surrogates.", child_path
+                    break
+                stack.append((child, child_path, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
+        elif isinstance(item, str):
+            if UNSTORABLE_TEXT.search(item):
+                problem = "Text may not contain NUL characters or unpaired surrogates."
+        elif isinstance(item, bool) or item is None:
+            pass
+        elif isinstance(item, int):
+            if not -INT64 <= item < INT64:
+                problem = "Number out of range."
+        elif isinstance(item, float) and not math.isfinite(item):
+            problem = "Must be a finite number."
+        if problem:
+            return path or "_schema", problem
+    return None
 
 
 class UtcDateTime(fields.Field):

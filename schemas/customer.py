@@ -5,6 +5,8 @@ from schemas.campaign import DeliveryOut
 from schemas.common import (
     InputSchema,
     NormalizedEmail,
+    ObjectIdString,
+    StrictBoolean,
     PageQuery,
     TrimmedString,
     UtcDateTime,
@@ -32,6 +34,8 @@ class CustomerIn(InputSchema):
     name = TrimmedString(required=True, validate=validate.Length(min=1, max=200))
     email = NormalizedEmail(required=True, validate=validate.Length(max=254))
     tags = tags_field()
+    subscribed = StrictBoolean(metadata={
+        "description": "Consent to campaigns (default true). false records `unsubscribedAt`."})
 
     @post_load
     def _unique_tags(self, data, **kwargs):
@@ -48,7 +52,22 @@ class CustomerPatch(CustomerIn):
 
     @validates_schema
     def _not_empty(self, data, **kwargs):
-        require_some(data, ("name", "email", "tags"))
+        require_some(data, ("name", "email", "tags", "subscribed"))
+
+
+class CustomerUpsert(CustomerIn):
+    """Body of ``PUT /customers/by-email/<email>``: the email comes from the path."""
+
+    name = TrimmedString(validate=validate.Length(min=1, max=200), metadata={
+        "description": "Required to create the customer."})
+    email = NormalizedEmail(validate=validate.Length(max=254), metadata={
+        "description": "Optional; must equal the address in the path."})
+
+
+class UpsertQuery(InputSchema):
+    """``mode``: ``merge`` (fields given replace, tags are added) or ``replace`` (tags too)."""
+
+    mode = fields.String(load_default="merge", validate=validate.OneOf(("merge", "replace")))
 
 
 class CustomerQuery(PageQuery):
@@ -56,7 +75,35 @@ class CustomerQuery(PageQuery):
 
     email = TrimmedString(lower=True, validate=validate.Length(min=1, max=254))
     q = fields.String(validate=validate.Length(min=1, max=200))
+    subscribed = fields.Boolean(truthy={"true", "1"}, falsy={"false", "0"})
     sort = fields.String(load_default="-createdAt", validate=validate.OneOf(SORT_CHOICES))
+
+
+class CustomerExportQuery(InputSchema):
+    """Query string of ``GET /customers/export.csv``: the list's filters, or a segment."""
+
+    email = TrimmedString(lower=True, validate=validate.Length(min=1, max=254))
+    q = fields.String(validate=validate.Length(min=1, max=200))
+    subscribed = fields.Boolean(truthy={"true", "1"}, falsy={"false", "0"})
+    segment_id = ObjectIdString(data_key="segmentId")
+
+
+class BulkItemOut(Schema):
+    """One item's outcome in a bulk answer."""
+
+    index = fields.Integer(required=True)
+    status = fields.String(required=True, metadata={"enum": ["created", "updated", "skipped", "failed"]})
+    id = fields.String(metadata={"description": "The record's id (not for failed items)"})
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    message = fields.String()
+    duplicate_of = fields.Integer(data_key="duplicateOf")
+
+
+class BulkOut(Schema):
+    """The answer to a bulk request: counts by status and one entry per item, in order."""
+
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    items = fields.List(fields.Nested(BulkItemOut), required=True)
 
 
 class CustomerOut(Schema):
@@ -68,6 +115,8 @@ class CustomerOut(Schema):
     total_spend = fields.Float(data_key="totalSpend")
     num_visits = fields.Integer(data_key="numVisits")
     tags = fields.List(fields.String())
+    subscribed = fields.Function(lambda c: c.subscribed is not False)
+    unsubscribed_at = UtcDateTime(data_key="unsubscribedAt", allow_none=True)
     last_visit_date = UtcDateTime(data_key="lastVisitDate", allow_none=True)
     created_at = UtcDateTime(data_key="createdAt")
     updated_at = UtcDateTime(data_key="updatedAt")

@@ -9,6 +9,7 @@ from schemas.common import (
     ObjectIdString,
     PageQuery,
     StrictNumber,
+    TrimmedString,
     UtcDateTime,
     id_field,
     page_of,
@@ -27,6 +28,9 @@ class OrderIn(InputSchema):
         validate=validate.Range(min=0, min_inclusive=False, max=MAX_AMOUNT),
     )
     date = UtcDateTime()
+    external_id = TrimmedString(data_key="externalId", validate=validate.Length(min=1, max=100),
+                                metadata={"description": "Your own order number (unique): an order "
+                                          "sent again with it is recognised, not counted twice."})
 
     @pre_load
     def _accept_legacy_customer(self, data, **kwargs):
@@ -67,6 +71,7 @@ class OrderOut(Schema):
     customer_id = ObjectIdString(data_key="customerId")
     amount = fields.Float()
     date = UtcDateTime()
+    external_id = fields.String(data_key="externalId", allow_none=True)
     created_at = UtcDateTime(data_key="createdAt")
 
 

@@ -1,5 +1,5 @@
-"""The mutation audit of the campaign engine's promises: break the code one way at a time, run the
-tests that guard that promise, expect them to go red, put the code back.
+"""The mutation audit of the engine's and the data-in promises: break the code one way at a time, run
+the tests that guard that promise, expect them to go red, put the code back.
 
     .venv/bin/python scripts/mutation_audit.py            # every mutation (a few minutes)
     .venv/bin/python scripts/mutation_audit.py pause      # those whose name contains "pause"
@@ -13,12 +13,12 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MUTATIONS = [
     ("claim also takes SENT records", "engine/store.py",
-     '{"batch": token, "status": PENDING}, {"email": 1, "message": 1, "vendorMessageId": 1},',
-     '{"batch": token, "status": {"$in": [PENDING, SENT]}}, {"email": 1, "message": 1, "vendorMessageId": 1},',
+     '{"batch": token, "status": PENDING}, {"email": 1, "message": 1, "vendorMessageId": 1, "customer": 1},',
+     '{"batch": token, "status": {"$in": [PENDING, SENT]}}, {"email": 1, "message": 1, "vendorMessageId": 1, "customer": 1},',
      ["tests/test_engine_control.py::test_a_batch_redelivered_mid_campaign_sends_nobody_twice",
       "tests/test_queue.py::test_a_batch_redelivered_while_the_campaign_is_still_sending_is_not_sent_again"]),
     ("the sender never re-reads the campaign's state", "engine/sender.py",
-     "        if force or time.monotonic() - self.checked >= self.every_s:",
+     "        if time.monotonic() - self.checked >= self.every_s:",
      "        if False:",
      ["tests/test_engine_control.py::test_pause_stops_a_paced_batch_and_resume_finishes_it_exactly_once",
       "tests/test_engine_control.py::test_cancel_stops_sending_and_queued_batches_are_dropped"]),
@@ -86,6 +86,55 @@ MUTATIONS = [
      "    sent_at = fields.Function(lambda c: iso_utc(c.started_at), data_key=\"sentAt\"",
      "    sent_at = fields.Function(lambda c: iso_utc(c.started_at or c.created_at), data_key=\"sentAt\"",
      ["tests/test_engine.py::test_send_delivers_once_per_recipient_with_personal_messages"]),
+    # --- data in and out (issue 13)
+    ("a chunk run again credits its customers again", "engine/ingest.py",
+     '    operations = [UpdateOne({"_id": entry["_id"], "creditedBy": {"$ne": source}}, {',
+     '    operations = [UpdateOne({"_id": entry["_id"]}, {',
+     ["tests/test_imports.py::test_orders_credited_once_when_the_worker_dies_between_writing_and_crediting"]),
+    ("a resumed import starts from the first row", "engine/imports.py",
+     "        if number <= done:\n            continue",
+     "        if number <= 0:\n            continue",
+     ["tests/test_imports.py::test_a_job_whose_worker_died_resumes_from_its_last_chunk"]),
+    ("a live import lease is taken over", "engine/imports.py",
+     '{"status": RUNNING, "heartbeatAt": {"$lt": now - lease()}}]},',
+     '{"status": RUNNING}]},',
+     ["tests/test_imports.py::test_a_job_whose_worker_died_resumes_from_its_last_chunk"]),
+    ("Idempotency-Key replays run the request again", "controllers/idempotency.py",
+     "        if record.status is not None:\n            return _replay(record)",
+     "        if record.status is not None:\n            IdempotentResponse.objects(pk=record_id).delete()\n            continue",
+     ["tests/test_bulk.py::test_a_replayed_create_returns_the_first_answer_and_writes_nothing"]),
+    ("Idempotency-Key ignores the body", "controllers/idempotency.py",
+     "        if record.fingerprint != fingerprint:",
+     "        if False:",
+     ["tests/test_bulk.py::test_a_replayed_create_returns_the_first_answer_and_writes_nothing"]),
+    ("an external order id sent again is counted again", "controllers/orders.py",
+     "    existing = _recorded_already(data)\n    if existing is not None:\n        return existing, False",
+     "    existing = None",
+     ["tests/test_bulk.py::test_an_order_sent_again_with_its_external_id_is_not_counted_twice"]),
+    ("suppressed and unsubscribed customers are sent to", "engine/planner.py",
+     "    return [c for c in customers if c.get(\"subscribed\") is not False and c.get(\"email\") not in suppressed]",
+     "    return list(customers)",
+     ["tests/test_consent.py::test_campaigns_skip_unsubscribed_and_suppressed_customers_and_count_them"]),
+    ("an unsubscribe link is not checked", "services/unsubscribe.py",
+     "        customer_id, campaign_id = _serializer().loads(value)",
+     "        customer_id, campaign_id = _serializer().loads_unsafe(value)[1]",
+     ["tests/test_consent.py::test_a_link_signed_with_another_secret_is_refused"]),
+    ("exported formulas are not escaped", "controllers/export.py",
+     "    return \"'\" + text if text.startswith(FORMULA_STARTS) else text",
+     "    return text",
+     ["tests/test_consent.py::test_the_export_streams_csv_with_formulas_escaped_and_is_audited"]),
+    ("a bulk request costs one write", "security/limits.py",
+     "    if _endpoint() not in BULK_ENDPOINTS:",
+     "    if True:",
+     ["tests/test_bulk.py::test_a_bulk_request_costs_one_write_per_hundred_items"]),
+    ("uploads are not checked for UTF-8", "engine/imports.py",
+     "                text = decoder.decode(piece)",
+     "                text = piece.decode(\"utf-8\", \"replace\")",
+     ["tests/test_imports.py::test_a_refused_upload_stores_nothing"]),
+    ("an oversized upload is stored", "engine/imports.py",
+     "            if size > max_bytes:",
+     "            if False:",
+     ["tests/test_imports.py::test_a_file_over_the_limit_is_413_with_nothing_stored"]),
 ]
 only = sys.argv[1:]
 # Running jobs on the request thread makes that test hang rather than fail (the request itself then

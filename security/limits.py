@@ -3,6 +3,8 @@
 They are application-wide limits selected by endpoint and method, so the unprefixed aliases share
 the /api routes' buckets. Storage is ``RATELIMIT_STORAGE_URI`` (Redis for several processes).
 """
+import math
+
 from flask import g, request
 from flask_limiter import ApplicationLimit, Limiter
 from flask_limiter.util import get_remote_address
@@ -14,6 +16,8 @@ WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 LOGIN_ENDPOINTS = {"auth.google_login", "auth.google_callback"}
 AI_BLUEPRINTS = ("ai.", "gemini.")  # every assistant endpoint, present and future
 UNLIMITED_WRITES = {"auth.logout", "receipts.receive_receipts"}
+BULK_ENDPOINTS = {"customers.bulk_customers", "orders.bulk_orders"}
+ITEMS_PER_REQUEST = 100  # a bulk request costs one write per this many items
 
 
 def _endpoint():
@@ -28,6 +32,18 @@ def _is_write():
     return request.method in WRITE_METHODS and request.endpoint is not None and (
         _endpoint() not in UNLIMITED_WRITES
     )
+
+
+def write_cost():
+    """One write, or for a bulk request one per :data:`ITEMS_PER_REQUEST` items (so loading 10,000
+    customers costs what 100 single requests do, not 10,000)."""
+    if _endpoint() not in BULK_ENDPOINTS:
+        return 1
+    try:
+        items = request.get_json(silent=True)
+    except RecursionError:  # nested too deep to read: the view refuses it (400)
+        return 1
+    return max(1, math.ceil(len(items) / ITEMS_PER_REQUEST)) if isinstance(items, list) else 1
 
 
 def principal():
@@ -48,11 +64,11 @@ def application_limits(config):
             exempt_when=lambda: not (_endpoint().startswith(AI_BLUEPRINTS) and current_user.is_authenticated),
         ),
         ApplicationLimit(
-            config["RATELIMIT_WRITE"], key_function=principal, scope="write-principal",
+            config["RATELIMIT_WRITE"], key_function=principal, scope="write-principal", cost=write_cost,
             exempt_when=lambda: not (_is_write() and current_user.is_authenticated),
         ),
         ApplicationLimit(
-            config["RATELIMIT_WRITE_IP"], key_function=get_remote_address, scope="write-ip",
+            config["RATELIMIT_WRITE_IP"], key_function=get_remote_address, scope="write-ip", cost=write_cost,
             exempt_when=lambda: not _is_write(),
         ),
     ]

@@ -16,6 +16,28 @@ log = logging.getLogger(__name__)
 EXCHANGE = Exchange("crm.events", type="topic", durable=True)
 
 
+def enabled():
+    """True when events go anywhere (a broker is configured)."""
+    return broker_configured(current_app)
+
+
+def publish_many(events):
+    """Publish ``(event, payload)`` pairs over one connection (bulk writes, imports)."""
+    if not enabled():
+        return
+    celery = current_app.extensions[EXTENSION]
+    now = iso_utc(utcnow())
+    try:
+        with celery.producer_or_acquire() as producer:
+            for event, payload in events:
+                producer.publish(
+                    {"event": event, "at": now, **payload}, exchange=EXCHANGE, routing_key=event,
+                    declare=[EXCHANGE], serializer="json", retry=True, retry_policy=PUBLISH_RETRY,
+                )
+    except Exception as exc:  # the writes already happened; subscribers miss these
+        log.error("could not publish events: %s", exc)
+
+
 def publish(event, **payload):
     """Publish ``event`` with ``payload`` (JSON) when a broker is configured."""
     body = {"event": event, "at": iso_utc(utcnow()), **payload}

@@ -314,20 +314,33 @@ def mongo_standin(mongo_standin_ready, tmp_path):
 
 
 @pytest.fixture
-def event_queue(rabbitmq_url):
-    """A temporary queue bound to ``campaign.#`` on the events exchange; yields a drain function."""
+def events_on(rabbitmq_url):
+    """Factory: a temporary queue bound to ``pattern`` on the events exchange; returns a drain
+    function (the events received so far, in order)."""
     connection = Connection(rabbitmq_url)
-    channel = connection.channel()
-    queue = Queue(f"crm-test-events-{uuid.uuid4().hex[:8]}", exchange=EXCHANGE, routing_key="campaign.#",
-                  auto_delete=True, channel=channel)
-    queue.declare()
+    queues = []
 
-    def drain():
-        events = []
-        while (message := queue.get(no_ack=True)) is not None:
-            events.append(message.payload)
-        return events
+    def bind(pattern):
+        queue = Queue(f"crm-test-events-{uuid.uuid4().hex[:8]}", exchange=EXCHANGE, routing_key=pattern,
+                      auto_delete=True, channel=connection.channel())
+        queue.declare()
+        queues.append(queue)
 
-    yield drain
-    queue.delete()
+        def drain():
+            events = []
+            while (message := queue.get(no_ack=True)) is not None:
+                events.append(message.payload)
+            return events
+
+        return drain
+
+    yield bind
+    for queue in queues:
+        queue.delete()
     connection.release()
+
+
+@pytest.fixture
+def event_queue(events_on):
+    """A temporary queue bound to ``campaign.#`` on the events exchange; yields a drain function."""
+    return events_on("campaign.#")

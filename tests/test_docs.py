@@ -90,7 +90,7 @@ def test_request_and_response_schemas_come_from_marshmallow(anon):
     assert listing["content"]["application/json"]["schema"]["type"] == "array"
     assert "X-Total-Count" in listing["headers"]
     params = {p["name"] for p in spec["paths"]["/api/customers"]["get"]["parameters"]}
-    assert params == {"page", "per_page", "email", "q", "sort"}
+    assert params == {"page", "per_page", "email", "q", "subscribed", "sort"}
 
 
 def test_undocumented_route_is_refused(make_app):

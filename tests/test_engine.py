@@ -101,7 +101,7 @@ def test_send_delivers_once_per_recipient_with_personal_messages(marketer, peopl
     body = campaign_action(marketer, campaign["_id"])
     assert body["status"] == "completed" and body["sentAt"] and body["completedAt"] >= body["sentAt"]
     assert body["stats"] == {"audienceSize": 5, "pending": 0, "sent": 5, "delivered": 0, "failed": 0,
-                             "awaitingReceipts": 5, "total": 5, "failureReasons": []}
+                             "awaitingReceipts": 5, "total": 5, "suppressed": 0, "failureReasons": []}
     records = Delivery.objects(campaign_id=campaign["_id"]).order_by("email")
     assert [r.email for r in records] == [f"p{i}@shop.com" for i in range(3, 8)]
     assert records[0].message == "Hi Person, you spent 300!"

@@ -163,3 +163,49 @@ def test_worker_dying_mid_batch_loses_nothing_and_duplicates_nothing(broker_app,
     ids = {r.vendor_message_id for r in records}
     assert ids <= engine.vendor(broker_app).accepted  # every recipient's message accepted, once
     assert len(set(handed)) == 10 < len(handed)  # the dead worker's in-flight messages came again
+
+
+def test_every_persisted_customer_and_order_is_published(broker_app, events_on):
+    customers, orders = events_on("customer.*"), events_on("order.*")
+    client = signed_in(broker_app, make_user(MARKETER, email="m@example.com"))
+    ann = client.post("/api/customers", json={"name": "Ann", "email": "ann@x.com"}).get_json()
+    client.patch(f"/api/customers/{ann['_id']}", json={"name": "Ann Lee"})
+    bulk = client.post("/api/customers/bulk", json=[
+        {"name": "Bob", "email": "bob@x.com"}, {"name": "Ann B", "email": "ann@x.com"}, {"name": "x", "email": "bad"}])
+    assert bulk.get_json()["counts"]["failed"] == 1
+    client.put("/api/customers/by-email/cat@x.com", json={"name": "Cat"})
+    single = client.post("/api/orders", json={"customerId": ann["_id"], "amount": 5}).get_json()
+    many = client.post("/api/orders/bulk", json=[{"customerId": ann["_id"], "amount": 1, "externalId": "X1"},
+                                                  {"customerId": ann["_id"], "amount": 1, "externalId": "X1"}])
+    assert many.get_json()["counts"] == {"created": 1, "updated": 0, "skipped": 1, "failed": 0}
+
+    got, order_events = [], []
+    assert _wait_for(lambda: got.extend(customers()) or order_events.extend(orders()) or (
+        len(got) >= 5 and len(order_events) >= 2), timeout=10), (got, order_events)
+    names = [(e["event"], e["email"]) for e in got]
+    assert ("customer.created", "ann@x.com") in names and ("customer.updated", "ann@x.com") in names
+    assert ("customer.created", "bob@x.com") in names and ("customer.created", "cat@x.com") in names
+    assert all(e["customerId"] for e in got) and len(got) == 5  # ann created, updated; bob; ann again; cat
+    assert [e["event"] for e in order_events] == ["order.created", "order.created"]
+    assert order_events[0]["orderId"] == single["_id"]
+
+
+def test_a_csv_import_is_queued_on_rabbitmq_and_run_by_a_worker(broker_app):
+    import io
+
+    from models import ImportJob
+
+    client = signed_in(broker_app, make_user(MARKETER, email="m@example.com"))
+    text = "name,email\n" + "".join(f"New {i},new{i}@shop.com\n" for i in range(25)) + "Bad,bad\n"
+    queued = client.post("/api/imports", data={"type": "customers", "file": (io.BytesIO(text.encode()), "p.csv")},
+                         content_type="multipart/form-data")
+    assert queued.status_code == 202 and queued.get_json()["status"] == "queued"
+    job_id = queued.get_json()["_id"]
+    assert Customer.objects(email__startswith="new").count() == 0  # the request only queued it
+
+    with start_worker(broker_app.extensions["celery"], pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        done = _wait_for(lambda: ImportJob.objects.get(pk=job_id).status == "completed")
+    job = client.get(f"/api/imports/{job_id}").get_json()
+    assert done, job
+    assert job["counts"] == {"read": 26, "inserted": 25, "updated": 0, "skipped": 0, "failed": 1}
+    assert Customer.objects(email__startswith="new").count() == 25

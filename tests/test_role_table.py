@@ -29,10 +29,19 @@ TABLE = {
     ("PATCH", "/api/customers/{customer_id}"): MARKETER, ("PATCH", "/customers/{customer_id}"): MARKETER,
     ("DELETE", "/api/customers/{customer_id}"): MARKETER, ("DELETE", "/customers/{customer_id}"): MARKETER,
     ("GET", "/api/customers/{customer_id}/export"): ADMIN, ("GET", "/customers/{customer_id}/export"): ADMIN,
+    **{(method, f"{prefix}/customers/{path}"): role for prefix in ("/api", "") for method, path, role in (
+        ("PUT", "by-email/{email}", MARKETER), ("POST", "bulk", MARKETER), ("GET", "export.csv", MARKETER))},
     # orders
     ("GET", "/api/orders"): VIEWER, ("GET", "/orders"): VIEWER,
     ("POST", "/api/orders"): MARKETER, ("POST", "/orders"): MARKETER,
     ("GET", "/api/orders/{order_id}"): VIEWER, ("GET", "/orders/{order_id}"): VIEWER,
+    ("POST", "/api/orders/bulk"): MARKETER, ("POST", "/orders/bulk"): MARKETER,
+    # data in, consent
+    ("POST", "/api/imports"): MARKETER, ("GET", "/api/imports"): VIEWER, ("GET", "/api/imports/{job_id}"): VIEWER,
+    ("GET", "/api/imports/{job_id}/errors"): VIEWER,
+    ("POST", "/api/suppressions"): MARKETER, ("GET", "/api/suppressions"): VIEWER,
+    ("DELETE", "/api/suppressions/{email}"): MARKETER,
+    ("GET", "/api/unsubscribe/{token}"): PUBLIC, ("POST", "/api/unsubscribe/{token}"): PUBLIC,
     # campaigns
     ("GET", "/api/campaigns"): VIEWER, ("GET", "/campaigns"): VIEWER,
     ("POST", "/api/campaigns"): MARKETER, ("POST", "/campaigns"): MARKETER,
@@ -70,10 +79,11 @@ def test_the_table_covers_exactly_the_documented_operations(app):
 
 
 def _concrete(path):
-    return path.replace("{path}", "index.css").replace("{", "").replace("}", "") \
+    return path.replace("{path}", "index.css").replace("{email}", "a@b.co").replace("{", "").replace("}", "") \
         .replace("customer_id", "64b7f0000000000000000000").replace("order_id", "64b7f0000000000000000000") \
         .replace("campaign_id", "64b7f0000000000000000000").replace("segment_id", "64b7f0000000000000000000") \
-        .replace("key_id", "64b7f0000000000000000000").replace("user_id", "64b7f0000000000000000000")
+        .replace("key_id", "64b7f0000000000000000000").replace("user_id", "64b7f0000000000000000000") \
+        .replace("job_id", "64b7f0000000000000000000")
 
 
 @pytest.mark.parametrize("role", [ANONYMOUS, VIEWER, MARKETER, ADMIN])

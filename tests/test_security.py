@@ -30,7 +30,11 @@ def test_every_endpoint_has_a_policy_and_the_table_has_no_strays(app):
     assert set(POLICY) - endpoints == set(), "policy entries for routes that do not exist"
 
 
-CRM_DATA = ("customers.", "orders.", "campaigns.", "segments.")
+CRM_DATA = ("customers.", "orders.", "campaigns.", "segments.", "imports.", "suppressions.")
+# Reads that hand out the whole customer list at once: the people who may change it.
+MARKETER_READS = ("customers.download_csv",)
+# The signed link in messages: its own credential, able to unsubscribe one customer only.
+SIGNED_LINKS = ("unsubscribe.",)
 READ_ONLY_POSTS = ("check_audience_size", "preview_rules", "preview_segment")
 # Authenticated by its own HMAC signature instead of a user (tests in test_engine.py).
 SIGNED_WEBHOOKS = ("receipts.receive_receipts",)
@@ -44,6 +48,10 @@ def test_policy_table_states_the_roles_intent(app):
         key = policy_key(endpoint)
         if key.startswith(ADMIN_ONLY):
             assert required == ADMIN, (method, path)
+        elif key in MARKETER_READS:
+            assert required == MARKETER, (method, path)
+        elif key.startswith(SIGNED_LINKS):
+            assert required is PUBLIC, (method, path)
         elif key.startswith(CRM_DATA):
             writes = method != "GET" and not key.endswith(READ_ONLY_POSTS)
             assert required == (MARKETER if writes else VIEWER), (method, path)

@@ -218,3 +218,20 @@ def test_a_retry_job_delivered_twice_retries_nobody_twice(smtp_app, smtp_server,
         jobs.BY_NAME[name](*args)  # the same job, delivered again
     assert mailbox.attempts[REFUSED] == 2 and len(mailbox.messages) == 1
     assert Campaign.objects.get(pk=campaign["_id"]).status == "completed"
+
+
+def test_messages_carry_a_one_click_list_unsubscribe_that_works(smtp_app, smtp_server, campaign_action):
+    """RFC 8058: the mail client POSTs ``List-Unsubscribe=One-Click`` to the header's https URL."""
+    mailbox, _ = smtp_server
+    app = smtp_app(PUBLIC_URL="https://crm.example")
+    Customer._get_collection().insert_many([{"name": "Ada", "email": "ada@shop.com", "totalSpend": 1.0}])
+    client = signed_in(app, make_user(MARKETER, email="m@example.com"))
+    campaign_action(client, _campaign(client)["_id"])
+    (_, message), = mailbox.messages
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = message["List-Unsubscribe"].strip("<>")
+    assert url.startswith("https://crm.example/api/unsubscribe/")
+    answer = app.test_client().post(url.removeprefix("https://crm.example"), data="List-Unsubscribe=One-Click",
+                                    content_type="application/x-www-form-urlencoded")
+    assert answer.status_code == 200
+    assert Customer.objects.get(email="ada@shop.com").subscribed is False

@@ -1,0 +1,64 @@
+"""Customers out as CSV, streamed: a cursor read in batches, written a few hundred rows at a time."""
+import csv
+import io
+
+from controllers.customers import list_filter
+from controllers.segments import get_segment
+from dates import iso_utc
+from models import Customer
+from segments import compile_group
+
+COLUMNS = ("id", "name", "email", "tags", "subscribed", "unsubscribedAt", "totalSpend", "numVisits",
+           "lastVisitDate", "createdAt")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+ROWS_PER_WRITE = 500
+
+
+def spreadsheet_safe(text):
+    """Text a spreadsheet would run as a formula, prefixed with ``'`` so it is shown as text (OWASP)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _row(doc):
+    date = doc.get("lastVisitDate")
+    return [
+        str(doc["_id"]), spreadsheet_safe(doc.get("name") or ""), spreadsheet_safe(doc.get("email") or ""),
+        spreadsheet_safe("|".join(doc.get("tags") or [])), "false" if doc.get("subscribed") is False else "true",
+        iso_utc(doc["unsubscribedAt"]) if doc.get("unsubscribedAt") else "",
+        doc.get("totalSpend") or 0, doc.get("numVisits") or 0, iso_utc(date) if date else "",
+        iso_utc(doc["createdAt"]) if doc.get("createdAt") else "",
+    ]
+
+
+def export_filter(query):
+    """The MongoDB filter of an export: the list's filters, and a segment's rules (404 if unknown)."""
+    raw = list_filter(query)
+    if "segment_id" in query:
+        rules = compile_group(get_segment(str(query["segment_id"])).rules)
+        raw = {"$and": [raw, rules]} if raw else rules
+    return raw
+
+
+def customer_rows(query):
+    """The CSV text of the matching customers, in ``_id`` order, as a generator of chunks. The
+    filter is checked before the first chunk, so a bad one is still an error response."""
+    raw = export_filter(query)
+    return _chunks(raw)
+
+
+def _chunks(raw):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    cursor = Customer._get_collection().find(raw, {name: 1 for name in (
+        "name", "email", "tags", "subscribed", "unsubscribedAt", "totalSpend", "numVisits", "lastVisitDate",
+        "createdAt")}).sort("_id", 1).batch_size(ROWS_PER_WRITE)
+    count = 0
+    for doc in cursor:
+        writer.writerow(_row(doc))
+        count += 1
+        if count % ROWS_PER_WRITE == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

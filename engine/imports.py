@@ -1,0 +1,375 @@
+"""CSV imports: a file checked at upload, kept in GridFS, and persisted by a job in chunks.
+
+- **Upload** (:func:`store_upload`): the file is copied to GridFS in 64 KiB pieces while its bytes are
+  checked to be UTF-8 (a BOM is fine) and its size stays under ``MAX_IMPORT_MB``; the header line
+  decides the delimiter (``,`` or ``;``) and is matched to the type's fields (directly, case and
+  spacing aside, or through the client's ``mapping``). Anything wrong refuses the upload with
+  nothing stored. GridFS lets a worker on another machine read the file.
+- **Job** (:func:`run_import`): streams the file (never whole in memory), validates each row with
+  the API's own schemas, and writes ``IMPORT_CHUNK_ROWS`` rows at a time through
+  :mod:`engine.ingest`. After each chunk one conditional update records the counts and the last
+  committed row; a job picked up again (its worker died: its lease ran out) skips the rows before
+  it. Per-row errors are kept by line number.
+"""
+import codecs
+import csv
+import io
+import logging
+import uuid
+from datetime import timedelta
+
+import gridfs
+from bson import ObjectId
+from flask import current_app
+from marshmallow import ValidationError
+from mongoengine.connection import get_db
+from pymongo import UpdateOne
+
+from engine import ingest
+from errors import flatten_errors
+from models import ImportJob, ImportRowError, Suppression
+from models.base import utcnow
+from models.import_job import COMPLETED, FAILED, QUEUED, RUNNING
+
+log = logging.getLogger(__name__)
+BUCKET = "imports"
+PIECE = 1 << 16
+TRUE_WORDS, FALSE_WORDS = {"true", "yes", "1", "y"}, {"false", "no", "0", "n"}
+TAG_SEPARATOR = "|"
+
+# Per type: the fields a column can fill, and the ones the file must have.
+FIELDS = {
+    "customers": ("name", "email", "tags", "subscribed"),
+    "orders": ("externalId", "customerId", "customerEmail", "amount", "date"),
+    "suppressions": ("email", "note"),
+}
+REQUIRED = {
+    "customers": (("email",), ("name",)),
+    "orders": (("externalId",), ("amount",), ("customerId", "customerEmail")),
+    "suppressions": (("email",),),
+}
+
+
+class UploadProblem(Exception):
+    """The upload is refused: ``status`` (400/413) and ``errors`` by field."""
+
+    def __init__(self, message, errors=None, status=400):
+        super().__init__(message)
+        self.message, self.errors, self.status = message, errors or {}, status
+
+
+def _bucket():
+    return gridfs.GridFSBucket(get_db(), bucket_name=BUCKET)
+
+
+def _normal(name):
+    return "".join(name.lower().split()).replace("_", "").replace("-", "")
+
+
+def column_fields(job_type, header, mapping):
+    """``{column: field or None}`` for the file's header; UploadProblem naming what is wrong."""
+    fields = FIELDS[job_type]
+    by_normal = {_normal(field): field for field in fields}
+    columns, errors, seen = {}, {}, {}
+    for column in header:
+        name = column.strip()
+        if name in mapping:
+            target = mapping[name]
+        elif _normal(name) in by_normal:
+            target = by_normal[_normal(name)]
+        else:
+            errors.setdefault("columns", []).append(
+                f"Unknown column {name!r}: map it to one of {', '.join(fields)} (or to null to ignore it) "
+                "with the mapping field.")
+            continue
+        if target is not None and target in seen:
+            errors.setdefault("columns", []).append(f"Columns {seen[target]!r} and {name!r} both fill {target}.")
+        if target is not None:
+            seen[target] = name
+        columns[name] = target
+    for unused in set(mapping) - {column.strip() for column in header}:
+        errors.setdefault("mapping", []).append(f"The file has no column {unused!r}.")
+    for choices in REQUIRED[job_type]:
+        if not any(choice in seen for choice in choices):
+            errors.setdefault("columns", []).append(f"Missing column: {' or '.join(choices)}.")
+    if errors:
+        raise UploadProblem("The file's columns do not fit a " + job_type + " import", errors)
+    return columns
+
+
+def store_upload(stream, filename, job_type, mapping, max_bytes):
+    """Copy ``stream`` to GridFS, checking it; ``(file id, size, delimiter, columns)``."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    size, first_line = 0, ""
+    upload = _bucket().open_upload_stream(filename or "upload.csv")
+    try:
+        while piece := stream.read(PIECE):
+            size += len(piece)
+            if size > max_bytes:
+                raise UploadProblem(f"The file is larger than {max_bytes // (1024 * 1024)} MB",
+                                    {"file": ["Too large."]}, status=413)
+            try:
+                text = decoder.decode(piece)
+            except UnicodeDecodeError as exc:
+                raise UploadProblem("The file is not UTF-8 text", {"file": [
+                    f"Invalid UTF-8 at byte {size - len(piece) + exc.start}."]}) from exc
+            if "\n" not in first_line and len(first_line) < PIECE:
+                first_line += text
+            upload.write(piece)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise UploadProblem("The file is not UTF-8 text", {"file": ["It ends inside a character."]}) from exc
+        header_line = first_line.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
+        if not header_line.strip():
+            raise UploadProblem("The file is empty", {"file": ["A header line and at least one row are needed."]})
+        delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
+        header = next(csv.reader([header_line], delimiter=delimiter))
+        columns = column_fields(job_type, header, mapping)
+        upload.close()
+    except BaseException:
+        upload.close()
+        delete_upload(upload._id)
+        raise
+    return upload._id, size, delimiter, columns
+
+
+def delete_upload(file_id):
+    """Remove a job's file (finished, or the job could not be queued)."""
+    db = get_db()  # GridFS's own collections (GridFSBucket.delete trips over the embedded store)
+    db[f"{BUCKET}.files"].delete_one({"_id": file_id})
+    db[f"{BUCKET}.chunks"].delete_many({"files_id": file_id})
+
+
+# --- rows → items -------------------------------------------------------------------------------
+
+def _row_item(job_type, values):
+    """The JSON-like item of a row (``{field: text}``), typed as the API's bodies are."""
+    item = {}
+    for field, text in values.items():
+        text = text.strip()
+        if text == "":
+            continue
+        if field == "tags":
+            item["tags"] = [tag for tag in (part.strip() for part in text.split(TAG_SEPARATOR)) if tag]
+        elif field == "subscribed":
+            word = text.lower()
+            item["subscribed"] = True if word in TRUE_WORDS else False if word in FALSE_WORDS else text
+        elif field == "amount":
+            try:
+                item["amount"] = float(text.replace(" ", ""))
+            except ValueError:
+                item["amount"] = text
+        else:
+            item[field] = text
+    return item
+
+
+class _Chunk:
+    """Rows of one chunk, validated: items for :mod:`engine.ingest` and the rows' errors."""
+
+    def __init__(self, job, schema, rows):
+        self.job, self.rows = job, rows
+        self.items, self.errors = [], []
+        for line, item in rows:
+            if isinstance(item, str):  # a row that could not even be read as the header's columns
+                self.items.append(None)
+                self.errors.append((line, None, item))
+                continue
+            try:
+                self.items.append(schema.load(item))
+            except ValidationError as exc:
+                self.items.append(None)
+                for field, messages in flatten_errors(exc.messages).items():
+                    self.errors.extend((line, field, message) for message in messages)
+
+
+def _schemas():
+    from schemas.customer import CustomerIn
+    from schemas.import_job import OrderRowIn, SuppressionRowIn
+
+    return {"customers": CustomerIn(), "orders": OrderRowIn(), "suppressions": SuppressionRowIn()}
+
+
+def _resolve_customer_emails(items):
+    """Orders given by ``customerEmail``: the customer's id, or the email kept for the error."""
+    emails = {item["customer_email"] for item in items if item is not None and "customer_id" not in item}
+    if not emails:
+        return
+    from models import Customer
+
+    ids = {doc["email"]: doc["_id"] for doc in Customer._get_collection().find(
+        {"email": {"$in": list(emails)}}, {"email": 1})}
+    for item in items:
+        if item is not None and "customer_id" not in item:
+            item["customer_id"] = ids.get(item["customer_email"], item["customer_email"])
+
+
+def _write(job, chunk, source):
+    """Persist a chunk; ``(counts, row errors)``."""
+    items, lines = chunk.items, [line for line, _ in chunk.rows]
+    counts = {"read": len(items), "inserted": 0, "updated": 0, "skipped": 0, "failed": 0}
+    errors = list(chunk.errors)
+    if job.type == "customers":
+        results = ingest.upsert_customers(items, job.mode, job.created_by, want_ids=False)
+    elif job.type == "orders":
+        _resolve_customer_emails(items)
+        for position, item in enumerate(items):
+            if item is not None and isinstance(item["customer_id"], str):
+                errors.append((lines[position], "customerEmail", f"No customer has the email {item['customer_id']}."))
+                items[position] = None
+        results = ingest.insert_orders(items, source, job.created_by)
+    else:
+        results = _suppress(items, job.created_by)
+    for position, outcome in enumerate(results):
+        if outcome is None:
+            counts["failed"] += 1
+            continue
+        status = outcome["status"]
+        counts[{"created": "inserted"}.get(status, status)] += 1
+        if "duplicate_of" in outcome:
+            errors.append((lines[position], None,
+                           f"Duplicate: line {lines[outcome['duplicate_of']]} has the same key and wins."))
+        elif status == ingest.SKIPPED and outcome.get("message"):
+            errors.append((lines[position], None, outcome["message"]))
+        for field, messages in (outcome.get("errors") or {}).items():
+            errors.extend((lines[position], field, message) for message in messages)
+    return counts, errors
+
+
+def _suppress(items, actor_id):
+    """Add suppressed addresses (existing ones are left as they are)."""
+    now = utcnow()
+    chosen = {}
+    for position, item in enumerate(items):
+        if item is not None:
+            chosen[item["email"]] = position
+    operations = [UpdateOne({"email": email}, {"$setOnInsert": {
+        "email": email, "reason": "import", "note": items[position].get("note"), "createdAt": now,
+        "createdBy": actor_id}}, upsert=True) for email, position in chosen.items()]
+    created = set()
+    if operations:
+        outcome = Suppression._get_collection().bulk_write(operations, ordered=False)
+        created = set(outcome.upserted_ids)
+    results = [None] * len(items)
+    for op, (email, position) in enumerate(chosen.items()):
+        results[position] = ingest.result(ingest.CREATED if op in created else ingest.SKIPPED)
+    for position, item in enumerate(items):
+        if item is not None and results[position] is None:
+            results[position] = ingest.duplicate(chosen[item["email"]])
+    return results
+
+
+# --- the job -------------------------------------------------------------------------------------
+
+def lease():
+    """How long a running job may go without a heartbeat before another worker takes it over."""
+    return timedelta(seconds=current_app.config["IMPORT_LEASE_S"])
+
+
+def _claim(job_id, worker):
+    """Take the job (queued, or running with an expired lease); the job, or None."""
+    now = utcnow()
+    return ImportJob.objects(
+        __raw__={"_id": ObjectId(job_id), "$or": [{"status": QUEUED},
+                                        {"status": RUNNING, "heartbeatAt": {"$lt": now - lease()}}]},
+    ).modify(new=True, set__status=RUNNING, set__worker=worker, set__heartbeat_at=now,
+             set__started_at=now)
+
+
+def run_import(job_id, progress=None):
+    """Run (or resume) import job ``job_id``; returns its final status, ``"missing"``, or None when
+    another worker holds it. ``progress(rows)`` is told after each chunk."""
+    worker = uuid.uuid4().hex
+    job = _claim(job_id, worker)
+    if job is None:
+        current = ImportJob.objects(pk=job_id).only("status").first()
+        if current is None:
+            return "missing"
+        return None if current.status == RUNNING else current.status
+    try:
+        _run(job, worker, progress)
+    except _LostJob:
+        return None
+    except Exception as exc:
+        from pymongo.errors import ConnectionFailure
+
+        if isinstance(exc, ConnectionFailure):
+            raise  # the database is away: the task is retried, the job resumes from its last chunk
+        log.exception("import %s failed", job.pk)
+        ImportJob.objects(pk=job.pk, worker=worker).update_one(
+            set__status=FAILED, set__error=f"{type(exc).__name__}: {exc}"[:500], set__finished_at=utcnow())
+        return FAILED
+    return COMPLETED
+
+
+class _LostJob(Exception):
+    """Another worker took the job over (this one was too slow to beat its lease)."""
+
+
+def _run(job, worker, progress):
+    chunk_rows = current_app.config["IMPORT_CHUNK_ROWS"]
+    schema = _schemas()[job.type]
+    stream = _bucket().open_download_stream(job.file_id)
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text, delimiter=job.delimiter)
+    header = [column.strip() for column in next(reader)]
+    targets = [job.columns.get(column) for column in header]
+    done, rows, first = job.rows_done, [], None
+    number = 0
+    line = reader.line_num + 1
+    for values in reader:
+        start, line = line, reader.line_num + 1
+        if not any(value.strip() for value in values):
+            continue  # blank lines are not rows
+        number += 1
+        if number <= done:
+            continue
+        if first is None:
+            first = number
+        if len(values) != len(header):
+            rows.append((start, f"Expected {len(header)} columns, found {len(values)}."))
+        else:
+            rows.append((start, _row_item(job.type, {field: value for field, value in zip(targets, values)
+                                                     if field is not None})))
+        if len(rows) == chunk_rows:
+            _commit(job, worker, schema, rows, first, number, stream.tell())
+            if progress:
+                progress(len(rows))
+            rows, first = [], None
+    if rows:
+        _commit(job, worker, schema, rows, first, number, stream.tell())
+        if progress:
+            progress(len(rows))
+    finished = ImportJob.objects(pk=job.pk, worker=worker).update_one(
+        set__status=COMPLETED, set__finished_at=utcnow(), set__bytes_done=job.size)
+    if not finished:
+        raise _LostJob()
+    delete_upload(job.file_id)
+
+
+def _commit(job, worker, schema, rows, first, last, position):
+    """Write one chunk (rows ``first``..``last``) and record it as done, in that order."""
+    chunk = _Chunk(job, schema, rows)
+    counts, errors = _write(job, chunk, f"import:{job.pk}:{first}")
+    first_line = rows[0][0]
+    ImportRowError.objects(job_id=job.pk, row__gte=first_line).delete()  # a chunk run again
+    if errors:
+        ImportRowError._get_collection().insert_many([
+            {"job": job.pk, "row": line, "field": field, "message": message[:500]}
+            for line, field, message in errors])
+    moved = ImportJob.objects(pk=job.pk, worker=worker).update_one(
+        set__rows_done=last, set__bytes_done=position, set__heartbeat_at=utcnow(),
+        **{f"inc__counts__{name}": value for name, value in counts.items() if value})
+    if not moved:
+        raise _LostJob()
+
+
+def stale_jobs():
+    """Jobs to run again: running with an expired lease, or queued for longer than a lease (their
+    task was lost)."""
+    cutoff = utcnow() - lease()
+    return [str(job.pk) for job in ImportJob.objects(__raw__={"$or": [
+        {"status": RUNNING, "heartbeatAt": {"$lt": cutoff}},
+        {"status": QUEUED, "createdAt": {"$lt": cutoff}},
+    ]}).only("id")]

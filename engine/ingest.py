@@ -1,0 +1,215 @@
+"""Writing customers and orders many at a time: the bulk endpoints, CSV imports and the CLI share it.
+
+Everything is set-based: one ``bulk_write``/``insert_many`` per chunk, never a round trip per row.
+
+- **Customers upsert by email**, ``merge`` (fields given replace, tags are added) or ``replace``
+  (tags too). Totals are never written here. An email twice in one chunk: the later item wins, the
+  earlier is reported as skipped.
+- **Orders** may carry the client's ``externalId`` (unique): sent again, the same order is skipped
+  and not counted twice; the same id with another customer or amount is reported. The customers'
+  totals are credited from the orders the chunk wrote (found by their ``source`` token), once per
+  chunk even if the chunk runs again after a crash (``creditedBy`` keeps the last chunks).
+"""
+from bson import ObjectId
+from pymongo import InsertOne, UpdateOne
+from pymongo.errors import BulkWriteError
+
+from models import Customer, Order
+from models.base import utcnow
+from services import events
+
+DUPLICATE_KEY = 11000
+CREDIT_MEMORY = 20  # chunks remembered per customer in creditedBy
+CREATED, UPDATED, SKIPPED, FAILED = "created", "updated", "skipped", "failed"
+
+
+def result(status, ident=None, errors=None, message=None):
+    """One item's outcome: ``{"status", "id"?, "errors"?, "message"?}``."""
+    item = {"status": status}
+    if ident is not None:
+        item["id"] = str(ident)
+    if errors:
+        item["errors"] = errors
+    if message:
+        item["message"] = message
+    return item
+
+
+def duplicate(winner):
+    """The outcome of an item whose key comes again later in the same chunk: the later one wins."""
+    return {"status": SKIPPED, "duplicate_of": winner,
+            "message": f"The same key comes again at item {winner}, which wins."}
+
+
+def _customer_update(item, mode, actor_id, now):
+    """The upsert of one validated customer item."""
+    fields = {"updatedAt": now}
+    on_insert = {"createdAt": now, "totalSpend": 0.0, "numVisits": 0, "subscribed": True}
+    if actor_id is not None:
+        on_insert["createdBy"] = actor_id
+    update = {}
+    if "name" in item:
+        fields["name"] = item["name"]
+    if mode == "replace":
+        fields["tags"] = item.get("tags", [])
+    elif item.get("tags"):
+        update["$addToSet"] = {"tags": {"$each": item["tags"]}}
+    else:
+        on_insert["tags"] = []
+    if "subscribed" in item:
+        del on_insert["subscribed"]
+        fields["subscribed"] = item["subscribed"]
+        if item["subscribed"]:
+            update["$unset"] = {"unsubscribedAt": ""}
+        else:
+            update["$min"] = {"unsubscribedAt": now}  # the first unsubscription is kept
+    update["$set"] = fields
+    update["$setOnInsert"] = on_insert
+    return update
+
+
+def upsert_customers(items, mode="merge", actor_id=None, want_ids=True, now=None):
+    """Create or update validated customer items (``None`` entries are skipped: they failed
+    validation); returns one result per item, by position (``None`` for the ``None`` entries)."""
+    now = now or utcnow()
+    results = [None] * len(items)
+    last = {}
+    for index, item in enumerate(items):
+        if item is None:
+            continue
+        if item["email"] in last:
+            results[last[item["email"]]] = duplicate(index)
+        last[item["email"]] = index
+    chosen = sorted(last.values())
+    operations = [UpdateOne({"email": items[i]["email"]}, _customer_update(items[i], mode, actor_id, now),
+                            upsert=True) for i in chosen]
+    upserted = _bulk_upsert(operations)
+    created_ids = {chosen[op]: ident for op, ident in upserted.items()}
+    updated = [i for i in chosen if i not in created_ids]
+    ids = {}
+    if updated and (want_ids or events.enabled()):
+        emails = {items[i]["email"]: i for i in updated}
+        for doc in Customer._get_collection().find({"email": {"$in": list(emails)}}, {"email": 1}):
+            ids[emails[doc["email"]]] = doc["_id"]
+    for i in chosen:
+        if i in created_ids:
+            results[i] = result(CREATED, created_ids[i])
+        else:
+            results[i] = result(UPDATED, ids.get(i))
+    if events.enabled():
+        events.publish_many(
+            (f"customer.{results[i]['status']}", {"customerId": results[i].get("id"), "email": items[i]["email"]})
+            for i in chosen)
+    return results
+
+
+def _bulk_upsert(operations):
+    """Run upserts; ``{operation index: upserted _id}``. Two upserts racing on one new email (here
+    and in another request) make one hit the unique index: that one is run again, as an update."""
+    if not operations:
+        return {}
+    collection = Customer._get_collection()
+    try:
+        outcome = collection.bulk_write(operations, ordered=False)
+        return dict(outcome.upserted_ids)
+    except BulkWriteError as exc:
+        details = exc.details
+        errors = details.get("writeErrors", [])
+        if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        upserted = {entry["index"]: entry["_id"] for entry in details.get("upserted", [])}
+        for error in errors:
+            collection.bulk_write([operations[error["index"]]])  # the other writer created it
+        return upserted
+
+
+def insert_orders(items, source, actor_id=None, now=None):
+    """Record validated order items (``None`` entries skipped) under the ``source`` token and credit
+    their customers; one result per item."""
+    now = now or utcnow()
+    results = [None] * len(items)
+    wanted = {item["customer_id"] for item in items if item is not None}
+    known = {doc["_id"] for doc in Customer._get_collection().find({"_id": {"$in": list(wanted)}}, {"_id": 1})}
+    seen_external = {}
+    docs, positions = [], []
+    for index, item in enumerate(items):
+        if item is None:
+            continue
+        if item["customer_id"] not in known:
+            results[index] = result(FAILED, errors={"customerId": [f"Customer {item['customer_id']} not found."]})
+            continue
+        external = item.get("external_id")
+        if external is not None:
+            if external in seen_external:
+                results[index] = _same_order_again(items[seen_external[external]], item, None,
+                                                   f"item {seen_external[external]}")
+                continue
+            seen_external[external] = index
+        doc = {"_id": ObjectId(), "customer": item["customer_id"], "amount": item["amount"],
+               "date": item.get("date") or now, "createdAt": now, "source": source}
+        if external is not None:
+            doc["externalId"] = external
+        if actor_id is not None:
+            doc["createdBy"] = actor_id
+        docs.append(doc)
+        positions.append(index)
+    refused = _insert_new(docs)
+    if refused:
+        existing = {doc["externalId"]: doc for doc in Order._get_collection().find(
+            {"externalId": {"$in": [docs[i]["externalId"] for i in refused]}},
+            {"externalId": 1, "customer": 1, "amount": 1})}
+    for position, (index, doc) in enumerate(zip(positions, docs)):
+        if position in refused:
+            earlier = existing.get(doc["externalId"])
+            results[index] = _same_order_again(
+                {"customer_id": earlier["customer"], "amount": earlier["amount"]} if earlier else None,
+                items[index], earlier and earlier["_id"], f"order {earlier and earlier['_id']}")
+        else:
+            results[index] = result(CREATED, doc["_id"])
+    credit_customers(source, now)
+    if events.enabled():
+        events.publish_many(("order.created", {"orderId": str(doc["_id"]), "customerId": str(doc["customer"]),
+                                               "amount": doc["amount"]})
+                            for position, doc in enumerate(docs) if position not in refused)
+    return results
+
+
+def _insert_new(docs):
+    """Insert orders; the positions refused because their ``externalId`` exists already."""
+    if not docs:
+        return set()
+    try:
+        Order._get_collection().bulk_write([InsertOne(doc) for doc in docs], ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        return {error["index"] for error in errors}
+    return set()
+
+
+def _same_order_again(first, item, ident, where):
+    """An order whose ``externalId`` was seen: skipped when it is the same order, else failed."""
+    if first is not None and first["customer_id"] == item["customer_id"] and first["amount"] == item["amount"]:
+        return result(SKIPPED, ident, message=f"Already recorded ({where}): not counted again.")
+    return result(FAILED, errors={"externalId": [
+        f"Already used by {where} with another customer or amount."]})
+
+
+def credit_customers(source, now=None):
+    """Add the orders written under ``source`` to their customers' totals, once: a customer whose
+    ``creditedBy`` names ``source`` already is left alone (the chunk ran before, then crashed)."""
+    now = now or utcnow()
+    sums = Order._get_collection().aggregate([
+        {"$match": {"source": source}},
+        {"$group": {"_id": "$customer", "spend": {"$sum": "$amount"}, "visits": {"$sum": 1},
+                    "last": {"$max": "$date"}}},
+    ])
+    operations = [UpdateOne({"_id": entry["_id"], "creditedBy": {"$ne": source}}, {
+        "$inc": {"totalSpend": entry["spend"], "numVisits": entry["visits"]},
+        "$max": {"lastVisitDate": entry["last"]},
+        "$set": {"updatedAt": now},
+        "$push": {"creditedBy": {"$each": [source], "$slice": -CREDIT_MEMORY}},
+    }) for entry in sums]
+    if operations:
+        Customer._get_collection().bulk_write(operations, ordered=False)

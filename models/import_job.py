@@ -1,0 +1,58 @@
+"""CSV import jobs and the per-row errors they found."""
+from mongoengine import (
+    DateTimeField,
+    DictField,
+    Document,
+    IntField,
+    ObjectIdField,
+    StringField,
+)
+
+from models.base import utcnow
+
+QUEUED, RUNNING, COMPLETED, FAILED = "queued", "running", "completed", "failed"
+STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED)
+TYPES = ("customers", "orders", "suppressions")
+COUNTS = ("read", "inserted", "updated", "skipped", "failed")
+
+
+def zero_counts():
+    """Every count at 0."""
+    return {name: 0 for name in COUNTS}
+
+
+class ImportJob(Document):
+    """One uploaded CSV file and its progress. ``rows_done`` is the last committed data row: a job
+    picked up again (its worker died) skips the rows before it, so nothing is written twice."""
+
+    type = StringField(choices=TYPES, required=True)
+    status = StringField(choices=STATUSES, default=QUEUED)
+    filename = StringField(max_length=255)
+    file_id = ObjectIdField(db_field="fileId")  # the upload, in GridFS until the job finishes
+    size = IntField(default=0)  # bytes
+    delimiter = StringField(max_length=1, default=",")
+    columns = DictField()  # file column → field (None: ignored)
+    mode = StringField(default="merge")
+    counts = DictField(default=zero_counts)
+    rows_done = IntField(db_field="rowsDone", default=0)
+    bytes_done = IntField(db_field="bytesDone", default=0)
+    error = StringField()
+    created_by = ObjectIdField(db_field="createdBy")
+    created_at = DateTimeField(db_field="createdAt", default=utcnow)
+    started_at = DateTimeField(db_field="startedAt")
+    worker = StringField()  # who holds it: a chunk is committed only by its holder
+    heartbeat_at = DateTimeField(db_field="heartbeatAt")
+    finished_at = DateTimeField(db_field="finishedAt")
+
+    meta = {"collection": "import_jobs", "indexes": [("-created_at", "-id"), "status"]}
+
+
+class ImportRowError(Document):
+    """A row the import could not take (or took with a warning), by line number in the file."""
+
+    job_id = ObjectIdField(db_field="job", required=True)
+    row = IntField(required=True)
+    field = StringField()
+    message = StringField(required=True)
+
+    meta = {"collection": "import_errors", "indexes": [("job_id", "row", "id")]}

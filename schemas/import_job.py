@@ -1,0 +1,138 @@
+"""Import job, CSV row and suppression schemas."""
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from models.import_job import COUNTS, STATUSES, TYPES
+from models.suppression import REASONS
+from schemas.common import (
+    InputSchema,
+    NormalizedEmail,
+    ObjectIdString,
+    PageQuery,
+    StrictNumber,
+    TrimmedString,
+    UtcDateTime,
+    id_field,
+    page_of,
+)
+from schemas.order import MAX_AMOUNT, OrderIn
+
+
+class OrderRowIn(OrderIn):
+    """One row of an orders CSV: ``externalId`` is required (re-importing the file must not count an
+    order twice), and the customer is named by ``customerId`` or ``customerEmail``."""
+
+    customer_id = ObjectIdString(data_key="customerId")
+    customer_email = NormalizedEmail(data_key="customerEmail")
+    external_id = TrimmedString(data_key="externalId", required=True, validate=validate.Length(min=1, max=100))
+    amount = StrictNumber(required=True, validate=validate.Range(min=0, min_inclusive=False, max=MAX_AMOUNT))
+
+    @validates_schema
+    def _one_customer(self, data, **kwargs):
+        if "customer_id" not in data and "customer_email" not in data:
+            raise ValidationError("Give customerId or customerEmail.", "customerId")
+
+
+class SuppressionIn(InputSchema):
+    """Body of ``POST /suppressions``."""
+
+    email = NormalizedEmail(required=True, validate=validate.Length(max=254))
+    reason = fields.String(load_default="manual", validate=validate.OneOf(REASONS))
+    note = TrimmedString(validate=validate.Length(max=500))
+
+
+class SuppressionRowIn(InputSchema):
+    """One row of a suppressions CSV."""
+
+    email = NormalizedEmail(required=True, validate=validate.Length(max=254))
+    note = TrimmedString(validate=validate.Length(max=500))
+
+
+class SuppressionOut(Schema):
+    """A suppressed address."""
+
+    id = id_field()
+    email = fields.String()
+    reason = fields.String()
+    note = fields.String(allow_none=True)
+    created_at = UtcDateTime(data_key="createdAt")
+
+
+SuppressionPage = page_of(SuppressionOut, "SuppressionPage")
+
+
+class SuppressionQuery(PageQuery):
+    """Query string of ``GET /suppressions``."""
+
+    email = TrimmedString(lower=True, validate=validate.Length(min=1, max=254))
+
+
+class ImportForm(InputSchema):
+    """The form fields of ``POST /imports`` (besides ``file``)."""
+
+    type = fields.String(required=True, validate=validate.OneOf(TYPES))
+    mapping = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=200)),
+                          values=fields.String(allow_none=True, validate=validate.Length(max=50)),
+                          load_default=dict, metadata={
+                              "description": "JSON object: file column → field (null ignores the column)."})
+    mode = fields.String(load_default="merge", validate=validate.OneOf(("merge", "replace")))
+
+
+IMPORT_FORM_DOC = {
+    "type": "object",
+    "required": ["file", "type"],
+    "properties": {
+        "file": {"type": "string", "format": "binary",
+                 "description": "UTF-8 CSV (BOM allowed), `,` or `;` separated, a header line first"},
+        "type": {"type": "string", "enum": list(TYPES)},
+        "mapping": {"type": "string", "description": 'JSON object, e.g. {"E-Mail": "email", "Notes": null}'},
+        "mode": {"type": "string", "enum": ["merge", "replace"], "description": "customers: tags added or replaced"},
+    },
+}
+
+
+class ImportJobOut(Schema):
+    """An import job and its progress."""
+
+    id = id_field()
+    type = fields.String()
+    status = fields.String(metadata={"enum": list(STATUSES)})
+    filename = fields.String()
+    size = fields.Integer(metadata={"description": "Bytes"})
+    mode = fields.String()
+    columns = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True))
+    counts = fields.Dict(keys=fields.String(metadata={"enum": list(COUNTS)}), values=fields.Integer())
+    progress = fields.Function(lambda job: round(min(1.0, (job.bytes_done or 0) / job.size), 4) if job.size else 0.0,
+                               metadata={"type": "number", "description": "0 to 1, by bytes read"})
+    rows_done = fields.Integer(data_key="rowsDone")
+    error = fields.String(allow_none=True)
+    created_at = UtcDateTime(data_key="createdAt")
+    started_at = UtcDateTime(data_key="startedAt", allow_none=True)
+    finished_at = UtcDateTime(data_key="finishedAt", allow_none=True)
+
+
+ImportJobPage = page_of(ImportJobOut, "ImportJobPage")
+
+
+class ImportJobQuery(PageQuery):
+    """Query string of ``GET /imports``."""
+
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    type = fields.String(validate=validate.OneOf(TYPES))
+
+
+class ImportErrorOut(Schema):
+    """One problem with one row: ``row`` is the line number in the file (the header is line 1)."""
+
+    row = fields.Integer()
+    field = fields.String(allow_none=True)
+    message = fields.String()
+
+
+ImportErrorPage = page_of(ImportErrorOut, "ImportErrorPage")
+
+
+class UnsubscribeOut(Schema):
+    """The unsubscribe link's answer to a client that is not a browser."""
+
+    unsubscribed = fields.Boolean(required=True)
+    message = fields.String(required=True)

@@ -1,0 +1,236 @@
+"""CSV imports: upload checks that store nothing on refusal, per-row errors by line, re-imports that
+write nothing twice, a job resumed after its worker died, and the ``flask import`` command."""
+import io
+import json
+
+import pytest
+from mongoengine.connection import get_db
+
+import engine
+from engine import imports, ingest
+from models import Customer, ImportJob, ImportRowError, Order
+from models.import_job import RUNNING
+from models.base import utcnow
+
+
+class WorkerDied(BaseException):
+    """A worker process dying mid-job: nothing in the importer handles it (not an Exception)."""
+
+
+def upload(client, text, kind="customers", mapping=None, filename="people.csv", headers=None, **form):
+    data = {"type": kind, "file": (io.BytesIO(text if isinstance(text, bytes) else text.encode()), filename), **form}
+    if mapping is not None:
+        data["mapping"] = mapping if isinstance(mapping, str) else json.dumps(mapping)
+    return client.post("/api/imports", data=data, content_type="multipart/form-data", headers=headers or {})
+
+
+def finished(client, response):
+    assert response.status_code == 202, response.get_json()
+    assert response.headers["Location"].endswith(response.get_json()["_id"])
+    assert engine.wait_idle(client.application, timeout=60)
+    return client.get(f"/api/imports/{response.get_json()['_id']}").get_json()
+
+
+def row_errors(client, job):
+    return [(e["row"], e["field"], e["message"])
+            for e in client.get(f"/api/imports/{job['_id']}/errors?per_page=100").get_json()["items"]]
+
+
+def stored_files():
+    return get_db()["imports.files"].count_documents({}), get_db()["imports.chunks"].count_documents({})
+
+
+def test_a_customers_file_is_imported_with_each_bad_row_reported_by_line(client):
+    text = ("\ufeffName;E-Mail;Tags;Subscribed\r\n"
+            '"Lee, Ann";ANN@shop.com;vip|new;yes\r\n'
+            '"Multi\r\nline";multi@shop.com;;no\r\n'
+            "Broken;not-an-email;;\r\n"
+            "\r\n"
+            "Too;many;columns;here;extra\r\n"
+            "Too few\r\n"
+            "Ann Again;ann@shop.com;late;\r\n"
+            "=HYPERLINK(\"http://evil\");formula@shop.com;@SUM(1);\r\n")
+    job = finished(client, upload(client, text, mapping={"E-Mail": "email"}))
+    assert job["status"] == "completed" and job["progress"] == 1.0
+    assert job["counts"] == {"read": 7, "inserted": 3, "updated": 0, "skipped": 1, "failed": 3}
+    assert row_errors(client, job) == [
+        (2, None, "Duplicate: line 9 has the same key and wins."),
+        (5, "email", "Not a valid email address."),
+        (7, None, "Expected 4 columns, found 5."),
+        (8, None, "Expected 4 columns, found 1."),
+    ]
+    ann = Customer.objects.get(email="ann@shop.com")
+    assert ann.name == "Ann Again" and ann.tags == ["late"]  # the later row wins, the earlier is not applied
+    multi = Customer.objects.get(email="multi@shop.com")
+    assert multi.name == "Multi\r\nline" and multi.subscribed is False and multi.unsubscribed_at is not None
+    assert Customer.objects.get(email="formula@shop.com").name == '=HYPERLINK("http://evil")'  # text, as given
+    assert stored_files() == (0, 0)  # the file is gone once imported
+
+
+def test_re_importing_a_file_writes_nothing_twice(client, customer):
+    ann = customer("Ann", "ann@shop.com")
+    orders = ("externalId,customerEmail,amount,date\n"
+              "O-1,ann@shop.com,10.5,2026-03-01\n"
+              "O-2,ann@shop.com,4.5,2026-04-01T10:00:00Z\n"
+              f"O-3,{'x' * 3}@nobody.com,1,\n")
+    first = finished(client, upload(client, orders, kind="orders"))
+    assert first["counts"] == {"read": 3, "inserted": 2, "updated": 0, "skipped": 0, "failed": 1}
+    assert row_errors(client, first) == [(4, "customerEmail", "No customer has the email xxx@nobody.com.")]
+    again = finished(client, upload(client, orders, kind="orders"))
+    assert again["counts"] == {"read": 3, "inserted": 0, "updated": 0, "skipped": 2, "failed": 1}
+    stored = client.get(f"/api/customers/{ann['_id']}").get_json()
+    assert (stored["totalSpend"], stored["numVisits"], stored["lastVisitDate"]) == (15.0, 2, "2026-04-01T10:00:00.000Z")
+    assert Order.objects.count() == 2
+
+    people = "name,email\nAnn,ann@shop.com\nBob,bob@shop.com\n"
+    assert finished(client, upload(client, people))["counts"]["inserted"] == 1
+    assert finished(client, upload(client, people))["counts"] == {
+        "read": 2, "inserted": 0, "updated": 2, "skipped": 0, "failed": 0}
+    assert Customer.objects.count() == 2 and Customer.objects.get(email="ann@shop.com").total_spend == 15.0
+
+
+def _big(n):
+    return "name,email\n" + "".join(f"Person {i},p{i}@shop.com\n" for i in range(n))
+
+
+REFUSED_UPLOADS = [
+    # (what, request kwargs, status, error field)
+    ("wrong content type", dict(json={"type": "customers"}), 415, None),
+    ("no file", dict(data={"type": "customers"}, content_type="multipart/form-data"), 400, "file"),
+    ("unknown type", dict(text="name,email\nA,a@x.com\n", kind="contacts"), 400, "type"),
+    ("empty file", dict(text=""), 400, "file"),
+    ("header only blank", dict(text="\n\n"), 400, "file"),
+    ("missing required column", dict(text="name\nAnn\n"), 400, "columns"),
+    ("unknown column, no mapping", dict(text="name,email,zip\nA,a@x.com,1\n"), 400, "columns"),
+    ("mapping names no column", dict(text="name,email\nA,a@x.com\n", mapping={"Mail": "email"}), 400, "mapping"),
+    ("mapping not JSON", dict(text="name,email\nA,a@x.com\n", mapping="{email"), 400, "mapping"),
+    ("two columns, one field", dict(text="name,email,mail\nA,a@x.com,b\n", mapping={"mail": "email"}), 400, "columns"),
+    ("invalid UTF-8", dict(text=b"name,email\nA\xff\xfe,a@x.com\n"), 400, "file"),
+    ("cut inside a character", dict(text="name,email\nA,a@x.com\n\u00e9".encode()[:-1]), 400, "file"),
+    ("orders without externalId", dict(text="customerEmail,amount\na@x.com,1\n", kind="orders"), 400, "columns"),
+    ("bad mode", dict(text="name,email\nA,a@x.com\n", mode="upsert"), 400, "mode"),
+]
+
+
+@pytest.mark.parametrize("what, kwargs, status, field", REFUSED_UPLOADS, ids=[r[0] for r in REFUSED_UPLOADS])
+def test_a_refused_upload_stores_nothing(client, what, kwargs, status, field):
+    if "text" in kwargs:
+        kwargs = dict(kwargs)
+        response = upload(client, kwargs.pop("text"), **kwargs)
+    else:
+        response = client.post("/api/imports", **kwargs)
+    assert response.status_code == status, response.get_json()
+    body = response.get_json()
+    assert body["error"]
+    if field:
+        assert field in body["errors"], body
+    assert ImportJob.objects.count() == 0 and stored_files() == (0, 0) and Customer.objects.count() == 0
+
+
+def test_a_file_over_the_limit_is_413_with_nothing_stored(make_app):
+    from models.roles import MARKETER
+    from tests.conftest import make_user, signed_in
+
+    app = make_app(MAX_IMPORT_MB=0.01)  # 10 KiB
+    client = signed_in(app, make_user(MARKETER, email="m@example.com"))
+    response = upload(client, _big(1000))  # ≈ 25 KiB
+    assert response.status_code == 413 and response.get_json()["error"]
+    assert ImportJob.objects.count() == 0 and stored_files() == (0, 0) and Customer.objects.count() == 0
+    assert upload(client, _big(100)).status_code == 202
+
+
+def test_viewers_read_imports_but_cannot_start_one(client, viewer_client):
+    job = finished(client, upload(client, "name,email\nA,a@x.com\n"))
+    assert viewer_client.get("/api/imports").get_json()["items"][0]["_id"] == job["_id"]
+    assert upload(viewer_client, "name,email\nB,b@x.com\n").status_code == 403
+    assert client.get("/api/imports/" + "0" * 24).status_code == 404
+
+
+def test_a_job_whose_worker_died_resumes_from_its_last_chunk(make_app, monkeypatch):
+    from models.roles import MARKETER
+    from tests.conftest import make_user, signed_in
+
+    app = make_app(IMPORT_CHUNK_ROWS=10, IMPORT_LEASE_S=60)
+    client = signed_in(app, make_user(MARKETER, email="m@example.com"))
+    text = _big(35).replace("p7@shop.com", "bad") + "Person 3,p3@shop.com\n"  # a bad row, a duplicate
+    original, calls = ingest.upsert_customers, []
+
+    def dies_on_third_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise WorkerDied()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "upsert_customers", dies_on_third_chunk)
+    with app.app_context():
+        job = ImportJob.objects.get(pk=_queued(client, text))
+        with pytest.raises(WorkerDied):
+            imports.run_import(job.pk)
+        job.reload()
+        assert (job.status, job.rows_done, job.counts["inserted"]) == (RUNNING, 20, 19)
+        assert imports.run_import(job.pk) is None  # its lease is live: nobody else takes it
+        ImportJob.objects(pk=job.pk).update_one(set__heartbeat_at=utcnow().replace(year=2000))
+        from engine import jobs
+
+        resumed = []
+        jobs.sweep(lambda name, *args: resumed.append((name, args)))
+        assert resumed == [("crm.run_import", (str(job.pk),))]
+        assert imports.run_import(job.pk) == "completed"
+        job.reload()
+    assert job.counts == {"read": 36, "inserted": 34, "updated": 1, "skipped": 0, "failed": 1}
+    assert Customer.objects.count() == 34
+    assert [(e.row, e.field) for e in ImportRowError.objects(job_id=job.pk)] == [(9, "email")]
+
+
+def test_orders_credited_once_when_the_worker_dies_between_writing_and_crediting(make_app, monkeypatch):
+    from models.roles import MARKETER
+    from tests.conftest import make_user, signed_in
+
+    app = make_app(IMPORT_CHUNK_ROWS=4)
+    client = signed_in(app, make_user(MARKETER, email="m@example.com"))
+    for who in ("a", "b"):
+        client.post("/api/customers", json={"name": who, "email": f"{who}@x.com"})
+    text = "externalId,customerEmail,amount\n" + "".join(
+        f"E{i},{'a' if i % 2 else 'b'}@x.com,{i + 1}\n" for i in range(10))
+    original, calls = ingest.credit_customers, []
+
+    def dies_after_writing_second_chunk(source, now=None):
+        calls.append(source)
+        if len(calls) == 2:
+            original(source, now)  # credited, then the worker dies before the chunk is committed
+            raise WorkerDied()
+        return original(source, now)
+
+    monkeypatch.setattr(ingest, "credit_customers", dies_after_writing_second_chunk)
+    with app.app_context():
+        job_id = _queued(client, text, kind="orders")
+        with pytest.raises(WorkerDied):
+            imports.run_import(job_id)
+        ImportJob.objects(pk=job_id).update_one(set__heartbeat_at=utcnow().replace(year=2000))
+        assert imports.run_import(job_id) == "completed"
+    totals = {c.email: (c.total_spend, c.num_visits) for c in Customer.objects}
+    assert totals == {"a@x.com": (2 + 4 + 6 + 8 + 10, 5), "b@x.com": (1 + 3 + 5 + 7 + 9, 5)}
+    assert Order.objects.count() == 10
+
+
+def _queued(client, text, kind="customers"):
+    """Create a job without running it (the test runs it by hand)."""
+    from controllers.imports import create_import
+    from schemas.import_job import ImportForm
+
+    class File:
+        stream, filename = io.BytesIO(text.encode()), "f.csv"
+
+    with client.application.test_request_context():
+        return create_import(File(), {"type": kind}, ImportForm(), 10 ** 7, enqueue=False).pk
+
+
+def test_flask_import_command_reports_progress_and_a_summary(app, tmp_path):
+    path = tmp_path / "people.csv"
+    path.write_text("Name,Email\nAnn,ann@x.com\nBad,bad\n")
+    result = app.test_cli_runner().invoke(args=["import", "customers", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "completed: 2 read, 1 inserted, 0 updated, 0 skipped, 1 failed" in result.output
+    assert "line 3 email: Not a valid email address." in result.output
+    refused = app.test_cli_runner().invoke(args=["import", "customers", str(path), "--mapping", '{"Mail": "email"}'])
+    assert refused.exit_code != 0 and "no column 'Mail'" in refused.output
