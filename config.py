@@ -1,12 +1,17 @@
-"""Configuration read from the environment, in one place.
+"""Configuration read from the environment, in one place: the :data:`SETTINGS` table.
 
-Every setting the application reads is named here; ``README.md`` and ``.env.example`` document them.
+Every setting the application reads is a row of that table (name, kind, default, meaning); the
+README's configuration table and ``.env.example`` are generated from it (``python config.py
+--write``) and a test checks they have not drifted.
 """
 import logging
 import math
 import os
 import secrets
 import string
+import sys
+import textwrap
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
@@ -52,99 +57,292 @@ def _number(environ, name, default):
     return value
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: how it is read, its default, and what it means.
+
+    ``kind``: ``text``, ``lower``, ``upper``, ``url`` (no trailing ``/``), ``int``, ``float``,
+    ``positive`` (a number > 0), ``count`` (a whole number > 0), ``flag``, ``list`` (comma-separated),
+    ``emails`` (lower-case list), ``domains`` (lower-case, no ``@``). ``key`` is the Flask config key
+    when it differs from ``name``; ``aliases`` are read too; ``shown`` is the README's default when the
+    value is not simply ``default``; ``example`` is the value written in ``.env.example`` (commented
+    out unless ``active``).
+    """
+
+    name: str
+    kind: str
+    default: object
+    help: str
+    group: str
+    aliases: tuple = ()
+    key: str | None = None
+    shown: str | None = None
+    example: str | None = None
+    active: bool = False
+
+
+def _settings(group, *rows):
+    return [Setting(*row[:4], group=group, **(row[4] if len(row) > 4 else {})) for row in rows]
+
+
+SECRET_HINT = f"`{MAKE_SECRET}`"
+SETTINGS = [
+    *_settings(
+        "Runtime",
+        ("APP_ENV", "lower", "development", "only `development` and `testing` relax anything: every other "
+         "value (`staging`, a typo) is production, which refuses to start with a missing or weak "
+         "`SESSION_SECRET`, insecure cookies or `LOGIN_DISABLED`", {"aliases": ("FLASK_ENV",), "active": True}),
+        ("PORT", "int", 5000, "port for `serve.sh` (`HOST` 127.0.0.1: set `HOST=0.0.0.0` to listen beyond "
+         "this machine, which a development server warns about loudly; `THREADS` 8)", {"active": True}),
+        ("LOG_LEVEL", "upper", "INFO", "log level", {"active": True}),
+        ("LOG_FORMAT", "lower", "json", "`json`: one JSON object per line; `text`: plain lines", {"active": True}),
+        ("MAX_CONTENT_LENGTH", "int", 1024 * 1024, "largest request body in bytes (413 beyond; imports "
+         "have `MAX_IMPORT_MB`)"),
+    ),
+    *_settings(
+        "Database",
+        ("MONGO_URI", "text", None, "real MongoDB connection string; unset: the embedded in-memory store "
+         "(not persisted)", {"aliases": ("MONGODB_URI",), "shown": "unset → embedded",
+                             "example": "mongodb://localhost:27017/crm"}),
+        ("MONGO_DB", "text", "crm", "database name when the URI names none"),
+        ("MONGO_TIMEOUT_MS", "count", 3000, "how long a request waits for an unreachable MongoDB (server "
+         "selection, connect) before answering 503"),
+    ),
+    *_settings(
+        "Sessions",
+        ("SESSION_SECRET", "text", None, "the app's signing secret (sessions, Authlib state, unsubscribe "
+         "links unless `UNSUBSCRIBE_SECRET`); production needs 32+ random characters and an estimated 128 "
+         f"bits (no runs, sequences or repeats): {SECRET_HINT}",
+         {"aliases": ("SECRET_KEY",), "key": "SECRET_KEY", "shown": "unset → random per start in development",
+          "example": "", "active": True}),
+        ("SESSION_COOKIE_SECURE", "flag", None, "`Secure` flag on the session cookie",
+         {"shown": "true when `FRONTEND_URL` is https", "example": "true"}),
+        ("LOGIN_DISABLED", "flag", False, "local tinkering only: opens every data route (logs a loud "
+         "warning); refused in production", {"example": "true"}),
+        ("SESSION_REDIS_URL", "text", None, "where server-side sessions live; unset: the application "
+         "database", {"example": "redis://localhost:6379/0"}),
+        ("SESSION_IDLE_MINUTES", "positive", 60, "idle timeout of a session"),
+        ("SESSION_MAX_HOURS", "positive", 12, "absolute lifetime of a session"),
+    ),
+    *_settings(
+        "Access control",
+        ("ADMIN_EMAILS", "emails", [], "comma-separated emails that become `admin` on first sign-in (they "
+         "may always sign in); required in production", {"shown": "none", "example": "you@example.com"}),
+        ("DEFAULT_ROLE", "lower", "viewer", "role of other new users: `viewer` or `marketer`"),
+        ("ALLOWED_EMAIL_DOMAINS", "domains", [], "comma-separated domains allowed to sign in",
+         {"shown": "any", "example": "example.com"}),
+        ("INVITED_EMAILS", "emails", [], "comma-separated emails allowed to sign in whatever their domain",
+         {"shown": "none", "example": "contractor@gmail.com"}),
+        ("ALLOW_ANY_GOOGLE_ACCOUNT", "flag", False, "production refuses to start with Google sign-in open "
+         "to every account unless one of the two above is set, or this says it is meant"),
+        ("TRUSTED_PROXIES", "int", 0, "number of reverse proxies in front, whose `X-Forwarded-*` headers "
+         "are believed"),
+    ),
+    *_settings(
+        "Rate limits (Flask-Limiter notation, e.g. `10 per minute;100 per hour`)",
+        ("RATELIMIT_ENABLED", "flag", True, "switch the limits off (e.g. behind a gateway that limits)"),
+        ("RATELIMIT_STORAGE_URI", "text", "memory://", "rate-limit counters; use Redis (`redis://...`) "
+         "with several workers"),
+        ("RATELIMIT_LOGIN", "text", "20 per minute", "sign-in attempts per IP"),
+        ("RATELIMIT_WRITE", "text", "120 per minute", "writes per user (sessions and API keys together); a "
+         "bulk request counts one per 100 items"),
+        ("RATELIMIT_WRITE_IP", "text", "600 per minute", "writes per IP"),
+        ("RATELIMIT_AI", "text", "30 per minute", "assistant requests per user (sessions and API keys "
+         "together)"),
+        ("RATELIMIT_KEY_PREFIX", "text", "crm", "prefix of the limiter's keys in its storage"),
+    ),
+    *_settings(
+        "Google sign-in (OpenID Connect)",
+        ("GOOGLE_CLIENT_ID", "text", None, "Google OAuth client id; unset: sign-in answers 503",
+         {"example": "", "active": True}),
+        ("GOOGLE_CLIENT_SECRET", "text", None, "Google OAuth client secret", {"example": "", "active": True}),
+        ("GOOGLE_DISCOVERY_URL", "text", GOOGLE_DISCOVERY_DEFAULT, "OpenID Connect discovery document",
+         {"shown": "Google's"}),
+        ("GOOGLE_REDIRECT_URI", "text", None, "where Google sends the browser back; production with Google "
+         "configured refuses to start without it or `PUBLIC_URL` (never taken from the request's `Host`)",
+         {"shown": "`$PUBLIC_URL/api/auth/google/callback`",
+          "example": "https://crm.example.com/api/auth/google/callback"}),
+        ("PUBLIC_URL", "text", None, "the server's public base URL (sign-in redirect, unsubscribe links)",
+         {"shown": "unset (development: this request's host)", "example": "https://crm.example.com"}),
+    ),
+    *_settings(
+        "Frontend",
+        ("FRONTEND_URL", "url", "http://localhost:5000", "where sign-in ends (`${FRONTEND_URL}/home`); a "
+         "CORS origin", {"active": True}),
+        ("FRONTEND_DIR", "text", None, "serve the React build (its `index.html` and `static/`) from this "
+         "folder", {"example": "/path/to/frontend/build"}),
+        ("CORS_ORIGINS", "list", [], "more origins allowed to call with credentials, comma-separated (`*` "
+         "is ignored)", {"shown": "none", "example": "https://admin.example.com,http://localhost:3000"}),
+    ),
+    *_settings(
+        "AI assistant",
+        ("GEMINI_API_KEY", "text", None, "the assistant's Gemini key; unset: the assistant answers 503",
+         {"example": ""}),
+        ("GEMINI_MODEL", "text", "gemini-2.5-flash", "the Gemini model"),
+        ("GEMINI_API_ENDPOINT", "text", None, "another host for the SDK's REST transport (`http://...` or "
+         "`https://...`)", {"shown": "Google's", "example": "https://generativelanguage.googleapis.com"}),
+        ("GEMINI_TIMEOUT_S", "positive", 20, "seconds to wait for an answer"),
+        ("GEMINI_RETRIES", "int", 2, "retries of a failed call"),
+        ("GEMINI_RETRY_BACKOFF_S", "float", 1.0, "first wait between retries (doubling)"),
+        ("GEMINI_RETRY_AFTER_S", "int", 30, "`Retry-After` when Gemini is unavailable"),
+    ),
+    *_settings(
+        "Campaign engine",
+        ("CELERY_BROKER_URL", "text", None, "a broker makes a separate worker run jobs (`celery -A worker "
+         "worker` / `beat`); needs `MONGO_URI`", {"shown": "unset → tasks run in-process",
+                                                   "example": "amqp://guest:guest@localhost:5672//"}),
+        ("CELERY_QUEUE", "text", "crm", "the task queue's name"),
+        ("DISPATCH_BATCH_SIZE", "int", 500, "recipients per batch"),
+        ("DISPATCH_CLAIM_LEASE_S", "positive", 300, "how long a worker's claim on a batch lasts"),
+        ("ENGINE_THREADS", "count", 4, "without a broker: the background threads that plan, send and "
+         "import (never a request's thread)"),
+        ("ENGINE_CONTROL_CHECK_S", "positive", 0.25, "how often a sending batch re-reads its campaign's "
+         "state (pause/cancel take effect within this or one message)"),
+        ("ENGINE_FLUSH_S", "positive", 1, "how often a sending batch records its outcomes"),
+        ("SCHEDULER_ENABLED", "flag", True, "the in-process scheduler (no broker)"),
+        ("SCHEDULER_INTERVAL_S", "positive", 15, "the scheduler's and beat's period"),
+        ("MESSAGE_ID_DOMAIN", "text", "crm.local", "domain of the `Message-ID`s the engine assigns",
+         {"example": "crm.example.com"}),
+        ("VENDOR", "lower", "simulated", "`simulated` or `smtp`"),
+        ("VENDOR_SUCCESS_RATE", "float", 0.9, "the simulated vendor's delivery rate (0–1)"),
+        ("VENDOR_SEED", "text", "crm", "the simulated vendor's seed"),
+        ("VENDOR_MAX_ATTEMPTS", "count", 5, "tries per recipient for temporary vendor errors (unreachable, "
+         "timeout, SMTP 4xx)"),
+        ("VENDOR_RETRY_BASE_S", "positive", 1, "first backoff between those tries (doubling)"),
+        ("VENDOR_RETRY_MAX_S", "positive", 60, "longest backoff"),
+        ("VENDOR_RECEIPTS", "flag", True, "whether the simulated vendor posts receipts"),
+        ("VENDOR_RECEIPT_URL", "text", None, "where it posts them", {
+            "shown": "`http://127.0.0.1:$PORT/api/delivery-receipts`",
+            "example": "http://127.0.0.1:5000/api/delivery-receipts"}),
+        ("VENDOR_RECEIPT_DELAY_S", "positive", 1, "how soon it posts them"),
+        ("VENDOR_WEBHOOK_SECRET", "text", None, "signs delivery receipts; set it in production and in every "
+         "worker", {"shown": "random per process in development", "example": ""}),
+        ("SMTP_HOST", "text", "localhost", "the SMTP vendor's server", {"example": "smtp.example.com"}),
+        ("SMTP_PORT", "int", 25, "its port", {"example": "587"}),
+        ("SMTP_FROM", "text", "crm@localhost", "the sender address", {"example": "news@example.com"}),
+        ("SMTP_USERNAME", "text", None, "SMTP login", {"example": ""}),
+        ("SMTP_PASSWORD", "text", None, "SMTP password", {"example": ""}),
+        ("SMTP_STARTTLS", "flag", False, "use STARTTLS", {"example": "true"}),
+        ("SMTP_TIMEOUT_S", "positive", 30, "seconds per SMTP operation"),
+    ),
+    *_settings(
+        "Data in and out",
+        ("MAX_IMPORT_MB", "positive", 50, "largest CSV file an import takes (413 beyond; spooled to disk "
+         "and kept in GridFS, never whole in memory)"),
+        ("IMPORT_CHUNK_ROWS", "count", 1000, "rows written per chunk (the unit a resumed import restarts "
+         "from)"),
+        ("IMPORT_LEASE_S", "positive", 300, "how long a running import may go without a heartbeat before "
+         "another worker takes it over"),
+        ("UNSUBSCRIBE_SECRET", "text", None, "signs the one-click unsubscribe links in messages; set one "
+         "that outlives session-secret rotations, or old links stop working",
+         {"shown": "unset → the session secret", "example": ""}),
+    ),
+]
+
+# Set by the application itself, not the environment.
+FIXED = {
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "JSON_SORT_KEYS": False,
+}
+
+
+def _read(env, setting):
+    """The value of one setting from the environment (its default when unset or empty)."""
+    raw = _env(env, setting.name, *setting.aliases)
+    kind = setting.kind
+    if kind in ("positive", "count"):
+        value = _number({} if raw is None else {setting.name: raw}, setting.name, setting.default)
+        return int(value) if kind == "count" else value
+    if raw is None:
+        return list(setting.default) if isinstance(setting.default, list) else setting.default
+    if kind == "flag":
+        return _flag(raw)
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    if kind == "list":
+        return _csv(raw)
+    if kind == "emails":
+        return [item.lower() for item in _csv(raw)]
+    if kind == "domains":
+        return [item.lower().lstrip("@") for item in _csv(raw)]
+    return {"lower": str.lower, "upper": str.upper, "url": lambda v: v.rstrip("/")}.get(kind, str)(raw)
+
+
 def from_env(environ=None):
-    """Build the Flask config mapping from environment variables."""
+    """Build the Flask config mapping from environment variables (:data:`SETTINGS`)."""
     env = os.environ if environ is None else environ
-    app_env = _env(env, "APP_ENV", "FLASK_ENV", default="development").lower()
-    frontend_url = _env(env, "FRONTEND_URL", default="http://localhost:5000").rstrip("/")
-    secret = _env(env, "SESSION_SECRET", "SECRET_KEY")
-    cookie_secure = _flag(
-        _env(env, "SESSION_COOKIE_SECURE"), default=frontend_url.startswith("https://")
-    )
-    return {
-        "APP_ENV": app_env,
-        "SECRET_KEY": secret,
-        "MONGO_URI": _env(env, "MONGO_URI", "MONGODB_URI"),
-        "MONGO_DB": _env(env, "MONGO_DB", default="crm"),
-        "MONGO_TIMEOUT_MS": int(_number(env, "MONGO_TIMEOUT_MS", 3000)),
-        "GOOGLE_CLIENT_ID": _env(env, "GOOGLE_CLIENT_ID"),
-        "GOOGLE_CLIENT_SECRET": _env(env, "GOOGLE_CLIENT_SECRET"),
-        "GOOGLE_DISCOVERY_URL": _env(env, "GOOGLE_DISCOVERY_URL", default=GOOGLE_DISCOVERY_DEFAULT),
-        "GOOGLE_REDIRECT_URI": _env(env, "GOOGLE_REDIRECT_URI"),
-        "PUBLIC_URL": _env(env, "PUBLIC_URL"),
-        "FRONTEND_URL": frontend_url,
-        "FRONTEND_DIR": _env(env, "FRONTEND_DIR"),
-        "CORS_ORIGINS": _csv(_env(env, "CORS_ORIGINS")),
-        "GEMINI_API_KEY": _env(env, "GEMINI_API_KEY"),
-        "GEMINI_MODEL": _env(env, "GEMINI_MODEL", default="gemini-2.5-flash"),
-        "GEMINI_API_ENDPOINT": _env(env, "GEMINI_API_ENDPOINT"),
-        "GEMINI_TIMEOUT_S": _number(env, "GEMINI_TIMEOUT_S", 20),
-        "GEMINI_RETRIES": int(_env(env, "GEMINI_RETRIES", default="2")),
-        "GEMINI_RETRY_BACKOFF_S": float(_env(env, "GEMINI_RETRY_BACKOFF_S", default="1")),
-        "GEMINI_RETRY_AFTER_S": int(_env(env, "GEMINI_RETRY_AFTER_S", default="30")),
-        "RATELIMIT_AI": _env(env, "RATELIMIT_AI", default="30 per minute"),
-        "PORT": int(_env(env, "PORT", default="5000")),
-        "LOGIN_DISABLED": _flag(_env(env, "LOGIN_DISABLED")),
-        "MAX_CONTENT_LENGTH": int(_env(env, "MAX_CONTENT_LENGTH", default=str(1024 * 1024))),
-        "LOG_LEVEL": _env(env, "LOG_LEVEL", default="INFO").upper(),
-        "LOG_FORMAT": _env(env, "LOG_FORMAT", default="json").lower(),
-        "SESSION_COOKIE_SECURE": cookie_secure,
-        "SESSION_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SAMESITE": "Lax",
-        "REMEMBER_COOKIE_HTTPONLY": True,
-        "REMEMBER_COOKIE_SECURE": cookie_secure,
-        "JSON_SORT_KEYS": False,
-        # Access control
-        "ADMIN_EMAILS": [e.lower() for e in _csv(_env(env, "ADMIN_EMAILS"))],
-        "ALLOWED_EMAIL_DOMAINS": [d.lower().lstrip("@") for d in _csv(_env(env, "ALLOWED_EMAIL_DOMAINS"))],
-        "INVITED_EMAILS": [e.lower() for e in _csv(_env(env, "INVITED_EMAILS"))],
-        "ALLOW_ANY_GOOGLE_ACCOUNT": _flag(_env(env, "ALLOW_ANY_GOOGLE_ACCOUNT")),
-        "DEFAULT_ROLE": _env(env, "DEFAULT_ROLE", default="viewer").lower(),
-        "SESSION_REDIS_URL": _env(env, "SESSION_REDIS_URL"),
-        "SESSION_IDLE_MINUTES": _number(env, "SESSION_IDLE_MINUTES", 60),
-        "SESSION_MAX_HOURS": _number(env, "SESSION_MAX_HOURS", 12),
-        "TRUSTED_PROXIES": int(_env(env, "TRUSTED_PROXIES", default="0")),
-        # Rate limits (Flask-Limiter notation, e.g. "10 per minute;100 per hour")
-        "RATELIMIT_ENABLED": _flag(_env(env, "RATELIMIT_ENABLED"), default=True),
-        "RATELIMIT_STORAGE_URI": _env(env, "RATELIMIT_STORAGE_URI", default="memory://"),
-        "RATELIMIT_LOGIN": _env(env, "RATELIMIT_LOGIN", default="20 per minute"),
-        "RATELIMIT_WRITE": _env(env, "RATELIMIT_WRITE", default="120 per minute"),
-        "RATELIMIT_WRITE_IP": _env(env, "RATELIMIT_WRITE_IP", default="600 per minute"),
-        "RATELIMIT_KEY_PREFIX": _env(env, "RATELIMIT_KEY_PREFIX", default="crm"),
-        # Campaign engine
-        "CELERY_BROKER_URL": _env(env, "CELERY_BROKER_URL"),
-        "CELERY_QUEUE": _env(env, "CELERY_QUEUE", default="crm"),
-        "DISPATCH_BATCH_SIZE": int(_env(env, "DISPATCH_BATCH_SIZE", default="500")),
-        "DISPATCH_CLAIM_LEASE_S": _number(env, "DISPATCH_CLAIM_LEASE_S", 300),
-        "ENGINE_THREADS": int(_number(env, "ENGINE_THREADS", 4)),
-        "ENGINE_CONTROL_CHECK_S": _number(env, "ENGINE_CONTROL_CHECK_S", 0.25),
-        "ENGINE_FLUSH_S": _number(env, "ENGINE_FLUSH_S", 1),
-        "SCHEDULER_INTERVAL_S": _number(env, "SCHEDULER_INTERVAL_S", 15),
-        "SCHEDULER_ENABLED": _flag(_env(env, "SCHEDULER_ENABLED"), default=True),
-        "MESSAGE_ID_DOMAIN": _env(env, "MESSAGE_ID_DOMAIN", default="crm.local"),
-        "VENDOR": _env(env, "VENDOR", default="simulated").lower(),
-        "VENDOR_SUCCESS_RATE": float(_env(env, "VENDOR_SUCCESS_RATE", default="0.9")),
-        "VENDOR_MAX_ATTEMPTS": int(_number(env, "VENDOR_MAX_ATTEMPTS", 5)),
-        "VENDOR_RETRY_BASE_S": _number(env, "VENDOR_RETRY_BASE_S", 1),
-        "VENDOR_RETRY_MAX_S": _number(env, "VENDOR_RETRY_MAX_S", 60),
-        "VENDOR_SEED": _env(env, "VENDOR_SEED", default="crm"),
-        "VENDOR_RECEIPTS": _flag(_env(env, "VENDOR_RECEIPTS"), default=True),
-        "VENDOR_RECEIPT_URL": _env(env, "VENDOR_RECEIPT_URL"),
-        "VENDOR_RECEIPT_DELAY_S": _number(env, "VENDOR_RECEIPT_DELAY_S", 1),
-        "VENDOR_WEBHOOK_SECRET": _env(env, "VENDOR_WEBHOOK_SECRET"),
-        "SMTP_HOST": _env(env, "SMTP_HOST", default="localhost"),
-        "SMTP_PORT": int(_env(env, "SMTP_PORT", default="25")),
-        "SMTP_FROM": _env(env, "SMTP_FROM", default="crm@localhost"),
-        "SMTP_USERNAME": _env(env, "SMTP_USERNAME"),
-        "SMTP_PASSWORD": _env(env, "SMTP_PASSWORD"),
-        "SMTP_STARTTLS": _flag(_env(env, "SMTP_STARTTLS")),
-        "SMTP_TIMEOUT_S": _number(env, "SMTP_TIMEOUT_S", 30),
-        # Data in and out
-        "MAX_IMPORT_MB": _number(env, "MAX_IMPORT_MB", 50),
-        "IMPORT_CHUNK_ROWS": int(_number(env, "IMPORT_CHUNK_ROWS", 1000)),
-        "IMPORT_LEASE_S": _number(env, "IMPORT_LEASE_S", 300),
-        "UNSUBSCRIBE_SECRET": _env(env, "UNSUBSCRIBE_SECRET"),
-    }
+    config = {setting.key or setting.name: _read(env, setting) for setting in SETTINGS}
+    if config["SESSION_COOKIE_SECURE"] is None:
+        config["SESSION_COOKIE_SECURE"] = config["FRONTEND_URL"].startswith("https://")
+    config["REMEMBER_COOKIE_SECURE"] = config["SESSION_COOKIE_SECURE"]
+    return {**config, **FIXED}
+
+
+def _shown_default(setting):
+    if setting.shown is not None:
+        return setting.shown
+    if setting.default is None:
+        return "unset"
+    if isinstance(setting.default, bool):
+        return f"`{str(setting.default).lower()}`"
+    return f"`{setting.default}`"
+
+
+def readme_table():
+    """The README's configuration table, generated from :data:`SETTINGS`."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for setting in SETTINGS:
+        name = f"`{setting.name}`" + "".join(f" (or `{alias}`)" for alias in setting.aliases)
+        lines.append(f"| {name} | {_shown_default(setting)} | {setting.help} |")
+    return "\n".join(lines) + "\n"
+
+
+def _example(setting):
+    if setting.example is not None:
+        return setting.example
+    if isinstance(setting.default, bool):
+        return str(setting.default).lower()
+    return "" if setting.default is None else str(setting.default)
+
+
+def env_example():
+    """``.env.example``, generated from :data:`SETTINGS`: every variable with its meaning."""
+    lines = ["# Copy to .env (scripts/serve.sh loads it) and fill in what you need. Nothing here is required",
+             "# for a local run: without MONGO_URI the server uses an embedded in-memory database.",
+             "# Generated from config.SETTINGS by `python config.py --write` (tests/test_config_docs.py",
+             "# checks it): edit the table, not this file."]
+    group = None
+    for setting in SETTINGS:
+        if setting.group != group:
+            group = setting.group
+            lines += ["", f"# --- {group} " + "-" * max(3, 96 - len(group))]
+        text = setting.help.replace("`", "")
+        if setting.aliases:
+            text += f" (also read as {', '.join(setting.aliases)})"
+        lines += textwrap.wrap(text, 98, initial_indent="# ", subsequent_indent="# ")
+        lines.append(("" if setting.active else "# ") + f"{setting.name}={_example(setting)}")
+    return "\n".join(lines) + "\n"
+
+
+README_START, README_END = "<!-- config table: generated from config.SETTINGS -->", "<!-- end of config table -->"
+
+
+def write_docs(root=None):
+    """Rewrite ``.env.example`` and the README's table from :data:`SETTINGS`."""
+    root = root or os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(root, ".env.example"), "w") as out:
+        out.write(env_example())
+    path = os.path.join(root, "README.md")
+    with open(path) as handle:
+        readme = handle.read()
+    before, rest = readme.split(README_START, 1)
+    _, after = rest.split(README_END, 1)
+    with open(path, "w") as out:
+        out.write(before + README_START + "\n" + readme_table() + README_END + after)
 
 
 def finalize(config):
@@ -235,3 +433,9 @@ def cors_origins(config):
     """Origins allowed to call the API with credentials: the frontend and CORS_ORIGINS."""
     origins = [config["FRONTEND_URL"], *config.get("CORS_ORIGINS", [])]
     return list(dict.fromkeys(o for o in origins if o and o != "*"))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write"]:
+        sys.exit("usage: python config.py --write   (regenerates .env.example and the README's table)")
+    write_docs()

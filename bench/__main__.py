@@ -232,6 +232,11 @@ def main():
                  "base": f"{result['bound_s'] * 1000:.0f} ms", "ratio": ratio})
     if os.environ.get("BENCH_WIRE", "1") != "0" and not os.environ.get("MONGO_URI"):
         rows += over_the_wire(repeats)
+    elif os.environ.get("MONGO_URI"):  # a real MongoDB: the import rows run against it
+        from bench import imports as import_bench
+
+        for n in _sizes("BENCH_IMPORT", "100000"):
+            rows += import_bench.report(import_bench.measure(dict(os.environ), n))
     write_results(rows)
 
 

@@ -4,8 +4,8 @@ by default: the embedded store checks a unique index by scanning, so neither sid
 - **rate**: rows persisted per second importing N customers from a CSV file (upload check, GridFS,
   the job's chunks of upserts) ÷ a raw ``insert_many`` (chunks of 1,000) of the same documents,
   built before the clock starts, into the same collection with the same indexes.
-- **memory**: peak RSS of the importing process for a 10 MB and a 50 MB file (wide rows: long names
-  and many tags, so the files are big without millions of rows); the goal is the same within 20 MB.
+- **memory**: peak RSS of the importing process for a 10 MB and a 50 MB file (wide rows of about 900
+  bytes, so the files are big without millions of rows); the goal is the same within 20 MB.
 """
 import json
 import os
@@ -18,8 +18,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def write_csv(path, rows=None, megabytes=None):
-    """A customers CSV: ``rows`` narrow rows, or wide rows up to ``megabytes``; returns the row count."""
-    wide_tags = "|".join(f"tag-{t:02d}-" + "x" * 40 for t in range(50))
+    """A customers CSV: ``rows`` narrow rows, or wide rows (a 200-character name, a 200-character
+    address, ten 48-character tags: about 900 bytes) up to ``megabytes``; returns the row count."""
+    wide_tags = "|".join(f"tag-{t:02d}-" + "x" * 41 for t in range(10))
+    domain = ".".join(["d" * 60] * 3) + ".example.com"
     count = 0
     with open(path, "w", encoding="utf-8", newline="") as out:
         out.write("name,email,tags\n")
@@ -31,7 +33,7 @@ def write_csv(path, rows=None, megabytes=None):
             if megabytes is None:
                 out.write(f"Customer {count},c{count}@example.com,{'vip' if count % 10 == 0 else ''}\n")
             else:
-                out.write(f"Customer {count} {'y' * 180},c{count}@example.com,{wide_tags}\n")
+                out.write(f"Customer {count} {'y' * 180},c{count}@{domain},{wide_tags}\n")
             count += 1
     return count
 
@@ -104,12 +106,14 @@ def measure(env, rows, sizes_mb=(10, 50)):
         narrow = os.path.join(tmp, "narrow.csv")
         write_csv(narrow, rows=rows)
         imported, inserted = _child(narrow, "import", env), _child(narrow, "insert", env)
+        print(f"  import {imported}\n  insert {inserted}", flush=True)  # figures kept if a later step fails
         assert imported["stored"] == inserted["stored"] == rows, (imported, inserted)
         memory = []
         for megabytes in sizes_mb:
             wide = os.path.join(tmp, f"wide-{megabytes}.csv")
             count = write_csv(wide, megabytes=megabytes)
             result = _child(wide, "import", env)
+            print(f"  {megabytes} MB: {result}", flush=True)
             assert result["stored"] == count, result
             memory.append({"mb": megabytes, "rows": count, **result})
     return {"rows": rows, "import": imported, "insert": inserted, "memory": memory}

@@ -1,10 +1,11 @@
 """CSV imports: a file checked at upload, kept in GridFS, and persisted by a job in chunks.
 
-- **Upload** (:func:`store_upload`): the file is copied to GridFS in 64 KiB pieces while its bytes are
-  checked to be UTF-8 (a BOM is fine) and its size stays under ``MAX_IMPORT_MB``; the header line
-  decides the delimiter (``,`` or ``;``) and is matched to the type's fields (directly, case and
-  spacing aside, or through the client's ``mapping``). Anything wrong refuses the upload with
-  nothing stored. GridFS lets a worker on another machine read the file.
+- **Upload** (:func:`store_upload`): the file is copied into GridFS's layout in 64 KiB pieces (a
+  megabyte per insert) while its bytes are checked to be UTF-8 (a BOM is fine) and its size stays
+  under ``MAX_IMPORT_MB``; the header line decides the delimiter (``,`` or ``;``) and is matched to
+  the type's fields (directly, case and spacing aside, or through the client's ``mapping``).
+  Anything wrong refuses the upload with nothing stored. The database holds the file, so a worker on
+  another machine reads it.
 - **Job** (:func:`run_import`): streams the file (never whole in memory), validates each row with
   the API's own schemas, and writes ``IMPORT_CHUNK_ROWS`` rows at a time through
   :mod:`engine.ingest`. After each chunk one conditional update records the counts and the last
@@ -18,8 +19,7 @@ import logging
 import uuid
 from datetime import timedelta
 
-import gridfs
-from bson import ObjectId
+from bson import Binary, ObjectId
 from flask import current_app
 from marshmallow import ValidationError
 from mongoengine.connection import get_db
@@ -58,8 +58,47 @@ class UploadProblem(Exception):
         self.message, self.errors, self.status = message, errors or {}, status
 
 
-def _bucket():
-    return gridfs.GridFSBucket(get_db(), bucket_name=BUCKET)
+class _Upload:
+    """An upload written in GridFS's layout (``imports.files`` / ``imports.chunks``, 255 KiB chunks) a
+    few chunks per insert: pymongo's own GridIn buffers up to 48 MB before it writes, so memory would
+    grow with the file."""
+
+    CHUNK = 255 * 1024
+    GROUP = 4
+
+    def __init__(self, filename):
+        database = get_db()
+        self._files, self._chunks = database[f"{BUCKET}.files"], database[f"{BUCKET}.chunks"]
+        self._chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
+        self.id, self.filename, self.length = ObjectId(), filename, 0
+        self._buffer, self._pending, self._n = bytearray(), [], 0
+
+    def write(self, data):
+        self._buffer += data
+        self.length += len(data)
+        while len(self._buffer) >= self.CHUNK:
+            self._chunk(bytes(self._buffer[:self.CHUNK]))
+            del self._buffer[:self.CHUNK]
+
+    def _chunk(self, data):
+        self._pending.append({"files_id": self.id, "n": self._n, "data": Binary(data)})
+        self._n += 1
+        if len(self._pending) == self.GROUP:
+            self._flush()
+
+    def _flush(self):
+        if self._pending:
+            self._chunks.insert_many(self._pending)
+            self._pending = []
+
+    def close(self):
+        """Write what is left and the file's document."""
+        if self._buffer:
+            self._chunk(bytes(self._buffer))
+            self._buffer = bytearray()
+        self._flush()
+        self._files.insert_one({"_id": self.id, "length": self.length, "chunkSize": self.CHUNK,
+                                "uploadDate": utcnow(), "filename": self.filename})
 
 
 def _normal(name):
@@ -101,7 +140,7 @@ def store_upload(stream, filename, job_type, mapping, max_bytes):
     """Copy ``stream`` to GridFS, checking it; ``(file id, size, delimiter, columns)``."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     size, first_line = 0, ""
-    upload = _bucket().open_upload_stream(filename or "upload.csv")
+    upload = _Upload(filename or "upload.csv")
     try:
         while piece := stream.read(PIECE):
             size += len(piece)
@@ -128,15 +167,51 @@ def store_upload(stream, filename, job_type, mapping, max_bytes):
         columns = column_fields(job_type, header, mapping)
         upload.close()
     except BaseException:
-        upload.close()
-        delete_upload(upload._id)
+        delete_upload(upload.id)
         raise
-    return upload._id, size, delimiter, columns
+    return upload.id, size, delimiter, columns
+
+
+class _Chunks(io.RawIOBase):
+    """A stored upload read back a few 255 KiB chunks at a time, each group by its own query on the
+    chunk numbers (GridFS's ``(files_id, n)`` index), so no server reply and nothing here ever holds
+    more than ``GROUP`` chunks, whatever the server's cursor batching."""
+
+    GROUP = 4
+
+    def __init__(self, file_id):
+        self._chunks = get_db()[f"{BUCKET}.chunks"]
+        self._file_id, self._next = file_id, 0
+        self._group, self._pending = [], b""
+        self.position = 0  # bytes handed out so far
+
+    def readable(self):
+        return True
+
+    def _refill(self):
+        if not self._group:
+            self._group = [bytes(doc["data"]) for doc in self._chunks.find(
+                {"files_id": self._file_id, "n": {"$gte": self._next, "$lt": self._next + self.GROUP}},
+                {"data": 1}).sort("n", 1)]
+            self._next += self.GROUP
+            if not self._group:
+                return False
+        self._pending = self._group.pop(0)
+        return True
+
+    def readinto(self, buffer):
+        while not self._pending:
+            if not self._refill():
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size], self._pending = self._pending[:size], self._pending[size:]
+        self.position += size
+        return size
 
 
 def delete_upload(file_id):
     """Remove a job's file (finished, or the job could not be queued)."""
-    db = get_db()  # GridFS's own collections (GridFSBucket.delete trips over the embedded store)
+    db = get_db()
     db[f"{BUCKET}.files"].delete_one({"_id": file_id})
     db[f"{BUCKET}.chunks"].delete_many({"files_id": file_id})
 
@@ -308,22 +383,33 @@ class _LostJob(Exception):
 
 
 def _run(job, worker, progress):
+    stream = _Chunks(job.file_id)
+    with io.TextIOWrapper(io.BufferedReader(stream, PIECE), encoding="utf-8-sig", newline="") as text:
+        for rows, first, last in _chunks_of_rows(job, csv.reader(text, delimiter=job.delimiter)):
+            _commit(job, worker, _schemas()[job.type], rows, first, last, stream.position)
+            if progress:
+                progress(len(rows))
+    finished = ImportJob.objects(pk=job.pk, worker=worker).update_one(
+        set__status=COMPLETED, set__finished_at=utcnow(), set__bytes_done=job.size)
+    if not finished:
+        raise _LostJob()
+    delete_upload(job.file_id)
+
+
+def _chunks_of_rows(job, reader):
+    """``(rows, first, last)`` per chunk of ``IMPORT_CHUNK_ROWS`` data rows not yet committed; a row is
+    ``(line it starts on, item or the reason it cannot be read)``; blank lines are not rows."""
     chunk_rows = current_app.config["IMPORT_CHUNK_ROWS"]
-    schema = _schemas()[job.type]
-    stream = _bucket().open_download_stream(job.file_id)
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text, delimiter=job.delimiter)
     header = [column.strip() for column in next(reader)]
     targets = [job.columns.get(column) for column in header]
-    done, rows, first = job.rows_done, [], None
-    number = 0
+    rows, first, number = [], None, 0
     line = reader.line_num + 1
     for values in reader:
         start, line = line, reader.line_num + 1
         if not any(value.strip() for value in values):
-            continue  # blank lines are not rows
+            continue
         number += 1
-        if number <= done:
+        if number <= job.rows_done:
             continue
         if first is None:
             first = number
@@ -333,19 +419,10 @@ def _run(job, worker, progress):
             rows.append((start, _row_item(job.type, {field: value for field, value in zip(targets, values)
                                                      if field is not None})))
         if len(rows) == chunk_rows:
-            _commit(job, worker, schema, rows, first, number, stream.tell())
-            if progress:
-                progress(len(rows))
+            yield rows, first, number
             rows, first = [], None
     if rows:
-        _commit(job, worker, schema, rows, first, number, stream.tell())
-        if progress:
-            progress(len(rows))
-    finished = ImportJob.objects(pk=job.pk, worker=worker).update_one(
-        set__status=COMPLETED, set__finished_at=utcnow(), set__bytes_done=job.size)
-    if not finished:
-        raise _LostJob()
-    delete_upload(job.file_id)
+        yield rows, first, number
 
 
 def _commit(job, worker, schema, rows, first, last, position):

@@ -20,7 +20,7 @@ from models.campaign import SENDING
 from services import unsubscribe
 
 log = logging.getLogger(__name__)
-PROJECTION = {"name": 1, "email": 1, "totalSpend": 1, "subscribed": 1}
+PROJECTION = ("name", "email", "totalSpend", "subscribed")
 
 
 def plan(campaign_id, deliver):
@@ -40,7 +40,9 @@ def plan(campaign_id, deliver):
             set__audience_size=Customer.objects(__raw__=query).count())
     if campaign.plan_cursor is not None:
         query = {"$and": [query, {"_id": {"$gt": campaign.plan_cursor}}]}
-    cursor = Customer._get_collection().find(query, PROJECTION).sort("_id", 1).batch_size(batch_size)
+    # a fresh projection per query: mongomock changes the one it is given while threads share it
+    cursor = Customer._get_collection().find(query, dict.fromkeys(PROJECTION, 1))
+    cursor = cursor.sort("_id", 1).batch_size(batch_size)
     batch = []
     for customer in cursor:
         batch.append(customer)

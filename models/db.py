@@ -29,11 +29,8 @@ def init_db(app):
         )
     else:
         import mongomock
-        import mongomock.gridfs
 
-        mongomock.gridfs.enable_gridfs_integration()  # imports keep their files in GridFS
         _accept_sort_in_bulk_updates()
-
         mongoengine.connect(
             app.config["MONGO_DB"],
             mongo_client_class=mongomock.MongoClient,

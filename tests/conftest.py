@@ -2,9 +2,8 @@
 import os
 import socket
 import subprocess
-import time
 import uuid
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 import mongoengine
 import pytest
@@ -13,13 +12,11 @@ from kombu import Connection, Queue
 
 import engine
 from app import create_app
-from models import Customer, Order, User
 from models.roles import ADMIN, MARKETER, VIEWER
-from security.sessions import CREATED, SEEN
 from services.events import EXCHANGE
-from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, OIDCProvider
+from tests.factories import TEST_DB, base_config, make_user, signed_in
+from tests.oidc_provider import OIDCProvider
 
-TEST_DB = "crm_test"
 SAME_ORIGIN = "http://localhost"
 
 
@@ -67,32 +64,6 @@ def oidc_provider():
     provider.stop()
 
 
-def base_config(oidc_provider, **overrides):
-    """Test configuration: the stand-in provider, a fixed secret, a _test database."""
-    config = {
-        "TESTING": True,
-        "APP_ENV": "testing",
-        "SECRET_KEY": "test-secret-key-not-for-production",
-        "MONGO_DB": TEST_DB,
-        "GOOGLE_CLIENT_ID": CLIENT_ID,
-        "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
-        "GOOGLE_DISCOVERY_URL": oidc_provider.discovery_url,
-        "FRONTEND_URL": "http://localhost:5000",
-        "SESSION_COOKIE_SECURE": False,
-        "LOGIN_DISABLED": False,
-        "FRONTEND_DIR": None,
-        "CORS_ORIGINS": [],
-        "ADMIN_EMAILS": [],
-        "ALLOWED_EMAIL_DOMAINS": [],
-        "DEFAULT_ROLE": VIEWER,
-        "SESSION_REDIS_URL": None,
-        "RATELIMIT_STORAGE_URI": "memory://",
-        "LOG_FORMAT": "json",
-    }
-    config.update(overrides)
-    return config
-
-
 @pytest.fixture
 def make_app(oidc_provider):
     """Factory for an app with config overrides; each app starts on an empty database."""
@@ -122,27 +93,6 @@ def app(make_app):
 def anon(app):
     """A client that has not signed in."""
     return app.test_client()
-
-
-def make_user(role=MARKETER, email=None, **fields):
-    """Store a staff user with ``role``."""
-    email = email or f"{role}-{User.objects.count()}@example.com"
-    return User(google_id=f"sub-{email}", email=email, display_name=email, role=role, **fields).save()
-
-
-def signed_in(app, user):
-    """A client with a fresh server-side session for ``user`` (test_auth covers the real sign-in)."""
-    test_client = app.test_client()
-    with test_client.session_transaction() as session:
-        session["_user_id"] = str(user.pk)
-        session["_fresh"] = True
-        session[CREATED] = session[SEEN] = time.time()
-    return test_client
-
-
-def session_cookie(test_client):
-    """The session cookie value a signed-in test client holds."""
-    return test_client.get_cookie("session").value
 
 
 @pytest.fixture
@@ -208,26 +158,6 @@ def customer(client):
         return response.get_json()
 
     return create
-
-
-def counts():
-    """Documents per collection, to assert that a rejected request wrote nothing."""
-    return {
-        "customers": Customer.objects.count(),
-        "orders": Order.objects.count(),
-    }
-
-
-def query_params(url):
-    """The query parameters of a URL as a flat dict."""
-    return {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
-
-
-def error_of(response):
-    """The error body without its request id, after checking that id matches the response header."""
-    body = dict(response.get_json())
-    assert body.pop("requestId") == response.headers["X-Request-ID"]
-    return body
 
 
 def require_service(name, host, port):

@@ -2,7 +2,8 @@
 import pytest
 
 from models.roles import MARKETER, VIEWER
-from tests.conftest import counts, error_of, make_user, signed_in
+from tests.checks import counts, error_of
+from tests.factories import make_user, signed_in
 from tests.gemini_standin import answer, failure
 
 

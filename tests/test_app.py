@@ -5,7 +5,7 @@ import secrets
 
 import pytest
 
-from tests.conftest import error_of
+from tests.checks import error_of
 
 from app import create_app
 from config import ConfigError, finalize, from_env, production_problems

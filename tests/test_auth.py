@@ -4,7 +4,7 @@ import time
 import pytest
 
 from models import User
-from tests.conftest import error_of, query_params
+from tests.checks import error_of, query_params
 from tests.oidc_provider import CLIENT_ID, new_signing_key
 
 

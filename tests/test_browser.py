@@ -7,7 +7,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from models.roles import MARKETER
-from tests.conftest import make_user, session_cookie, signed_in
+from tests.factories import make_user, session_cookie, signed_in
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

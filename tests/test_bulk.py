@@ -4,7 +4,8 @@ import pytest
 
 from models import ApiKey, Customer, IdempotentResponse, Order
 from models.roles import MARKETER
-from tests.conftest import counts, make_user, signed_in
+from tests.checks import counts
+from tests.factories import make_user, signed_in
 
 
 # --- upsert by email -----------------------------------------------------------------------------

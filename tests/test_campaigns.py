@@ -4,7 +4,8 @@ from datetime import datetime
 import pytest
 
 import engine
-from models import Campaign, Customer
+from models import Campaign
+from tests.factories import seed_customers
 
 SPEND_OVER_100 = {
     "rules": [{"field": "totalSpend", "operator": ">", "value": "100"}],
@@ -15,7 +16,7 @@ SPEND_OVER_100 = {
 
 @pytest.fixture
 def shoppers(app):
-    Customer._get_collection().insert_many([
+    seed_customers([
         {"name": "Low", "email": "low@example.com", "totalSpend": 50.0, "numVisits": 1,
          "lastVisitDate": datetime(2024, 1, 5, 10)},
         {"name": "Mid", "email": "mid@example.com", "totalSpend": 150.0, "numVisits": 3,

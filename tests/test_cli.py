@@ -5,7 +5,7 @@ import pytest
 
 from models import Customer, Order
 from models.roles import ADMIN
-from tests.conftest import make_user
+from tests.factories import make_user
 from tests.processes import base_env, flask_command
 
 

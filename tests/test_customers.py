@@ -2,7 +2,7 @@
 import pytest
 
 from models import Customer, Order
-from tests.conftest import counts, error_of
+from tests.checks import counts, error_of
 
 
 def test_create_returns_201_with_the_document(client):

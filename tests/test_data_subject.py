@@ -3,7 +3,8 @@ import pytest
 
 from models import AuditEvent, Campaign, Customer, Delivery, Order
 from models.roles import MARKETER
-from tests.conftest import error_of, make_user, signed_in
+from tests.checks import error_of
+from tests.factories import make_user, signed_in
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import pytest
 import engine
 from engine import jobs, planner, runner, sender
 from engine.vendors import SIGNATURE_HEADER, TIMESTAMP_HEADER, SimulatedVendor, sign
-from models import BatchClaim, Campaign, Customer, Delivery, Segment
-from tests.conftest import error_of
+from models import BatchClaim, Campaign, Delivery, Segment
+from tests.checks import error_of
+from tests.factories import seed_customers
 
 SECRET = "webhook-secret-for-tests"
 
@@ -26,7 +27,7 @@ def engine_app(make_app):
 @pytest.fixture
 def marketer(engine_app):
     from models.roles import MARKETER
-    from tests.conftest import make_user, signed_in
+    from tests.factories import make_user, signed_in
 
     return signed_in(engine_app, make_user(MARKETER, email="m@example.com"))
 
@@ -35,7 +36,7 @@ def seed_people():
     """Eight customers: Person 0..7, spending 0..700."""
     docs = [{"name": f"Person {i}", "email": f"p{i}@shop.com", "totalSpend": float(i * 100),
              "numVisits": i, "tags": ["vip"] if i % 2 else []} for i in range(8)]
-    Customer._get_collection().insert_many(docs)
+    seed_customers(docs)
     return docs
 
 
@@ -312,7 +313,7 @@ def test_simulated_vendor_reports_outcomes_through_the_webhook(make_app):
     from werkzeug.serving import make_server
 
     from models.roles import MARKETER
-    from tests.conftest import make_user, signed_in
+    from tests.factories import make_user, signed_in
 
     app = make_app(VENDOR_WEBHOOK_SECRET=SECRET, VENDOR_RECEIPTS=True, VENDOR_RECEIPT_DELAY_S=0.05,
                    VENDOR_SUCCESS_RATE=0.5, VENDOR_SEED="round-trip")
@@ -365,7 +366,7 @@ def test_scheduled_campaign_can_be_sent_early_or_cancelled(marketer, people, cam
 
 def test_rate_limited_campaign_is_paced(make_app):
     from models.roles import MARKETER
-    from tests.conftest import make_user, signed_in
+    from tests.factories import make_user, signed_in
 
     app = make_app(VENDOR_WEBHOOK_SECRET=SECRET, DISPATCH_BATCH_SIZE=2, VENDOR_RECEIPTS=False)
     seed_people()
@@ -422,7 +423,7 @@ def test_segment_in_use_cannot_be_deleted(marketer, people):
 
 def test_viewer_cannot_send(engine_app, marketer, people):
     from models.roles import VIEWER
-    from tests.conftest import make_user, signed_in
+    from tests.factories import make_user, signed_in
 
     viewer_client = signed_in(engine_app, make_user(VIEWER, email="v@example.com"))
     campaign = _create(marketer)

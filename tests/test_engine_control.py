@@ -12,7 +12,7 @@ import engine
 from engine import planner, sender
 from models import Campaign, Customer, Delivery
 from models.roles import MARKETER
-from tests.conftest import make_user, signed_in
+from tests.factories import make_user, signed_in
 from tests.processes import wait_until
 
 SECRET = "webhook-secret-for-tests"

@@ -10,7 +10,8 @@ from models import ApiKey, AuditEvent, Customer, Order, User
 from models.base import utcnow
 from models.roles import ADMIN, MARKETER, VIEWER
 from app import start_web
-from tests.conftest import counts, error_of, make_user, signed_in
+from tests.checks import counts, error_of
+from tests.factories import make_user, signed_in
 
 
 def _in(days):

@@ -9,8 +9,10 @@ from mongoengine.connection import get_db
 import engine
 from engine import imports, ingest
 from models import Customer, ImportJob, ImportRowError, Order
-from models.import_job import RUNNING
 from models.base import utcnow
+from models.import_job import RUNNING
+from models.roles import MARKETER
+from tests.factories import make_user, signed_in
 
 
 class WorkerDied(BaseException):
@@ -128,9 +130,6 @@ def test_a_refused_upload_stores_nothing(client, what, kwargs, status, field):
 
 
 def test_a_file_over_the_limit_is_413_with_nothing_stored(make_app):
-    from models.roles import MARKETER
-    from tests.conftest import make_user, signed_in
-
     app = make_app(MAX_IMPORT_MB=0.01)  # 10 KiB
     client = signed_in(app, make_user(MARKETER, email="m@example.com"))
     response = upload(client, _big(1000))  # ≈ 25 KiB
@@ -147,9 +146,6 @@ def test_viewers_read_imports_but_cannot_start_one(client, viewer_client):
 
 
 def test_a_job_whose_worker_died_resumes_from_its_last_chunk(make_app, monkeypatch):
-    from models.roles import MARKETER
-    from tests.conftest import make_user, signed_in
-
     app = make_app(IMPORT_CHUNK_ROWS=10, IMPORT_LEASE_S=60)
     client = signed_in(app, make_user(MARKETER, email="m@example.com"))
     text = _big(35).replace("p7@shop.com", "bad") + "Person 3,p3@shop.com\n"  # a bad row, a duplicate
@@ -183,9 +179,6 @@ def test_a_job_whose_worker_died_resumes_from_its_last_chunk(make_app, monkeypat
 
 
 def test_orders_credited_once_when_the_worker_dies_between_writing_and_crediting(make_app, monkeypatch):
-    from models.roles import MARKETER
-    from tests.conftest import make_user, signed_in
-
     app = make_app(IMPORT_CHUNK_ROWS=4)
     client = signed_in(app, make_user(MARKETER, email="m@example.com"))
     for who in ("a", "b"):
@@ -234,3 +227,17 @@ def test_flask_import_command_reports_progress_and_a_summary(app, tmp_path):
     assert "line 3 email: Not a valid email address." in result.output
     refused = app.test_cli_runner().invoke(args=["import", "customers", str(path), "--mapping", '{"Mail": "email"}'])
     assert refused.exit_code != 0 and "no column 'Mail'" in refused.output
+
+
+def test_a_suppressions_file_adds_each_address_once_and_campaigns_skip_them(client, campaign_action):
+    client.post("/api/customers/bulk", json=[{"name": "Ann", "email": "ann@shop.com"},
+                                             {"name": "Bob", "email": "bob@shop.com"}])
+    client.post("/api/suppressions", json={"email": "old@shop.com"})
+    text = "Email,Note\nANN@shop.com,asked by phone\nold@shop.com,\nnot-an-email,\nann@shop.com,again\n"
+    job = finished(client, upload(client, text, kind="suppressions"))
+    assert job["counts"] == {"read": 4, "inserted": 1, "updated": 0, "skipped": 2, "failed": 1}
+    listed = {s["email"]: s for s in client.get("/api/suppressions").get_json()["items"]}
+    assert set(listed) == {"ann@shop.com", "old@shop.com"} and listed["ann@shop.com"]["reason"] == "import"
+    campaign = client.post("/api/campaigns", json={"name": "Hi", "message": "Hi", "rules": []}).get_json()
+    done = campaign_action(client, campaign["_id"])
+    assert (done["stats"]["total"], done["stats"]["suppressed"]) == (1, 1)

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models import ApiKey, Campaign, Customer, Segment
-from tests.conftest import error_of
+from tests.checks import error_of
 
 DEEP = "[" * 1000 + "]" * 1000
 DEEPISH = '{"name": "A", "email": "a@example.com", "tags": ' + "[" * 100 + "]" * 100 + "}"

@@ -12,7 +12,7 @@ import requests
 
 from models import Campaign, Customer, Delivery, Order
 from models.roles import ADMIN
-from tests.conftest import make_user
+from tests.factories import make_user
 from tests.processes import Gunicorn, base_env, flask_command
 
 pytestmark = pytest.mark.own_processes

@@ -7,7 +7,8 @@ import pytest
 from app import create_app
 from logs import _HANDLER_MARK
 from security.policy import POLICY, PUBLIC, Rule
-from tests.conftest import base_config, error_of
+from tests.checks import error_of
+from tests.factories import base_config
 
 
 def test_healthz(anon):

@@ -5,7 +5,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from models import Customer, Order
-from tests.conftest import counts, error_of, signed_in
+from tests.checks import counts, error_of
+from tests.factories import signed_in
 
 
 def _iso(dt):

@@ -12,7 +12,7 @@ from kombu import Connection, Queue
 
 from models import Campaign, Customer, Delivery
 from models.roles import MARKETER
-from tests.conftest import make_user, signed_in
+from tests.factories import make_user, seed_customers, signed_in
 
 SECRET = "webhook-secret-for-tests"
 
@@ -24,7 +24,7 @@ def broker_app(make_app, rabbitmq_url):
                    VENDOR_RECEIPTS=False, VENDOR_WEBHOOK_SECRET=SECRET)
     # Without AMQP heartbeats the in-process test worker stops in about a second instead of ten.
     app.extensions["celery"].conf.broker_heartbeat = 0
-    Customer._get_collection().insert_many(
+    seed_customers(
         [{"name": f"Person {i}", "email": f"p{i}@shop.com", "totalSpend": float(i)} for i in range(10)]
     )
     yield app

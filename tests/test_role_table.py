@@ -6,7 +6,7 @@ these expectations, so it fails here. Each row is the least role that may call t
 import pytest
 
 from models.roles import ADMIN, MARKETER, VIEWER
-from tests.conftest import make_user, signed_in
+from tests.factories import make_user, signed_in
 
 PUBLIC, SIGNED = "public", "signed webhook"
 ANONYMOUS = "anonymous"

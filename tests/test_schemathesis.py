@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from models.roles import ADMIN
-from tests.conftest import make_user, session_cookie, signed_in
+from tests.factories import make_user, session_cookie, signed_in
 
 CHECKS = [
     not_a_server_error,

@@ -8,7 +8,8 @@ from models import ApiKey, AuditEvent, Customer, User
 from security.policy import POLICY, PUBLIC, policy_key
 from models.roles import ADMIN, MARKETER, RANK, VIEWER
 from security.sessions import CREATED, SEEN
-from tests.conftest import error_of, make_user, session_cookie, signed_in
+from tests.checks import error_of
+from tests.factories import make_user, session_cookie, signed_in
 
 ANONYMOUS = "anonymous"
 SAMPLE_ID = "64b7f0000000000000000000"

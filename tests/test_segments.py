@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segments import RuleError, check_tree, compile_rules
+from tests.factories import seed_customers
 
 D = datetime(2024, 5, 1)
 NEXT = datetime(2024, 5, 2)
@@ -107,6 +108,8 @@ def seeded(app):
             {"name": f"C{i}", "email": f"c{i}@example.com", "totalSpend": float(rng.choice([0, 50, 100, 150, 200, 999.5])),
              "numVisits": rng.randint(0, 6), "lastVisitDate": visit}
         )
+    # raw on purpose: documents as older versions stored them (no tags field, mixed-case emails),
+    # which the rules must still match like the brute force does
     Customer._get_collection().insert_many([dict(d) for d in docs])
     return docs
 
@@ -292,6 +295,8 @@ def seeded_language(app):
         })
     docs += [{"name": "ANNA", "email": "anna@shop.com", "totalSpend": 1.0, "numVisits": 0, "createdAt": NOW},
              {"name": "Bob", "email": "bob@mail.io", "totalSpend": 1.0, "numVisits": 0, "createdAt": NOW}]
+    # raw on purpose: documents as older versions stored them (no tags field, mixed-case emails),
+    # which the rules must still match like the brute force does
     Customer._get_collection().insert_many([dict(d) for d in docs])
     return docs
 
@@ -360,9 +365,8 @@ def test_random_trees_count_like_brute_force(seeded_language, tree, op):
 # --- saved segments: their audience, by id ----------------------------------------------------------------
 @pytest.fixture
 def shoppers(app):
-    Customer._get_collection().insert_many([
-        {"name": f"Shopper {i}", "email": f"s{i}@shop.com", "totalSpend": float(i * 100), "numVisits": i}
-        for i in range(6)])
+    seed_customers([{"name": f"Shopper {i}", "email": f"s{i}@shop.com", "totalSpend": float(i * 100), "numVisits": i}
+                    for i in range(6)])
 
 
 def test_a_saved_segment_shows_and_previews_its_audience_as_it_is_now(client, shoppers):

@@ -9,7 +9,7 @@ from aiosmtpd.controller import Controller
 import engine
 from models import Campaign, Customer, Delivery
 from models.roles import MARKETER
-from tests.conftest import make_user, signed_in
+from tests.factories import make_user, seed_customers, signed_in
 
 REFUSED = "bounce@shop.com"
 FAST_RETRIES = {"VENDOR_RETRY_BASE_S": 0.05, "VENDOR_RETRY_MAX_S": 0.2, "VENDOR_MAX_ATTEMPTS": 3}
@@ -69,7 +69,7 @@ def _campaign(client, name="Thank you", message="Dear {{firstName}}, thanks for 
 def test_campaign_email_goes_through_smtp(smtp_app, smtp_server, campaign_action):
     mailbox, _ = smtp_server
     app = smtp_app()
-    Customer._get_collection().insert_many([
+    seed_customers([
         {"name": "Ada Lovelace", "email": "ada@shop.com", "totalSpend": 120.5},
         {"name": "Bounce", "email": REFUSED, "totalSpend": 10.0},
         {"name": "Grace Hopper", "email": "grace@shop.com", "totalSpend": 99.0},
@@ -96,7 +96,7 @@ def test_every_recipient_refused_fails_the_campaign_with_the_reason(smtp_app, sm
     mailbox, _ = smtp_server
     app = smtp_app()
     mailbox.refused |= {"a@shop.com", "b@shop.com"}
-    Customer._get_collection().insert_many([{"name": "A", "email": "a@shop.com"}, {"name": "B", "email": "b@shop.com"}])
+    seed_customers([{"name": "A", "email": "a@shop.com"}, {"name": "B", "email": "b@shop.com"}])
     client = signed_in(app, make_user(MARKETER, email="m@example.com"))
     done = campaign_action(client, _campaign(client)["_id"])
     assert done["status"] == "failed"
@@ -108,7 +108,7 @@ def test_a_temporary_refusal_is_retried_with_backoff_then_sent_once(smtp_app, sm
     mailbox, _ = smtp_server
     app = smtp_app(VENDOR_MAX_ATTEMPTS=4)
     mailbox.temporary["ada@shop.com"] = 2  # 451 twice, then accepted
-    Customer._get_collection().insert_many([{"name": "Ada", "email": "ada@shop.com"},
+    seed_customers([{"name": "Ada", "email": "ada@shop.com"},
                                             {"name": "Grace", "email": "grace@shop.com"}])
     client = signed_in(app, make_user(MARKETER, email="m@example.com"))
     started = time.monotonic()
@@ -124,7 +124,7 @@ def test_a_recipient_past_its_retry_cap_fails_and_the_rest_are_sent(smtp_app, sm
     mailbox, _ = smtp_server
     app = smtp_app()
     mailbox.temporary["stuck@shop.com"] = 100
-    Customer._get_collection().insert_many([{"name": "Stuck", "email": "stuck@shop.com"},
+    seed_customers([{"name": "Stuck", "email": "stuck@shop.com"},
                                             {"name": "Grace", "email": "grace@shop.com"},
                                             {"name": "Ada", "email": "ada@shop.com"}])
     client = signed_in(app, make_user(MARKETER, email="m@example.com"))
@@ -141,7 +141,7 @@ def test_a_server_down_past_the_retry_budget_fails_the_campaign_and_retry_resume
     from tests.processes import free_port
 
     app = smtp_app(SMTP_PORT=free_port())  # nothing listens there
-    Customer._get_collection().insert_many([{"name": f"P{i}", "email": f"p{i}@shop.com"} for i in range(4)])
+    seed_customers([{"name": f"P{i}", "email": f"p{i}@shop.com"} for i in range(4)])
     client = signed_in(app, make_user(MARKETER, email="m@example.com"))
     campaign = _campaign(client, message="Hi")
     failed = campaign_action(client, campaign["_id"])
@@ -160,7 +160,7 @@ def test_one_stuck_campaign_does_not_hold_up_another(smtp_app, smtp_server):
     mailbox, _ = smtp_server
     app = smtp_app(VENDOR_RETRY_BASE_S=0.5, VENDOR_RETRY_MAX_S=2, VENDOR_MAX_ATTEMPTS=5)
     mailbox.temporary["slow@other.com"] = 100
-    Customer._get_collection().insert_many([{"name": "Slow", "email": "slow@other.com"},
+    seed_customers([{"name": "Slow", "email": "slow@other.com"},
                                             {"name": "Ada", "email": "ada@shop.com"}])
     client = signed_in(app, make_user(MARKETER, email="m@example.com"))
     stuck = _campaign(client, name="Other", rules=[{"field": "email", "operator": "contains", "value": "other"}])
@@ -181,7 +181,7 @@ def test_hostile_header_values_never_reach_the_wire(smtp_app, smtp_server, campa
     that cannot be a header fails alone; everyone else is sent."""
     mailbox, _ = smtp_server
     app = smtp_app()
-    Customer._get_collection().insert_many([{"name": "Ada", "email": "ada@shop.com"},
+    seed_customers([{"name": "Ada", "email": "ada@shop.com"},
                                             {"name": "Evil", "email": "evil@shop.com\r\nBcc: all@victim.com"},
                                             {"name": "Grace", "email": "grace@shop.com"}])
     client = signed_in(app, make_user(MARKETER, email="m@example.com"))
@@ -203,7 +203,7 @@ def test_a_retry_job_delivered_twice_retries_nobody_twice(smtp_app, smtp_server,
 
     mailbox, _ = smtp_server
     app = smtp_app()
-    Customer._get_collection().insert_many([{"name": "Bounce", "email": REFUSED},
+    seed_customers([{"name": "Bounce", "email": REFUSED},
                                             {"name": "Ada", "email": "ada@shop.com"}])
     client = signed_in(app, make_user(MARKETER, email="m@example.com"))
     campaign = _campaign(client, message="Hi")
@@ -224,7 +224,7 @@ def test_messages_carry_a_one_click_list_unsubscribe_that_works(smtp_app, smtp_s
     """RFC 8058: the mail client POSTs ``List-Unsubscribe=One-Click`` to the header's https URL."""
     mailbox, _ = smtp_server
     app = smtp_app(PUBLIC_URL="https://crm.example")
-    Customer._get_collection().insert_many([{"name": "Ada", "email": "ada@shop.com", "totalSpend": 1.0}])
+    seed_customers([{"name": "Ada", "email": "ada@shop.com", "totalSpend": 1.0}])
     client = signed_in(app, make_user(MARKETER, email="m@example.com"))
     campaign_action(client, _campaign(client)["_id"])
     (_, message), = mailbox.messages

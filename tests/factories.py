@@ -1,0 +1,72 @@
+"""Test data and clients: users, signed-in clients, app configuration (fixtures build on these)."""
+import time
+
+from models import User
+from models.roles import MARKETER, VIEWER
+from security.sessions import CREATED, SEEN
+from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET
+
+TEST_DB = "crm_test"
+
+
+def base_config(oidc_provider, **overrides):
+    """Test configuration: the stand-in provider, a fixed secret, a _test database."""
+    config = {
+        "TESTING": True,
+        "APP_ENV": "testing",
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "MONGO_DB": TEST_DB,
+        "GOOGLE_CLIENT_ID": CLIENT_ID,
+        "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
+        "GOOGLE_DISCOVERY_URL": oidc_provider.discovery_url,
+        "FRONTEND_URL": "http://localhost:5000",
+        "SESSION_COOKIE_SECURE": False,
+        "LOGIN_DISABLED": False,
+        "FRONTEND_DIR": None,
+        "CORS_ORIGINS": [],
+        "ADMIN_EMAILS": [],
+        "ALLOWED_EMAIL_DOMAINS": [],
+        "DEFAULT_ROLE": VIEWER,
+        "SESSION_REDIS_URL": None,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "LOG_FORMAT": "json",
+    }
+    config.update(overrides)
+    return config
+
+
+def make_user(role=MARKETER, email=None, **fields):
+    """Store a staff user with ``role``."""
+    email = email or f"{role}-{User.objects.count()}@example.com"
+    return User(google_id=f"sub-{email}", email=email, display_name=email, role=role, **fields).save()
+
+
+def signed_in(app, user):
+    """A client with a fresh server-side session for ``user`` (test_auth covers the real sign-in)."""
+    test_client = app.test_client()
+    with test_client.session_transaction() as session:
+        session["_user_id"] = str(user.pk)
+        session["_fresh"] = True
+        session[CREATED] = session[SEEN] = time.time()
+    return test_client
+
+
+def session_cookie(test_client):
+    """The session cookie value a signed-in test client holds."""
+    return test_client.get_cookie("session").value
+
+
+# API field names → Customer attributes, so tests write customers as the API shows them.
+CUSTOMER_FIELDS = {"name": "name", "email": "email", "tags": "tags", "subscribed": "subscribed",
+                   "totalSpend": "total_spend", "numVisits": "num_visits", "lastVisitDate": "last_visit_date",
+                   "createdAt": "created_at"}
+
+
+def seed_customers(rows):
+    """Store customers given as the API shows them (``{"name", "email", "totalSpend", ...}``) through
+    the model, with its defaults and validation, in one insert; returns ``rows``."""
+    from models import Customer
+
+    Customer.objects.insert([Customer(**{CUSTOMER_FIELDS[key]: value for key, value in row.items()})
+                             for row in rows], load_bulk=False)
+    return rows
