@@ -17,12 +17,14 @@ def _actor():
 
 
 def _target_id(response):
-    if request.view_args:
-        return str(next(iter(request.view_args.values())))
-    if response.is_json:
+    """The record's id: the answer's ``_id``, else the path's argument (an address in a path, as in
+    ``PUT /customers/by-email/<email>`` or ``DELETE /suppressions/<email>``, is masked)."""
+    if response.is_json and not response.is_streamed:
         body = response.get_json(silent=True)
         if isinstance(body, dict) and body.get("_id"):
             return str(body["_id"])
+    if request.view_args:
+        return mask_emails(str(next(iter(request.view_args.values()))))
     return None
 
 

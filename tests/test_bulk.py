@@ -218,3 +218,13 @@ def test_a_replayed_api_key_creation_never_stores_the_secret(app, staff_user, cl
     assert replay.status_code == 201 and replay.get_json()["key"] is None
     assert replay.get_json()["_id"] == first.get_json()["_id"] and ApiKey.objects.count() == 1
     assert all(first.get_json()["key"] not in (record.body or "") for record in IdempotentResponse.objects)
+
+
+def test_an_upsert_is_audited_by_the_customer_id_not_the_address(client):
+    from models import AuditEvent
+
+    created = client.put("/api/customers/by-email/ann@shop.com", json={"name": "Ann"}).get_json()
+    client.post("/api/suppressions", json={"email": "gone@shop.com"})
+    client.delete("/api/suppressions/gone@shop.com")
+    assert AuditEvent.objects.get(action="customer.upsert").target_id == created["_id"]
+    assert AuditEvent.objects.get(action="suppression.remove").target_id == "g***@shop.com"
