@@ -243,8 +243,8 @@ def _row_item(job_type, values):
 class _Chunk:
     """Rows of one chunk, validated: items for :mod:`engine.ingest` and the rows' errors."""
 
-    def __init__(self, job, schema, rows):
-        self.job, self.rows = job, rows
+    def __init__(self, schema, rows):
+        self.rows = rows
         self.items, self.errors = [], []
         for line, item in rows:
             if isinstance(item, str):  # a row that could not even be read as the header's columns
@@ -383,10 +383,10 @@ class _LostJob(Exception):
 
 
 def _run(job, worker, progress):
-    stream = _Chunks(job.file_id)
+    stream, schema = _Chunks(job.file_id), _schemas()[job.type]  # one schema for every chunk
     with io.TextIOWrapper(io.BufferedReader(stream, PIECE), encoding="utf-8-sig", newline="") as text:
         for rows, first, last in _chunks_of_rows(job, csv.reader(text, delimiter=job.delimiter)):
-            _commit(job, worker, _schemas()[job.type], rows, first, last, stream.position)
+            _commit(job, worker, schema, rows, first, last, stream.position)
             if progress:
                 progress(len(rows))
     finished = ImportJob.objects(pk=job.pk, worker=worker).update_one(
@@ -427,7 +427,7 @@ def _chunks_of_rows(job, reader):
 
 def _commit(job, worker, schema, rows, first, last, position):
     """Write one chunk (rows ``first``..``last``) and record it as done, in that order."""
-    chunk = _Chunk(job, schema, rows)
+    chunk = _Chunk(schema, rows)
     counts, errors = _write(job, chunk, f"import:{job.pk}:{first}")
     first_line = rows[0][0]
     ImportRowError.objects(job_id=job.pk, row__gte=first_line).delete()  # a chunk run again

@@ -30,7 +30,7 @@ def init_db(app):
     else:
         import mongomock
 
-        _accept_sort_in_bulk_updates()
+        _patch_mongomock_bulk_writes()
         mongoengine.connect(
             app.config["MONGO_DB"],
             mongo_client_class=mongomock.MongoClient,
@@ -43,7 +43,7 @@ def init_db(app):
     app.extensions["mongo_db_name"] = mongoengine.get_db().name
 
 
-def _accept_sort_in_bulk_updates():
+def _patch_mongomock_bulk_writes():
     """Two fixes to mongomock 4.3's bulk writes, so the embedded store answers as MongoDB does:
     pymongo ≥ 4.11 hands ``UpdateOne``'s ``sort`` (None unless given) to the bulk builder, which does
     not know it (dropped when unset: the project never sorts a bulk update); and each ``upserted``

@@ -24,6 +24,7 @@ def enabled():
 def publish_many(events):
     """Publish ``(event, payload)`` pairs over one connection (bulk writes, imports)."""
     if not enabled():
+        log.debug("events (no broker): not published")
         return
     celery = current_app.extensions[EXTENSION]
     now = iso_utc(utcnow())
@@ -34,22 +35,10 @@ def publish_many(events):
                     {"event": event, "at": now, **payload}, exchange=EXCHANGE, routing_key=event,
                     declare=[EXCHANGE], serializer="json", retry=True, retry_policy=PUBLISH_RETRY,
                 )
-    except Exception as exc:  # the writes already happened; subscribers miss these
+    except Exception as exc:  # the state change already happened; subscribers miss these
         log.error("could not publish events: %s", exc)
 
 
 def publish(event, **payload):
     """Publish ``event`` with ``payload`` (JSON) when a broker is configured."""
-    body = {"event": event, "at": iso_utc(utcnow()), **payload}
-    if not broker_configured(current_app):
-        log.debug("event %s (no broker): %s", event, body)
-        return
-    celery = current_app.extensions[EXTENSION]
-    try:
-        with celery.producer_or_acquire() as producer:
-            producer.publish(
-                body, exchange=EXCHANGE, routing_key=event, declare=[EXCHANGE],
-                serializer="json", retry=True, retry_policy=PUBLISH_RETRY,
-            )
-    except Exception as exc:  # the state change already happened; subscribers miss this one
-        log.error("could not publish event %s: %s", event, exc)
+    publish_many([(event, payload)])
