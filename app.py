@@ -12,7 +12,7 @@ import engine
 from engine import scheduler
 from routes import docs, frontend, health, register_blueprints
 from security import api_keys, headers, limits, policy, sessions
-from services import google_oauth, queue
+from services import gemini, google_oauth, queue
 
 
 def create_app(config=None):
@@ -61,7 +61,7 @@ def start_web(app):
 
 
 def register_extensions(app):
-    """Database, login, CORS, the Google client, the task queue and the campaign engine."""
+    """Database, login, CORS, the Google and Gemini clients, the task queue and the campaign engine."""
     init_db(app)
     login_manager.init_app(app)
     login_manager.user_loader(_load_user)
@@ -78,6 +78,7 @@ def register_extensions(app):
         expose_headers=["X-Total-Count", "X-Request-ID", "Retry-After"],
     )
     google_oauth.init_app(app)
+    gemini.init_app(app)
     queue.init_app(app)
     engine.init_app(app)
 

@@ -7,7 +7,10 @@ from mongoengine.errors import NotUniqueError
 from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from schemas.common import ErrorOut
+
 log = logging.getLogger(__name__)
+_error_out = ErrorOut()
 DATABASE_RETRY_AFTER_S = 5
 
 
@@ -72,14 +75,17 @@ def flatten_errors(errors, prefix=""):
 
 
 def error_response(status, message, errors=None, **extra):
-    """Build the JSON error response (with the request id, so a report can be traced in the logs)."""
-    body = {"error": message}
+    """Build the JSON error response (with the request id, so a report can be traced in the logs),
+    dumped through ``ErrorOut`` like every other answer through its schema."""
+    body = {"error": message, **extra}
     if errors:
-        body["errors"] = errors
-    body.update(extra)
+        body["errors"] = flatten_errors(errors)
     if has_request_context() and g.get("request_id"):
-        body["requestId"] = g.request_id
-    response = jsonify(body)
+        body["request_id"] = g.request_id
+    undeclared = set(body) - set(_error_out.fields)
+    if undeclared:
+        raise TypeError(f"ErrorOut has no field for {sorted(undeclared)}")
+    response = jsonify(_error_out.dump(body))
     response.status_code = status
     return response
 

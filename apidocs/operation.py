@@ -17,7 +17,7 @@ class Operation:
     description: str = ""
     content_type: str = "application/json"
     headers: dict = field(default_factory=dict)
-    body_many: bool = False  # the body is a JSON array of ``body`` items (bulk)
+    body_many: int = 0  # the body is a JSON array of at most this many ``body`` items (bulk)
     body_content_type: str = "application/json"  # or multipart/form-data (``body`` a schema dict)
     idempotent: bool = False  # honours an Idempotency-Key header
 
@@ -25,7 +25,7 @@ class Operation:
 def doc(**facts):
     """Record OpenAPI facts on a view: ``body``/``query``/``response`` schemas, ``status``,
     extra ``errors`` statuses, ``public`` (no login), ``content_type``, response ``headers``;
-    ``body_many`` (an array of ``body``), ``body_content_type``, ``idempotent`` (Idempotency-Key).
+    ``body_many`` (an array of at most that many ``body``), ``body_content_type``, ``idempotent`` (Idempotency-Key).
 
     400/401/404/413/415 are added by the builder where the route makes them possible.
     """

@@ -148,7 +148,7 @@ def _operation(rule, method, view, op, legacy, shared_endpoint):
     if parameters:
         operation["parameters"] = parameters
     if op.body is not None:
-        body = {"type": "array", "items": op.body} if op.body_many else op.body
+        body = {"type": "array", "items": op.body, "minItems": 1, "maxItems": op.body_many} if op.body_many else op.body
         operation["requestBody"] = {
             "required": True,
             "content": {op.body_content_type: {"schema": body}},

@@ -95,6 +95,12 @@ def stats(campaign):
     return engine.stats(campaign)
 
 
+def with_stats(campaign):
+    """The campaign with ``stats`` (:func:`stats`) attached, as ``CampaignDetailOut`` dumps it."""
+    campaign.stats = stats(campaign)
+    return campaign
+
+
 def list_deliveries(campaign_id, query):
     """A campaign's delivery records, optionally by status."""
     pk = object_id_or_404("campaign", campaign_id)

@@ -81,6 +81,5 @@ def preview_segment(segment_id):
 
 
 def _preview(queryset):
-    sample = [{"name": c.name, "email": c.email}
-              for c in queryset.only("name", "email").order_by("id").limit(SAMPLE_SIZE)]
-    return {"audienceSize": queryset.count(), "sample": sample}
+    sample = list(queryset.only("name", "email").order_by("id").limit(SAMPLE_SIZE))
+    return {"audience_size": queryset.count(), "sample": sample}

@@ -1,9 +1,10 @@
 """``/api/openapi.json`` and Swagger UI at ``/api/docs`` (assets from the flask-swagger-ui package)."""
-from flask import Blueprint, jsonify
+from flask import Blueprint
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from apidocs import doc
 from apidocs.spec import current_spec
+from routes.endpoint import endpoint
 
 SPEC_URL = "/api/openapi.json"
 DOCS_URL = "/api/docs"
@@ -12,10 +13,10 @@ bp = Blueprint("docs", __name__)
 
 
 @bp.get(SPEC_URL)
-@doc(public=True, response={"type": "object"}, description="This document.")
+@endpoint(public=True, response={"type": "object"}, description="This document.")
 def openapi_json():
-    """The OpenAPI 3 description of this API."""
-    return jsonify(current_spec())
+    """The OpenAPI 3 description of this API (a JSON Schema of its own, not a marshmallow schema)."""
+    return current_spec()
 
 
 def init_app(app):

@@ -1,5 +1,5 @@
-"""Request parsing and response building shared by the Blueprints."""
-from flask import jsonify, request
+"""Request parsing shared by the Blueprints: JSON bodies checked once at the door, bulk arrays, the caller."""
+from flask import request
 from flask_login import current_user
 from werkzeug.exceptions import BadRequest
 
@@ -73,25 +73,3 @@ def json_body():
     if not isinstance(data, dict):
         raise ApiError.bad_request("Request body must be a JSON object")
     return data
-
-
-def load_body(schema):
-    """Validate the JSON body with ``schema`` (marshmallow errors become 400)."""
-    return schema.load(json_body())
-
-
-def load_query(schema):
-    """Validate the query string with ``schema``."""
-    return schema.load(request.args.to_dict(flat=True))
-
-
-def dumped(schema, obj, status=200):
-    """Serialize ``obj`` with ``schema`` into a JSON response."""
-    response = jsonify(schema.dump(obj))
-    response.status_code = status
-    return response
-
-
-def dumped_page(schema, page):
-    """A paginated listing: ``{"items", "total", "page", "per_page"}``."""
-    return jsonify({**page, "items": schema.dump(page["items"], many=True)})

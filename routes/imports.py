@@ -2,15 +2,12 @@
 from flask import Blueprint, current_app, request, url_for
 from flask_login import current_user
 
-from apidocs import doc
 from controllers import imports as controller
-from controllers.idempotency import idempotent
 from errors import ApiError
-from routes.helpers import dumped, dumped_page, load_query
+from routes.endpoint import endpoint
 from schemas.common import PageQuery
 from schemas.import_job import (
     IMPORT_FORM_DOC,
-    ImportErrorOut,
     ImportErrorPage,
     ImportForm,
     ImportJobOut,
@@ -19,8 +16,7 @@ from schemas.import_job import (
 )
 
 bp = Blueprint("imports", __name__)
-import_form, job_out, job_query = ImportForm(), ImportJobOut(), ImportJobQuery()
-error_out, page_query = ImportErrorOut(), PageQuery()
+import_form = ImportForm()
 FORM_OVERHEAD = 64 * 1024  # the form's other fields and boundaries
 
 
@@ -37,43 +33,40 @@ def _allow_large_uploads():
 
 
 @bp.post("")
-@doc(body=IMPORT_FORM_DOC, body_content_type="multipart/form-data", response=ImportJobOut, status=202,
-     errors=(413, 503), idempotent=True,
-     headers={"Location": {"schema": {"type": "string"}, "description": "The job"}},
-     description="Checks the file (UTF-8, size up to MAX_IMPORT_MB, header matching the type's fields: "
-                 "customers name, email, tags (`|`-separated), subscribed; orders externalId, customerId "
-                 "or customerEmail, amount, date; suppressions email, note) and queues a job. Rows are "
-                 "validated like the single endpoints; problems are reported per row at "
-                 "/api/imports/{id}/errors. Re-importing a file inserts nothing twice.")
-@idempotent
+@endpoint(body=IMPORT_FORM_DOC, body_content_type="multipart/form-data", response=ImportJobOut, status=202,
+          errors=(413, 503), idempotent=True,
+          headers={"Location": {"schema": {"type": "string"}, "description": "The job"}},
+          description="Checks the file (UTF-8, size up to MAX_IMPORT_MB, header matching the type's fields: "
+                      "customers name, email, tags (`|`-separated), subscribed; orders externalId, customerId "
+                      "or customerEmail, amount, date; suppressions email, note) and queues a job. Rows are "
+                      "validated like the single endpoints; problems are reported per row at "
+                      "/api/imports/{id}/errors. Re-importing a file inserts nothing twice.")
 def create_import():
     """Upload a CSV file and start importing it."""
     if request.mimetype != "multipart/form-data":
         raise ApiError(415, "Content-Type must be multipart/form-data (fields: file, type, mapping, mode)")
     job = controller.create_import(request.files.get("file"), request.form, import_form,
                                    max_import_bytes(), current_user)
-    response = dumped(job_out, job, 202)
-    response.headers["Location"] = url_for(".get_import", job_id=str(job.pk))
-    return response
+    return job, {"Location": url_for(".get_import", job_id=str(job.pk))}
 
 
 @bp.get("")
-@doc(query=ImportJobQuery, response=ImportJobPage)
-def list_imports():
+@endpoint(query=ImportJobQuery, response=ImportJobPage)
+def list_imports(query):
     """List import jobs, newest first."""
-    return dumped_page(job_out, controller.list_imports(load_query(job_query)))
+    return controller.list_imports(query)
 
 
 @bp.get("/<job_id>")
-@doc(response=ImportJobOut)
+@endpoint(response=ImportJobOut)
 def get_import(job_id):
     """An import job: status, counts and progress."""
-    return dumped(job_out, controller.get_import(job_id))
+    return controller.get_import(job_id)
 
 
 @bp.get("/<job_id>/errors")
-@doc(query=PageQuery, response=ImportErrorPage,
-     description="`row` is the line number in the file (the header is line 1).")
-def list_import_errors(job_id):
+@endpoint(query=PageQuery, response=ImportErrorPage,
+          description="`row` is the line number in the file (the header is line 1).")
+def list_import_errors(job_id, query):
     """The rows an import could not take, and why."""
-    return dumped_page(error_out, controller.import_errors(job_id, load_query(page_query)))
+    return controller.import_errors(job_id, query)

@@ -1,8 +1,8 @@
 """``/api/delivery-receipts``: the vendor's webhook (HMAC-signed, not a user session)."""
-from flask import Blueprint, jsonify
+from flask import Blueprint
 
-from apidocs import doc
 from controllers import receipts as controller
+from routes.endpoint import endpoint
 from routes.helpers import json_payload
 from schemas.campaign import ReceiptIn, ReceiptsOut
 
@@ -11,12 +11,12 @@ receipt_in = ReceiptIn()
 
 
 @bp.post("")
-@doc(public=True, response=ReceiptsOut, errors=(400, 401, 413, 415, 503),
-     description="Body: a JSON array of {deliveryId | vendorMessageId, status: DELIVERED|FAILED, "
-                 "timestamp, error?}. Headers: X-Webhook-Timestamp (unix seconds) and "
-                 "X-Webhook-Signature: sha256=HMAC(VENDOR_WEBHOOK_SECRET, '<timestamp>.<body>'). "
-                 "Idempotent; unknown or invalid items are reported per item.")
+@endpoint(public=True, response=ReceiptsOut, errors=(400, 401, 413, 415, 503),
+          description="Body: a JSON array of {deliveryId | vendorMessageId, status: DELIVERED|FAILED, "
+                      "timestamp, error?}. Headers: X-Webhook-Timestamp (unix seconds) and "
+                      "X-Webhook-Signature: sha256=HMAC(VENDOR_WEBHOOK_SECRET, '<timestamp>.<body>'). "
+                      "Idempotent; unknown or invalid items are reported per item.")
 def receive_receipts():
-    """Apply delivery receipts from the messaging vendor."""
+    """Apply delivery receipts from the messaging vendor (the signature is checked before the body)."""
     controller.verify_signature()
-    return jsonify(controller.apply_receipts(json_payload(empty=None), receipt_in))
+    return controller.apply_receipts(json_payload(empty=None), receipt_in)

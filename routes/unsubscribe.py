@@ -8,14 +8,12 @@ from html import escape
 
 from flask import Blueprint, Response, request, url_for
 
-from apidocs import doc
 from controllers import consent as controller
 from errors import ApiError
-from routes.helpers import dumped
+from routes.endpoint import endpoint
 from schemas.import_job import UnsubscribeOut
 
 bp = Blueprint("unsubscribe", __name__)
-unsubscribe_out = UnsubscribeOut()
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -32,7 +30,7 @@ def _wants_html():
 def _answer(title, text, unsubscribed, form=""):
     if _wants_html():
         return Response(PAGE.format(title=title, text=text, form=form), content_type="text/html; charset=utf-8")
-    return dumped(unsubscribe_out, {"unsubscribed": unsubscribed, "message": text})
+    return {"unsubscribed": unsubscribed, "message": text}
 
 
 def _not_ours():
@@ -44,9 +42,9 @@ def _not_ours():
 
 
 @bp.get("/<token>")
-@doc(public=True, response=UnsubscribeOut, errors=(404,),
-     description="A page asking to confirm (HTML for browsers, else JSON); nothing changes until it is "
-                 "submitted (POST).")
+@endpoint(public=True, response=UnsubscribeOut, errors=(404,),
+          description="A page asking to confirm (HTML for browsers, else JSON); nothing changes until it is "
+                      "submitted (POST).")
 def confirm_page(token):
     """Show the unsubscribe confirmation page."""
     if not controller.valid_token(token):
@@ -56,9 +54,9 @@ def confirm_page(token):
 
 
 @bp.post("/<token>")
-@doc(public=True, response=UnsubscribeOut, errors=(404,),
-     description="Unsubscribes the customer the link names and suppresses their address; repeating it "
-                 "changes nothing. Accepts the RFC 8058 one-click body `List-Unsubscribe=One-Click`.")
+@endpoint(public=True, response=UnsubscribeOut, errors=(404,),
+          description="Unsubscribes the customer the link names and suppresses their address; repeating it "
+                      "changes nothing. Accepts the RFC 8058 one-click body `List-Unsubscribe=One-Click`.")
 def unsubscribe(token):
     """Unsubscribe (the page's button, or a mail client's one-click request)."""
     request.get_data()  # the one-click form body, read and ignored: the link itself is the request

@@ -1,25 +1,23 @@
 """``/api/users``: user administration (admin)."""
 from flask import Blueprint
 
-from apidocs import doc
 from controllers import users as controller
-from routes.helpers import dumped, dumped_page, load_body, load_query
+from routes.endpoint import endpoint
 from schemas.user import UserOut, UserPage, UserPatch, UserQuery
 
 bp = Blueprint("users", __name__)
-user_query, user_patch, user_out = UserQuery(), UserPatch(), UserOut()
 
 
 @bp.get("")
-@doc(query=UserQuery, response=UserPage, errors=(403,))
-def list_users():
+@endpoint(query=UserQuery, response=UserPage, errors=(403,))
+def list_users(query):
     """List users."""
-    return dumped_page(user_out, controller.list_users(load_query(user_query)))
+    return controller.list_users(query)
 
 
 @bp.patch("/<user_id>")
-@doc(body=UserPatch, response=UserOut, errors=(403, 409),
-     description="Disabling ends the user's sessions and API keys at once. 409 for the last admin.")
-def update_user(user_id):
+@endpoint(body=UserPatch, response=UserOut, errors=(403, 409),
+          description="Disabling ends the user's sessions and API keys at once. 409 for the last admin.")
+def update_user(user_id, body):
     """Change a user's role or disable them."""
-    return dumped(user_out, controller.update_user(user_id, load_body(user_patch)))
+    return controller.update_user(user_id, body)

@@ -1,7 +1,8 @@
 """AI assistant schemas."""
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
-from schemas.common import InputSchema
+from schemas.campaign import StatsOut
+from schemas.common import ApiSchema, InputSchema, ObjectIdString
 from schemas.rules import RuleList, RulesIn
 
 
@@ -11,10 +12,16 @@ class AskIn(InputSchema):
     prompt = fields.String(required=True, validate=validate.Length(min=1, max=4000))
 
 
-class AskOut(Schema):
-    """Gemini's response shape (what the legacy client reads), plus ``text``."""
+def _candidates(generation):
+    return [{"content": {"parts": [{"text": generation.text}], "role": "model"},
+             "finishReason": generation.finish_reason, "index": 0}]
 
-    candidates = fields.List(fields.Dict(), required=True, metadata={
+
+class AskOut(ApiSchema):
+    """The model's answer in Gemini's REST shape (what the legacy client reads), plus ``text``."""
+
+    candidates = fields.Function(_candidates, required=True, metadata={
+        "type": "array", "items": {"type": "object"},
         "description": "candidates[0].content.parts[0].text is the answer"})
     text = fields.String(required=True)
 
@@ -25,32 +32,41 @@ class SendTimeQuery(InputSchema):
     rationale = fields.Boolean(load_default=False, metadata={"description": "Ask the model for one line of why"})
 
 
-class SlotOut(Schema):
+class SlotOut(ApiSchema):
     """One weekday/hour slot of the order histogram."""
 
-    day_of_week = fields.Integer(data_key="dayOfWeek", metadata={"description": "1 = Sunday … 7 = Saturday"})
+    day_of_week = fields.Integer(metadata={"description": "1 = Sunday … 7 = Saturday"})
     weekday = fields.String()
     hour = fields.Integer()
     orders = fields.Integer()
 
 
-class SendTimeOut(Schema):
+class SendTimeOut(ApiSchema):
     """The best time to send, from order timestamps."""
 
     best = fields.Nested(SlotOut, allow_none=True)
-    based_on_orders = fields.Integer(data_key="basedOnOrders")
+    based_on_orders = fields.Integer()
     timezone = fields.String()
     histogram = fields.List(fields.Nested(SlotOut))
     rationale = fields.String(allow_none=True)
-    rationale_error = fields.String(data_key="rationaleError")
+    rationale_error = fields.String()
 
 
-class SummaryOut(Schema):
+class SummaryStatsOut(StatsOut):
+    """The numbers a summary may use, all computed by the server: a campaign's stats and two rates."""
+
+    delivered_percent = fields.Float()
+    failed_percent = fields.Float()
+
+    class Meta:
+        exclude = ("awaiting_receipts", "total", "suppressed")
+
+
+class SummaryOut(ApiSchema):
     """A campaign's numbers (computed by the server) and the model's wording of them."""
 
-    campaign_id = fields.String(data_key="campaignId")
-    stats = fields.Dict(metadata={"description": "audienceSize, sent, delivered, failed, pending, "
-                                                 "deliveredPercent, failedPercent, failureReasons"})
+    campaign_id = ObjectIdString()
+    stats = fields.Nested(SummaryStatsOut)
     summary = fields.String()
 
 
@@ -68,13 +84,14 @@ class GeneratedRules(RulesIn):
     explanation = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
-class SegmentRulesOut(Schema):
+class SegmentRulesOut(ApiSchema):
     """Rules ready for ``POST /api/segments`` or ``/api/campaigns``; nothing is saved."""
 
-    rules = fields.List(fields.Dict(), required=True)
-    logical_operator = fields.String(data_key="logicalOperator", required=True)
+    rules = fields.List(fields.Dict(), required=True, metadata={
+        "description": "{field, operator, value} or {op, rules}, as POST /api/segments takes them"})
+    logical_operator = fields.String(required=True, metadata={"enum": ["AND", "OR"]})
     explanation = fields.String(required=True)
-    audience_size = fields.Integer(data_key="audienceSize", required=True, metadata={
+    audience_size = fields.Integer(required=True, metadata={
         "description": "How many customers the rules select now"})
 
 
@@ -88,7 +105,7 @@ class MessageVariantsIn(InputSchema):
     count = fields.Integer(strict=True, load_default=3, validate=validate.Range(min=2, max=3))
 
 
-class VariantOut(Schema):
+class VariantOut(ApiSchema):
     """One usable message (it passed the same template check as a campaign's message)."""
 
     message = fields.String(required=True)
@@ -96,14 +113,14 @@ class VariantOut(Schema):
     placeholders = fields.List(fields.String(), metadata={"description": "The placeholders it uses"})
 
 
-class RejectedVariantOut(Schema):
+class RejectedVariantOut(ApiSchema):
     """A variant the model wrote that cannot be used, and why."""
 
     message = fields.String(allow_none=True)
     reason = fields.String()
 
 
-class MessageVariantsOut(Schema):
+class MessageVariantsOut(ApiSchema):
     """Usable variants, and any the server rejected."""
 
     variants = fields.List(fields.Nested(VariantOut), required=True)

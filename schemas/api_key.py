@@ -1,8 +1,8 @@
 """API key request and response schemas."""
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import ValidationError, fields, validate, validates
 
 from models.base import utcnow
-from schemas.common import InputSchema, ObjectIdString, PageQuery, TrimmedString, UtcDateTime, id_field, page_of
+from schemas.common import ApiSchema, InputSchema, ObjectIdString, PageQuery, TrimmedString, UtcDateTime, id_field, page_of
 from models.roles import ROLES
 
 
@@ -11,7 +11,7 @@ class ApiKeyIn(InputSchema):
 
     name = TrimmedString(required=True, validate=validate.Length(min=1, max=100))
     role = fields.String(validate=validate.OneOf(ROLES))
-    expires_at = UtcDateTime(data_key="expiresAt")
+    expires_at = UtcDateTime()
 
     @validates("expires_at")
     def _in_future(self, value, data_key):
@@ -19,18 +19,18 @@ class ApiKeyIn(InputSchema):
             raise ValidationError("Must be in the future.")
 
 
-class ApiKeyOut(Schema):
+class ApiKeyOut(ApiSchema):
     """A key as listed: never the key itself."""
 
     id = id_field()
     name = fields.String()
     prefix = fields.String(metadata={"description": "First characters of the key, to recognise it"})
     role = fields.String(metadata={"enum": list(ROLES)})
-    user_id = ObjectIdString(data_key="userId")
-    created_at = UtcDateTime(data_key="createdAt")
-    expires_at = UtcDateTime(data_key="expiresAt", allow_none=True)
-    last_used_at = UtcDateTime(data_key="lastUsedAt", allow_none=True)
-    revoked_at = UtcDateTime(data_key="revokedAt", allow_none=True)
+    user_id = ObjectIdString()
+    created_at = UtcDateTime()
+    expires_at = UtcDateTime(allow_none=True)
+    last_used_at = UtcDateTime(allow_none=True)
+    revoked_at = UtcDateTime(allow_none=True)
 
 
 class ApiKeyCreatedOut(ApiKeyOut):

@@ -1,7 +1,7 @@
 """Audit log schemas."""
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
-from schemas.common import ObjectIdString, PageQuery, UtcDateTime, id_field, page_of
+from schemas.common import ApiSchema, ObjectIdString, PageQuery, UtcDateTime, id_field, page_of
 
 
 class AuditQuery(PageQuery):
@@ -13,18 +13,18 @@ class AuditQuery(PageQuery):
     date_to = UtcDateTime(data_key="to")
 
 
-class AuditEventOut(Schema):
+class AuditEventOut(ApiSchema):
     """One audit event."""
 
     id = id_field()
     at = UtcDateTime()
     action = fields.String()
-    actor_id = ObjectIdString(data_key="actorId", allow_none=True)
-    actor_email = fields.String(data_key="actorEmail", allow_none=True)
+    actor_id = ObjectIdString(allow_none=True)
+    actor_email = fields.String(allow_none=True)
     via = fields.String()
-    target_type = fields.String(data_key="targetType", allow_none=True)
-    target_id = fields.String(data_key="targetId", allow_none=True)
-    request_id = fields.String(data_key="requestId", allow_none=True)
+    target_type = fields.String(allow_none=True)
+    target_id = fields.String(allow_none=True)
+    request_id = fields.String(allow_none=True)
     ip = fields.String(allow_none=True)
     details = fields.Dict()
 

@@ -1,5 +1,5 @@
 """Campaign, delivery and receipt schemas (including the legacy audience endpoints)."""
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
 from dates import iso_utc
 from models.base import utcnow
@@ -7,6 +7,8 @@ from models.campaign import CHANNELS, STATUSES
 from models.delivery import DELIVERED, FAILED
 from models.delivery import STATUSES as DELIVERY_STATUSES
 from schemas.common import (
+    PER_PAGE_HELP,
+    ApiSchema,
     InputSchema,
     ObjectIdString,
     PageQuery,
@@ -42,13 +44,12 @@ class CampaignIn(InputSchema):
                          metadata={"description": "Also the email subject: one line."})
     message = fields.String(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE))
     rules = RuleList(metadata={"type": "array", "items": {"type": "object"}})
-    logical_operator = fields.String(data_key="logicalOperator", load_default="AND",
+    logical_operator = fields.String(load_default="AND",
                                      validate=validate.OneOf(("AND", "OR")))
-    segment_id = ObjectIdString(data_key="segmentId")
-    scheduled_at = UtcDateTime(data_key="scheduledAt")
+    segment_id = ObjectIdString()
+    scheduled_at = UtcDateTime()
     channel = fields.String(validate=validate.OneOf(CHANNELS))
-    messages_per_second = StrictNumber(data_key="messagesPerSecond",
-                                       validate=validate.Range(min=MIN_RATE, max=MAX_RATE))
+    messages_per_second = StrictNumber(validate=validate.Range(min=MIN_RATE, max=MAX_RATE))
 
     @validates("scheduled_at")
     def _in_future(self, value, data_key):
@@ -64,10 +65,11 @@ class CampaignIn(InputSchema):
 class CampaignQuery(PageQuery):
     """Query string of ``GET /campaigns``: the legacy client reads one page of up to 100."""
 
-    per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500),
+                              metadata={"description": PER_PAGE_HELP})
 
 
-class CampaignOut(Schema):
+class CampaignOut(ApiSchema):
     """A campaign; keeps the legacy fields the React client reads (``audience[].audienceSize``)."""
 
     id = id_field()
@@ -77,26 +79,24 @@ class CampaignOut(Schema):
     channel = fields.String()
     rules = fields.Function(lambda c: c.rules.get("rules", []) if c.rules else [],
                             metadata={"type": "array", "items": {"type": "object"}})
-    logical_operator = fields.Function(lambda c: (c.rules or {}).get("op", "AND"), data_key="logicalOperator",
-                                       metadata={"type": "string"})
-    segment_id = ObjectIdString(data_key="segmentId", allow_none=True)
-    scheduled_at = UtcDateTime(data_key="scheduledAt", allow_none=True)
-    messages_per_second = fields.Float(data_key="messagesPerSecond", allow_none=True)
-    audience_size = fields.Function(lambda c: c.audience_size or 0, data_key="audienceSize",
-                                    metadata={"type": "integer"})
+    logical_operator = fields.Function(lambda c: (c.rules or {}).get("op", "AND"), metadata={"type": "string"})
+    segment_id = ObjectIdString(allow_none=True)
+    scheduled_at = UtcDateTime(allow_none=True)
+    messages_per_second = fields.Float(allow_none=True)
+    audience_size = fields.Function(lambda c: c.audience_size or 0, metadata={"type": "integer"})
     audience = fields.Function(
         lambda c: [{"audienceSize": c.audience_size or 0}],
         metadata={"type": "array",
                   "items": {"type": "object", "properties": {"audienceSize": {"type": "integer"}}}},
     )
-    sent_at = fields.Function(lambda c: iso_utc(c.started_at), data_key="sentAt", allow_none=True, metadata={
+    sent_at = fields.Function(lambda c: iso_utc(c.started_at), allow_none=True, metadata={
         "type": "string", "format": "date-time", "nullable": True,
         "description": "When sending started; null until then."})
-    started_at = UtcDateTime(data_key="startedAt", allow_none=True)
-    completed_at = UtcDateTime(data_key="completedAt", allow_none=True)
-    last_error = fields.String(data_key="lastError", allow_none=True)
-    created_at = UtcDateTime(data_key="createdAt")
-    updated_at = UtcDateTime(data_key="updatedAt")
+    started_at = UtcDateTime(allow_none=True)
+    completed_at = UtcDateTime(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
 
 
 class CampaignListItemOut(CampaignOut):
@@ -104,30 +104,30 @@ class CampaignListItemOut(CampaignOut):
     not sent yet shows its scheduled or creation time there instead of null (1970)."""
 
     sent_at = fields.Function(lambda c: iso_utc(c.started_at or c.scheduled_at or c.created_at),
-                              data_key="sentAt", metadata={"type": "string", "format": "date-time"})
+                              metadata={"type": "string", "format": "date-time"})
 
 
-class FailureReasonOut(Schema):
+class FailureReasonOut(ApiSchema):
     """How many deliveries failed for one reason."""
 
     reason = fields.String(allow_none=True)
     count = fields.Integer()
 
 
-class StatsOut(Schema):
+class StatsOut(ApiSchema):
     """Delivery counts by status, computed from the delivery records."""
 
-    audience_size = fields.Integer(data_key="audienceSize", allow_none=True)
+    audience_size = fields.Integer(allow_none=True)
     pending = fields.Integer()
     sent = fields.Integer()
     delivered = fields.Integer()
     failed = fields.Integer()
-    awaiting_receipts = fields.Integer(data_key="awaitingReceipts", metadata={
+    awaiting_receipts = fields.Integer(metadata={
         "description": "Handed to the vendor, no receipt yet: not known to have arrived."})
     total = fields.Integer()
     suppressed = fields.Integer(metadata={
         "description": "Audience members not sent to: unsubscribed, or on the suppression list."})
-    failure_reasons = fields.List(fields.Nested(FailureReasonOut), data_key="failureReasons")
+    failure_reasons = fields.List(fields.Nested(FailureReasonOut))
 
 
 class CampaignDetailOut(CampaignOut):
@@ -136,10 +136,10 @@ class CampaignDetailOut(CampaignOut):
     stats = fields.Nested(StatsOut)
 
 
-class AudienceSizeOut(Schema):
+class AudienceSizeOut(ApiSchema):
     """``check-audience-size``: how many customers the rules select."""
 
-    audience_size = fields.Integer(data_key="audienceSize", required=True)
+    audience_size = fields.Integer(required=True)
 
 
 class DeliveryQuery(PageQuery):
@@ -148,22 +148,22 @@ class DeliveryQuery(PageQuery):
     status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
 
 
-class DeliveryOut(Schema):
+class DeliveryOut(ApiSchema):
     """One recipient's delivery record."""
 
     id = id_field()
-    campaign_id = ObjectIdString(data_key="campaignId")
-    customer_id = ObjectIdString(data_key="customerId")
+    campaign_id = ObjectIdString()
+    customer_id = ObjectIdString()
     email = fields.String()
     message = fields.String()
     status = fields.String(metadata={"enum": list(DELIVERY_STATUSES)})
-    vendor_message_id = fields.String(data_key="vendorMessageId", allow_none=True)
+    vendor_message_id = fields.String(allow_none=True)
     attempts = fields.Integer()
     error = fields.String(allow_none=True)
-    created_at = UtcDateTime(data_key="createdAt")
-    sent_at = UtcDateTime(data_key="sentAt", allow_none=True)
-    delivered_at = UtcDateTime(data_key="deliveredAt", allow_none=True)
-    failed_at = UtcDateTime(data_key="failedAt", allow_none=True)
+    created_at = UtcDateTime()
+    sent_at = UtcDateTime(allow_none=True)
+    delivered_at = UtcDateTime(allow_none=True)
+    failed_at = UtcDateTime(allow_none=True)
 
 
 DeliveryPage = page_of(DeliveryOut, "DeliveryPage")
@@ -172,8 +172,8 @@ DeliveryPage = page_of(DeliveryOut, "DeliveryPage")
 class ReceiptIn(InputSchema):
     """One receipt from the vendor."""
 
-    delivery_id = ObjectIdString(data_key="deliveryId")
-    vendor_message_id = fields.String(data_key="vendorMessageId", validate=validate.Length(min=1, max=300))
+    delivery_id = ObjectIdString()
+    vendor_message_id = fields.String(validate=validate.Length(min=1, max=300))
     status = fields.String(required=True, validate=validate.OneOf((DELIVERED, FAILED)))
     timestamp = UtcDateTime(required=True)
     error = fields.String(validate=validate.Length(max=200))
@@ -184,7 +184,7 @@ class ReceiptIn(InputSchema):
             raise ValidationError("Give deliveryId or vendorMessageId.", "deliveryId")
 
 
-class ReceiptResultOut(Schema):
+class ReceiptResultOut(ApiSchema):
     """What happened to one receipt."""
 
     index = fields.Integer()
@@ -193,7 +193,7 @@ class ReceiptResultOut(Schema):
     errors = fields.Dict()
 
 
-class ReceiptsOut(Schema):
+class ReceiptsOut(ApiSchema):
     """Totals and per-receipt results."""
 
     applied = fields.Integer()

@@ -3,7 +3,7 @@ import math
 import re
 
 from bson import ObjectId
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
 from dates import iso_utc, parse_iso_datetime
 
@@ -133,18 +133,58 @@ class NormalizedEmail(fields.Email):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
-class InputSchema(Schema):
+def camel_case(name):
+    """``per_page`` → ``perPage``: the API's one casing rule for JSON keys and query parameters."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class ApiSchema(Schema):
+    """Base of every schema: attributes are snake_case in Python and camelCase on the wire.
+
+    A field's ``data_key`` is only written out where the wire name is not the camelCase of the
+    attribute (``_id``, ``from``).
+    """
+
+    def on_bind_field(self, field_name, field_obj):
+        if field_obj.data_key is None:
+            field_obj.data_key = camel_case(field_name)
+
+
+class InputSchema(ApiSchema):
     """Base for request bodies and query strings: unknown keys are an error."""
 
     class Meta:
         unknown = RAISE
 
 
+PER_PAGE_ALIAS = "per_page"  # the name before camelCase was the rule; still accepted and answered
+PER_PAGE_HELP = "Items per page. `per_page` is accepted too (its earlier name)."
+
+
 class PageQuery(InputSchema):
-    """``page`` (1-based) and ``per_page`` (1–100, default 20)."""
+    """``page`` (1-based) and ``perPage`` (1–100, default 20; ``per_page`` accepted too)."""
 
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
-    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100),
+                              metadata={"description": PER_PAGE_HELP})
+
+    @pre_load
+    def _per_page_alias(self, data, **kwargs):
+        if PER_PAGE_ALIAS not in data:
+            return data
+        if "perPage" in data:
+            raise ValidationError("Give perPage or per_page, not both.", PER_PAGE_ALIAS)
+        data = dict(data)
+        data["perPage"] = data.pop(PER_PAGE_ALIAS)
+        return data
+
+    def handle_error(self, error, data, **kwargs):
+        """A problem with the value sent as ``per_page`` is reported under that name."""
+        messages = error.messages
+        if isinstance(data, dict) and PER_PAGE_ALIAS in data and "perPage" in messages:
+            messages = {PER_PAGE_ALIAS if key == "perPage" else key: value for key, value in messages.items()}
+            raise ValidationError(messages, data=data, valid_data=error.valid_data)
 
 
 def id_field():
@@ -154,28 +194,33 @@ def id_field():
     )
 
 
-class ErrorOut(Schema):
+class ErrorOut(ApiSchema):
     """The one error shape: a sentence, per-field messages on validation, the request id."""
 
     error = fields.String(required=True)
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
-    request_id = fields.String(data_key="requestId")
+    request_id = fields.String()
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "/readyz only: the state of each dependency"})
 
 
-class MessageOut(Schema):
+class MessageOut(ApiSchema):
     """A plain confirmation."""
 
     message = fields.String(required=True)
 
 
 def page_of(item_schema, name):
-    """The schema of a paginated listing of ``item_schema`` items."""
-    return Schema.from_dict(
+    """The schema of a paginated listing of ``item_schema`` items: ``{items, total, page, perPage}``
+    (and ``per_page``, the same number under its earlier name, for clients written before)."""
+    return ApiSchema.from_dict(
         {
             "items": fields.List(fields.Nested(item_schema), required=True),
             "total": fields.Integer(required=True),
             "page": fields.Integer(required=True),
             "per_page": fields.Integer(required=True),
+            "per_page_alias": fields.Function(lambda page: page["per_page"], data_key=PER_PAGE_ALIAS, metadata={
+                "type": "integer", "deprecated": True, "description": "perPage under its earlier name"}),
         },
         name=name,
     )

@@ -1,8 +1,9 @@
 """Customer request and response schemas."""
-from marshmallow import Schema, fields, post_load, validate, validates_schema
+from marshmallow import fields, post_load, validate, validates_schema
 
 from schemas.campaign import DeliveryOut
 from schemas.common import (
+    ApiSchema,
     InputSchema,
     NormalizedEmail,
     ObjectIdString,
@@ -85,10 +86,10 @@ class CustomerExportQuery(InputSchema):
     email = TrimmedString(lower=True, validate=validate.Length(min=1, max=254))
     q = fields.String(validate=validate.Length(min=1, max=200))
     subscribed = fields.Boolean(truthy={"true", "1"}, falsy={"false", "0"})
-    segment_id = ObjectIdString(data_key="segmentId")
+    segment_id = ObjectIdString()
 
 
-class BulkItemOut(Schema):
+class BulkItemOut(ApiSchema):
     """One item's outcome in a bulk answer."""
 
     index = fields.Integer(required=True)
@@ -96,30 +97,30 @@ class BulkItemOut(Schema):
     id = fields.String(metadata={"description": "The record's id (not for failed items)"})
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
     message = fields.String()
-    duplicate_of = fields.Integer(data_key="duplicateOf")
+    duplicate_of = fields.Integer()
 
 
-class BulkOut(Schema):
+class BulkOut(ApiSchema):
     """The answer to a bulk request: counts by status and one entry per item, in order."""
 
     counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     items = fields.List(fields.Nested(BulkItemOut), required=True)
 
 
-class CustomerOut(Schema):
+class CustomerOut(ApiSchema):
     """A customer as the API returns it."""
 
     id = id_field()
     name = fields.String()
     email = fields.String()
-    total_spend = fields.Float(data_key="totalSpend")
-    num_visits = fields.Integer(data_key="numVisits")
+    total_spend = fields.Float()
+    num_visits = fields.Integer()
     tags = fields.List(fields.String())
     subscribed = fields.Function(lambda c: c.subscribed is not False)
-    unsubscribed_at = UtcDateTime(data_key="unsubscribedAt", allow_none=True)
-    last_visit_date = UtcDateTime(data_key="lastVisitDate", allow_none=True)
-    created_at = UtcDateTime(data_key="createdAt")
-    updated_at = UtcDateTime(data_key="updatedAt")
+    unsubscribed_at = UtcDateTime(allow_none=True)
+    last_visit_date = UtcDateTime(allow_none=True)
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
 
 
 CustomerPage = page_of(CustomerOut, "CustomerPage")
@@ -131,10 +132,10 @@ class CustomerDeleteQuery(InputSchema):
     erase = fields.Boolean(load_default=False, truthy={"true", "1"}, falsy={"false", "0"})
 
 
-class CustomerExportOut(Schema):
+class CustomerExportOut(ApiSchema):
     """Everything stored about one customer (a data subject's access request)."""
 
     customer = fields.Nested(CustomerOut, required=True)
     orders = fields.List(fields.Nested(OrderOut), required=True)
     deliveries = fields.List(fields.Nested(DeliveryOut), required=True)
-    exported_at = UtcDateTime(data_key="exportedAt", required=True)
+    exported_at = UtcDateTime(required=True)

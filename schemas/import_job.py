@@ -1,9 +1,10 @@
 """Import job, CSV row and suppression schemas."""
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from models.import_job import COUNTS, STATUSES, TYPES
 from models.suppression import REASONS
 from schemas.common import (
+    ApiSchema,
     InputSchema,
     NormalizedEmail,
     ObjectIdString,
@@ -21,9 +22,9 @@ class OrderRowIn(OrderIn):
     """One row of an orders CSV: ``externalId`` is required (re-importing the file must not count an
     order twice), and the customer is named by ``customerId`` or ``customerEmail``."""
 
-    customer_id = ObjectIdString(data_key="customerId")
-    customer_email = NormalizedEmail(data_key="customerEmail")
-    external_id = TrimmedString(data_key="externalId", required=True, validate=validate.Length(min=1, max=100))
+    customer_id = ObjectIdString()
+    customer_email = NormalizedEmail()
+    external_id = TrimmedString(required=True, validate=validate.Length(min=1, max=100))
     amount = StrictNumber(required=True, validate=validate.Range(min=0, min_inclusive=False, max=MAX_AMOUNT))
 
     @validates_schema
@@ -47,14 +48,14 @@ class SuppressionRowIn(InputSchema):
     note = TrimmedString(validate=validate.Length(max=500))
 
 
-class SuppressionOut(Schema):
+class SuppressionOut(ApiSchema):
     """A suppressed address."""
 
     id = id_field()
     email = fields.String()
     reason = fields.String()
     note = fields.String(allow_none=True)
-    created_at = UtcDateTime(data_key="createdAt")
+    created_at = UtcDateTime()
 
 
 SuppressionPage = page_of(SuppressionOut, "SuppressionPage")
@@ -90,7 +91,7 @@ IMPORT_FORM_DOC = {
 }
 
 
-class ImportJobOut(Schema):
+class ImportJobOut(ApiSchema):
     """An import job and its progress."""
 
     id = id_field()
@@ -103,11 +104,11 @@ class ImportJobOut(Schema):
     counts = fields.Dict(keys=fields.String(metadata={"enum": list(COUNTS)}), values=fields.Integer())
     progress = fields.Function(lambda job: round(min(1.0, (job.bytes_done or 0) / job.size), 4) if job.size else 0.0,
                                metadata={"type": "number", "description": "0 to 1, by bytes read"})
-    rows_done = fields.Integer(data_key="rowsDone")
+    rows_done = fields.Integer()
     error = fields.String(allow_none=True)
-    created_at = UtcDateTime(data_key="createdAt")
-    started_at = UtcDateTime(data_key="startedAt", allow_none=True)
-    finished_at = UtcDateTime(data_key="finishedAt", allow_none=True)
+    created_at = UtcDateTime()
+    started_at = UtcDateTime(allow_none=True)
+    finished_at = UtcDateTime(allow_none=True)
 
 
 ImportJobPage = page_of(ImportJobOut, "ImportJobPage")
@@ -120,7 +121,7 @@ class ImportJobQuery(PageQuery):
     type = fields.String(validate=validate.OneOf(TYPES))
 
 
-class ImportErrorOut(Schema):
+class ImportErrorOut(ApiSchema):
     """One problem with one row: ``row`` is the line number in the file (the header is line 1)."""
 
     row = fields.Integer()
@@ -131,7 +132,7 @@ class ImportErrorOut(Schema):
 ImportErrorPage = page_of(ImportErrorOut, "ImportErrorPage")
 
 
-class UnsubscribeOut(Schema):
+class UnsubscribeOut(ApiSchema):
     """The unsubscribe link's answer to a client that is not a browser."""
 
     unsubscribed = fields.Boolean(required=True)

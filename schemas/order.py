@@ -1,10 +1,11 @@
 """Order request and response schemas."""
 from datetime import timedelta
 
-from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates, validates_schema
+from marshmallow import ValidationError, fields, pre_load, validate, validates, validates_schema
 
 from models.base import utcnow
 from schemas.common import (
+    ApiSchema,
     InputSchema,
     ObjectIdString,
     PageQuery,
@@ -22,13 +23,13 @@ FUTURE_TOLERANCE = timedelta(days=1)
 class OrderIn(InputSchema):
     """Body of ``POST /orders``; the deployed client sends ``customer`` for ``customerId``."""
 
-    customer_id = ObjectIdString(required=True, data_key="customerId")
+    customer_id = ObjectIdString(required=True)
     amount = StrictNumber(
         required=True,
         validate=validate.Range(min=0, min_inclusive=False, max=MAX_AMOUNT),
     )
     date = UtcDateTime()
-    external_id = TrimmedString(data_key="externalId", validate=validate.Length(min=1, max=100),
+    external_id = TrimmedString(validate=validate.Length(min=1, max=100),
                                 metadata={"description": "Your own order number (unique): an order "
                                           "sent again with it is recognised, not counted twice."})
 
@@ -54,7 +55,7 @@ class OrderIn(InputSchema):
 class OrderQuery(PageQuery):
     """Query string of ``GET /orders``."""
 
-    customer_id = ObjectIdString(data_key="customerId")
+    customer_id = ObjectIdString()
     date_from = UtcDateTime(data_key="from")
     date_to = UtcDateTime(data_key="to")
 
@@ -64,15 +65,15 @@ class OrderQuery(PageQuery):
             raise ValidationError("Must not be before 'from'.", "to")
 
 
-class OrderOut(Schema):
+class OrderOut(ApiSchema):
     """An order as the API returns it."""
 
     id = id_field()
-    customer_id = ObjectIdString(data_key="customerId")
+    customer_id = ObjectIdString()
     amount = fields.Float()
     date = UtcDateTime()
-    external_id = fields.String(data_key="externalId", allow_none=True)
-    created_at = UtcDateTime(data_key="createdAt")
+    external_id = fields.String(allow_none=True)
+    created_at = UtcDateTime()
 
 
 OrderPage = page_of(OrderOut, "OrderPage")

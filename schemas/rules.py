@@ -57,6 +57,4 @@ class RulesIn(InputSchema):
         "type": "array",
         "items": {"type": "object", "description": "{field, operator, value} or {op, rules}"},
     })
-    logical_operator = fields.String(
-        data_key="logicalOperator", load_default="AND", validate=validate.OneOf(("AND", "OR"))
-    )
+    logical_operator = fields.String(load_default="AND", validate=validate.OneOf(("AND", "OR")))

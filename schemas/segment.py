@@ -1,7 +1,7 @@
 """Saved segment schemas."""
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
-from schemas.common import ObjectIdString, PageQuery, TrimmedString, UtcDateTime, id_field, page_of, require_some
+from schemas.common import ApiSchema, ObjectIdString, PageQuery, TrimmedString, UtcDateTime, id_field, page_of, require_some
 from schemas.rules import RuleList, RulesIn
 
 
@@ -22,23 +22,22 @@ class SegmentPatch(SegmentIn):
         require_some(data, ("name", "rules"))
 
 
-class SegmentOut(Schema):
+class SegmentOut(ApiSchema):
     """A saved segment."""
 
     id = id_field()
     name = fields.String()
     rules = fields.Function(lambda s: s.rules.get("rules", []), metadata={"type": "array", "items": {"type": "object"}})
-    logical_operator = fields.Function(lambda s: s.rules.get("op", "AND"), data_key="logicalOperator",
-                                       metadata={"type": "string", "enum": ["AND", "OR"]})
-    created_by = ObjectIdString(data_key="createdBy", allow_none=True)
-    created_at = UtcDateTime(data_key="createdAt")
-    updated_at = UtcDateTime(data_key="updatedAt")
+    logical_operator = fields.Function(lambda s: s.rules.get("op", "AND"), metadata={"type": "string", "enum": ["AND", "OR"]})
+    created_by = ObjectIdString(allow_none=True)
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
 
 
 class SegmentDetailOut(SegmentOut):
     """A saved segment with its audience counted now."""
 
-    audience_size = fields.Integer(data_key="audienceSize")
+    audience_size = fields.Integer()
 
 
 SegmentPage = page_of(SegmentOut, "SegmentPage")
@@ -48,7 +47,7 @@ class PreviewIn(RulesIn):
     """Body of ``POST /segments/preview``: rules (and how they combine), or a saved ``segmentId``."""
 
     rules = RuleList(metadata={"type": "array", "items": {"type": "object"}})
-    segment_id = ObjectIdString(data_key="segmentId")
+    segment_id = ObjectIdString()
 
     @validates_schema
     def _one_audience(self, data, **kwargs):
@@ -56,12 +55,18 @@ class PreviewIn(RulesIn):
             raise ValidationError("Give either rules or segmentId.", "rules")
 
 
-class PreviewOut(Schema):
+class SampleCustomerOut(ApiSchema):
+    """A customer in a preview's sample: who, not what they spent."""
+
+    name = fields.String()
+    email = fields.String()
+
+
+class PreviewOut(ApiSchema):
     """How many customers match, and the first ten."""
 
-    audience_size = fields.Integer(data_key="audienceSize", required=True)
-    sample = fields.List(fields.Dict(), required=True, metadata={
-        "items": {"type": "object", "properties": {"name": {"type": "string"}, "email": {"type": "string"}}}})
+    audience_size = fields.Integer(required=True)
+    sample = fields.List(fields.Nested(SampleCustomerOut), required=True)
 
 
 class SegmentQuery(PageQuery):

@@ -1,7 +1,8 @@
 """Signed-in user as returned by the auth routes."""
-from marshmallow import Schema, fields, validate, validates_schema
+from marshmallow import fields, validate, validates_schema
 
 from schemas.common import (
+    ApiSchema,
     InputSchema,
     PageQuery,
     StrictBoolean,
@@ -13,26 +14,26 @@ from schemas.common import (
 from models.roles import ROLES
 
 
-class UserOut(Schema):
+class UserOut(ApiSchema):
     """The public view of a staff user."""
 
     id = id_field()
-    google_id = fields.String(data_key="googleId", allow_none=True)
-    display_name = fields.String(data_key="displayName", allow_none=True)
-    first_name = fields.String(data_key="firstName", allow_none=True)
-    last_name = fields.String(data_key="lastName", allow_none=True)
+    google_id = fields.String(allow_none=True)
+    display_name = fields.String(allow_none=True)
+    first_name = fields.String(allow_none=True)
+    last_name = fields.String(allow_none=True)
     image = fields.String(allow_none=True)
     email = fields.String(allow_none=True)
-    created_at = UtcDateTime(data_key="createdAt")
-    last_login_at = UtcDateTime(data_key="lastLoginAt", allow_none=True)
+    created_at = UtcDateTime()
+    last_login_at = UtcDateTime(allow_none=True)
     role = fields.String(metadata={"enum": list(ROLES)})
     disabled = fields.Boolean()
 
 
-class AuthStatusOut(Schema):
+class AuthStatusOut(ApiSchema):
     """``GET /auth/status``: always answered; ``user`` only when signed in."""
 
-    is_authenticated = fields.Boolean(data_key="isAuthenticated", required=True)
+    is_authenticated = fields.Boolean(required=True)
     user = fields.Nested(UserOut)
 
 

@@ -3,6 +3,10 @@
 Routes and controllers only call :func:`generate`; nothing else imports the SDK, so moving to its
 successor (``google-genai``; this package is in maintenance) changes this module alone.
 
+Each app has its own client in ``app.extensions["gemini"]`` (its key, endpoint and connection pool):
+the SDK's ``genai.configure`` would set one for the whole process, so two apps in one process (tests,
+a second tenant) would talk to whichever configured it last.
+
 Errors become JSON: not configured → 503; upstream 429 → 429 with Retry-After; upstream 5xx or
 unreadable output → 502; timeout → 504; a prompt blocked by safety filters → 422 with the reason.
 Up to two retries on 429/5xx, with backoff.
@@ -18,27 +22,15 @@ from flask import current_app
 from errors import ApiError
 
 log = logging.getLogger(__name__)
-_configure_lock = threading.Lock()
-_configured = {"key": None}
+_client_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
 class Generation:
-    """The model's answer: its text, and the response in Gemini's REST shape (camelCase)."""
+    """The model's answer: its text and why it stopped (``STOP``, ``MAX_TOKENS``, ...)."""
 
     text: str
     finish_reason: str
-
-    def legacy_shape(self):
-        """What the original client reads: ``candidates[0].content.parts[0].text``."""
-        return {
-            "candidates": [{
-                "content": {"parts": [{"text": self.text}], "role": "model"},
-                "finishReason": self.finish_reason,
-                "index": 0,
-            }],
-            "text": self.text,
-        }
 
 
 def _sdk():
@@ -48,13 +40,27 @@ def _sdk():
     return genai
 
 
-def _configure(genai, config):
-    key = (config["GEMINI_API_KEY"], config.get("GEMINI_API_ENDPOINT"))
-    with _configure_lock:
-        if _configured["key"] != key:
-            options = {"api_endpoint": config["GEMINI_API_ENDPOINT"]} if config.get("GEMINI_API_ENDPOINT") else None
-            genai.configure(api_key=config["GEMINI_API_KEY"], transport="rest", client_options=options)
-            _configured["key"] = key
+def init_app(app):
+    """Reserve the app's client slot; the client is made on first use (most requests never ask)."""
+    app.extensions["gemini"] = None
+
+
+def _client(app):
+    """The app's ``GenerativeServiceClient`` (REST), made once from its config."""
+    client = app.extensions.get("gemini")
+    if client is None:
+        from google.ai import generativelanguage as glm
+
+        config = app.config
+        options = {"api_key": config["GEMINI_API_KEY"]}
+        if config.get("GEMINI_API_ENDPOINT"):
+            options["api_endpoint"] = config["GEMINI_API_ENDPOINT"]
+        with _client_lock:
+            client = app.extensions.get("gemini")
+            if client is None:
+                client = app.extensions["gemini"] = glm.GenerativeServiceClient(
+                    transport="rest", client_options=options)
+    return client
 
 
 def generate(prompt, *, system, json_schema=None, timeout=None):
@@ -63,7 +69,6 @@ def generate(prompt, *, system, json_schema=None, timeout=None):
     if not config.get("GEMINI_API_KEY"):
         raise ApiError.unavailable("AI assistant is not configured")
     genai = _sdk()
-    _configure(genai, config)
     from google.api_core import exceptions as google_errors
 
     generation_config = {}
@@ -71,6 +76,9 @@ def generate(prompt, *, system, json_schema=None, timeout=None):
         generation_config = {"response_mime_type": "application/json", "response_schema": json_schema}
     model = genai.GenerativeModel(config["GEMINI_MODEL"], system_instruction=system,
                                   generation_config=generation_config or None)
+    # The SDK has no public way to hand a model its client: without this it takes the process-wide
+    # default that ``genai.configure`` sets (see the module docstring).
+    model._client = _client(current_app._get_current_object())
     timeout = timeout or config["GEMINI_TIMEOUT_S"]
     attempts = 1 + config["GEMINI_RETRIES"]
     for attempt in range(attempts):

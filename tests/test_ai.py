@@ -425,3 +425,38 @@ def test_viewers_may_not_use_the_composing_endpoints(ai_app, gemini, path):
     viewer = signed_in(ai_app, make_user(VIEWER, email="v@example.com"))
     assert viewer.post(path, json={"description": "vips", "objective": "hi"}).status_code == 403
     assert gemini.requests == []
+
+
+def test_two_apps_in_one_process_each_ask_their_own_model(make_app, gemini):
+    """Each app's client is its own (app.extensions): not the SDK's process-wide default.
+
+    Asked through the service, inside each app's context: two apps in one process share MongoEngine's
+    connection registry (the second's start closes the first's client on the wire tier), not this.
+    """
+    import warnings
+
+    from services import gemini as service
+    from tests.gemini_standin import GeminiStandIn
+
+    other = GeminiStandIn().start()
+    try:
+        first = make_app(GEMINI_API_KEY="key-one", GEMINI_API_ENDPOINT=gemini.url, GEMINI_RETRIES=0)
+        second = make_app(GEMINI_API_KEY="key-two", GEMINI_API_ENDPOINT=other.url, GEMINI_RETRIES=0)
+
+        def ask(app):
+            with app.app_context():
+                return service.generate("hello", system="be brief").text
+
+        assert ask(first) == "Hello from the stand-in"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import google.generativeai as genai
+        # someone else in the process points the SDK's default somewhere that does not answer
+        genai.configure(api_key="stray", transport="rest", client_options={"api_endpoint": "http://127.0.0.1:9"})
+        for _ in range(2):
+            assert ask(second) == ask(first) == "Hello from the stand-in"
+        assert [r["key"] for r in gemini.requests] == ["key-one"] * 3
+        assert [r["key"] for r in other.requests] == ["key-two"] * 2
+        assert first.extensions["gemini"] is not second.extensions["gemini"]
+    finally:
+        other.stop()

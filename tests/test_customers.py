@@ -113,6 +113,12 @@ def test_list_defaults(client, five_customers):
     assert body["page"] == 1 and body["per_page"] == 20 and len(body["items"]) == 5
 
 
+def test_page_size_is_perPage_and_per_page_still_works(client, five_customers):
+    for name in ("perPage", "per_page"):
+        body = client.get(f"/api/customers?{name}=2").get_json()
+        assert body["perPage"] == body["per_page"] == 2 and len(body["items"]) == 2
+
+
 @pytest.mark.parametrize(
     "query, expected",
     [
@@ -145,6 +151,8 @@ def test_list_filters_and_sorts(client, five_customers, query, expected):
         ("page=abc", "page"),
         ("per_page=101", "per_page"),
         ("per_page=0", "per_page"),
+        ("perPage=101", "perPage"),
+        ("perPage=2&per_page=2", "per_page"),
         ("sort=password", "sort"),
         ("sort=$where", "sort"),
         ("email=", "email"),

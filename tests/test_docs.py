@@ -89,8 +89,11 @@ def test_request_and_response_schemas_come_from_marshmallow(anon):
     listing = spec["paths"]["/api/campaigns"]["get"]["responses"]["200"]
     assert listing["content"]["application/json"]["schema"]["type"] == "array"
     assert "X-Total-Count" in listing["headers"]
-    params = {p["name"] for p in spec["paths"]["/api/customers"]["get"]["parameters"]}
-    assert params == {"page", "per_page", "email", "q", "subscribed", "sort"}
+    params = {p["name"]: p for p in spec["paths"]["/api/customers"]["get"]["parameters"]}
+    assert set(params) == {"page", "perPage", "email", "q", "subscribed", "sort"}  # camelCase, like the bodies
+    assert "`per_page` is accepted too" in params["perPage"]["description"]
+    page = schemas["CustomerPage"]["properties"]
+    assert page["perPage"]["type"] == "integer" and page["per_page"]["deprecated"] is True
 
 
 def test_undocumented_route_is_refused(make_app):

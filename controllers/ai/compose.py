@@ -120,9 +120,9 @@ def segment_rules(description):
         raise ApiError(502, "The AI service's rules were not valid, even after a correction", errors)
     return {
         "rules": answer["rules"],
-        "logicalOperator": answer["logical_operator"],
+        "logical_operator": answer["logical_operator"],
         "explanation": answer["explanation"].strip(),
-        "audienceSize": audience(answer["rules"], answer["logical_operator"]).count(),
+        "audience_size": audience(answer["rules"], answer["logical_operator"]).count(),
     }
 
 

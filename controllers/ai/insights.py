@@ -22,21 +22,21 @@ def send_time(with_rationale=False):
         {"$group": {"_id": {"day": {"$dayOfWeek": "$date"}, "hour": {"$hour": "$date"}}, "orders": {"$sum": 1}}},
     ])
     histogram = sorted(
-        ({"dayOfWeek": r["_id"]["day"], "weekday": WEEKDAYS[r["_id"]["day"]], "hour": r["_id"]["hour"],
+        ({"day_of_week": r["_id"]["day"], "weekday": WEEKDAYS[r["_id"]["day"]], "hour": r["_id"]["hour"],
           "orders": r["orders"]} for r in rows),
-        key=lambda slot: (-slot["orders"], slot["dayOfWeek"], slot["hour"]),
+        key=lambda slot: (-slot["orders"], slot["day_of_week"], slot["hour"]),
     )
-    result = {"best": histogram[0] if histogram else None, "basedOnOrders": sum(s["orders"] for s in histogram),
+    result = {"best": histogram[0] if histogram else None, "based_on_orders": sum(s["orders"] for s in histogram),
               "timezone": "UTC", "histogram": histogram, "rationale": None}
     if with_rationale and histogram:
         best = histogram[0]
         facts = (f"Best slot: {best['weekday']} {best['hour']:02d}:00 UTC with {best['orders']} of "
-                 f"{result['basedOnOrders']} orders. Next: " + ", ".join(
+                 f"{result['based_on_orders']} orders. Next: " + ", ".join(
                      f"{s['weekday']} {s['hour']:02d}:00 ({s['orders']})" for s in histogram[1:4]))
         try:
             result["rationale"] = gemini.generate(facts, system=RATIONALE_INSTRUCTION).text.strip()
         except ApiError as exc:  # the computed answer stands without the model
-            result["rationaleError"] = exc.message
+            result["rationale_error"] = exc.message
     return result
 
 
@@ -72,20 +72,20 @@ def campaign_summary(campaign_id):
     campaign = get_campaign(campaign_id)
     numbers = stats(campaign)
     attempted = numbers["sent"] + numbers["delivered"] + numbers["failed"]
-    rates = {"deliveredPercent": _rate(numbers["delivered"], attempted),
-             "failedPercent": _rate(numbers["failed"], attempted)}
+    rates = {"delivered_percent": _rate(numbers["delivered"], attempted),
+             "failed_percent": _rate(numbers["failed"], attempted)}
     reasons = numbers["failure_reasons"][:3]
     facts = "\n".join([
         f"Campaign: {campaign.name} ({campaign.status})",
         f"Audience: {numbers['audience_size'] or 0}; sent and awaiting receipt: {numbers['sent']}; "
         f"delivered: {numbers['delivered']}; failed: {numbers['failed']}; pending: {numbers['pending']}",
-        f"Delivered: {rates['deliveredPercent']}%; failed: {rates['failedPercent']}%",
+        f"Delivered: {rates['delivered_percent']}%; failed: {rates['failed_percent']}%",
         "Top failure reasons: " + (", ".join(f"{r['reason']} ({r['count']})" for r in reasons) or "none"),
     ])
     text = gemini.generate(facts, system=SUMMARY_INSTRUCTION).text.strip()
     allowed = _allowed_numbers(
         numbers["audience_size"] or 0, numbers["sent"], numbers["delivered"], numbers["failed"],
-        numbers["pending"], numbers["total"], attempted, rates["deliveredPercent"], rates["failedPercent"],
+        numbers["pending"], numbers["total"], attempted, rates["delivered_percent"], rates["failed_percent"],
         *[r["count"] for r in reasons],
     ) | _numbers_in(campaign.name) | _numbers_in(" ".join(str(r["reason"]) for r in reasons))
     stray = sorted(_numbers_in(text) - allowed)
@@ -93,9 +93,9 @@ def campaign_summary(campaign_id):
         raise ApiError(502, "The AI summary contained numbers that are not in the campaign's statistics",
                        {"summary": [f"Unexpected number(s): {', '.join(stray)}"]})
     return {
-        "campaignId": str(campaign.pk),
-        "stats": {"audienceSize": numbers["audience_size"] or 0, "sent": numbers["sent"],
+        "campaign_id": campaign.pk,
+        "stats": {"audience_size": numbers["audience_size"] or 0, "sent": numbers["sent"],
                   "delivered": numbers["delivered"], "failed": numbers["failed"], "pending": numbers["pending"],
-                  "failureReasons": reasons, **rates},
+                  "failure_reasons": reasons, **rates},
         "summary": text,
     }
