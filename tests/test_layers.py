@@ -46,3 +46,40 @@ def test_leaves_import_nothing_above_them(package):
         project = {name for name in imported_modules(path) if name.split(".")[0] in PROJECT}
         above = {name for name in project if name.split(".")[0] not in LEAVES[package]}
         assert not above, f"{path.relative_to(ROOT)} imports {sorted(above)}"
+
+
+# The layers, bottom up: a module imports only from its own package or from a lower layer, so no
+# import goes up and there is no cycle between packages. (The README's Architecture section draws it.)
+LAYERS = (
+    ("dates", "models", "config", "logs", "extensions"),
+    ("segments",),
+    ("schemas",),
+    ("errors",),
+    ("services", "security"),
+    ("engine",),
+    ("controllers",),
+    ("apidocs",),
+    ("routes",),
+    ("app",),
+    ("wsgi", "worker"),
+)
+RANK = {package: rank for rank, packages in enumerate(LAYERS) for package in packages}
+
+
+def _project_sources():
+    for package in RANK:
+        single = ROOT / f"{package}.py"
+        yield from [single] if single.exists() else sorted((ROOT / package).rglob("*.py"))
+
+
+def test_every_package_has_a_layer():
+    assert set(PROJECT) - {"bench", "tests"} == set(RANK)
+
+
+@pytest.mark.parametrize("path", list(_project_sources()), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_imports_a_layer_above_its_own(path):
+    own = path.relative_to(ROOT).parts[0].removesuffix(".py")
+    upward = sorted(name for name in imported_modules(path)
+                    if name.split(".")[0] in RANK and name.split(".")[0] != own
+                    and RANK[name.split(".")[0]] >= RANK[own])
+    assert not upward, f"{path.relative_to(ROOT)} ({own}, layer {RANK[own]}) imports {upward}"
