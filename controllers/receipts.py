@@ -2,7 +2,7 @@
 import hmac
 import time
 
-from flask import current_app, request
+from flask import current_app
 from marshmallow import ValidationError
 
 import engine
@@ -14,16 +14,17 @@ MAX_RECEIPTS = 1000
 RESULTS = ("applied", "unchanged", "unknown", "invalid")
 
 
-def verify_signature():
-    """401 unless the body is signed with VENDOR_WEBHOOK_SECRET within the last five minutes."""
+def verify_signature(headers, body):
+    """401 unless ``body`` (bytes) is signed with VENDOR_WEBHOOK_SECRET within the last five minutes,
+    as the request ``headers`` say."""
     secret = current_app.config.get("VENDOR_WEBHOOK_SECRET")
     if not secret:
         raise ApiError.unavailable("Delivery receipts are not configured (VENDOR_WEBHOOK_SECRET)")
-    timestamp = request.headers.get(TIMESTAMP_HEADER, "")
-    signature = request.headers.get(SIGNATURE_HEADER, "")
+    timestamp = headers.get(TIMESTAMP_HEADER, "")
+    signature = headers.get(SIGNATURE_HEADER, "")
     if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_SKEW_S:
         raise ApiError.unauthorized("Missing or stale webhook timestamp")
-    expected = sign(secret, timestamp, request.get_data())
+    expected = sign(secret, timestamp, body)
     if not hmac.compare_digest(expected, signature):
         raise ApiError.unauthorized("Invalid webhook signature")
 

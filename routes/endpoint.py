@@ -27,7 +27,7 @@ from marshmallow import Schema
 from werkzeug.wrappers import Response
 
 from apidocs.operation import ATTRIBUTE, Operation
-from controllers.idempotency import idempotent as honour_idempotency_key
+from routes.idempotency import idempotent as honour_idempotency_key
 from routes.helpers import json_body, json_items
 
 JSON = "application/json"

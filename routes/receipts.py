@@ -1,5 +1,5 @@
 """``/api/delivery-receipts``: the vendor's webhook (HMAC-signed, not a user session)."""
-from flask import Blueprint
+from flask import Blueprint, request
 
 from controllers import receipts as controller
 from routes.endpoint import endpoint
@@ -18,5 +18,5 @@ receipt_in = ReceiptIn()
                       "Idempotent; unknown or invalid items are reported per item.")
 def receive_receipts():
     """Apply delivery receipts from the messaging vendor (the signature is checked before the body)."""
-    controller.verify_signature()
+    controller.verify_signature(request.headers, request.get_data(cache=True))
     return controller.apply_receipts(json_payload(empty=None), receipt_in)

@@ -83,3 +83,12 @@ def test_no_module_imports_a_layer_above_its_own(path):
                     if name.split(".")[0] in RANK and name.split(".")[0] != own
                     and RANK[name.split(".")[0]] >= RANK[own])
     assert not upward, f"{path.relative_to(ROOT)} ({own}, layer {RANK[own]}) imports {upward}"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "controllers").rglob("*.py")), ids=lambda p: p.name)
+def test_controllers_never_read_the_request(path):
+    """Controllers take validated data; the routes read the request (headers, body, files) for them."""
+    tree = ast.parse(path.read_text())
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module == "flask"
+             for alias in node.names}
+    assert not names & {"request", "g", "session", "make_response"}, f"{path.name} imports {sorted(names)}"
