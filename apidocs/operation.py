@@ -1,4 +1,8 @@
-"""``@doc``: what a view accepts and answers, read by the OpenAPI builder."""
+"""What a view accepts and answers (an :class:`Operation`), read by the OpenAPI builder.
+
+API views declare it with ``routes.endpoint.endpoint``, which also loads and dumps by it; ``@doc``
+only describes, for views the project does not write (Swagger UI's page).
+"""
 from dataclasses import dataclass, field
 
 ATTRIBUTE = "__apidoc__"
@@ -6,7 +10,7 @@ ATTRIBUTE = "__apidoc__"
 
 @dataclass(frozen=True)
 class Operation:
-    """OpenAPI facts about one view function (see :func:`doc`)."""
+    """OpenAPI facts about one view function (see ``routes.endpoint.endpoint`` and :func:`doc`)."""
 
     body: object = None
     query: object = None

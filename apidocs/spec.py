@@ -56,7 +56,7 @@ SUCCESS_DESCRIPTIONS = {200: "OK", 201: "Created", 204: "No content", 302: "Redi
 
 
 class UndocumentedRoute(RuntimeError):
-    """A URL rule whose view has no ``@doc``: every route must be described."""
+    """A URL rule whose view declares no Operation (``@endpoint``): every route must be described."""
 
 
 IDEMPOTENCY_HELP = ("Any unique string (a UUID): a request repeated with the same key within 24 hours "
@@ -198,7 +198,7 @@ def build_spec(app):
         view = app.view_functions[rule.endpoint]
         op = operation_of(view)
         if op is None:
-            raise UndocumentedRoute(f"{rule.rule} ({rule.endpoint}) has no @doc")
+            raise UndocumentedRoute(f"{rule.rule} ({rule.endpoint}) declares no @endpoint")
         legacy = rule.endpoint.startswith("legacy_")
         path = FlaskPlugin.flaskpath2openapi(rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
