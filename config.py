@@ -51,9 +51,9 @@ def _csv(value):
     return [item.strip().rstrip("/") for item in (value or "").split(",") if item.strip()]
 
 
-def _number(environ, name, default):
-    """A positive number setting."""
-    value = float(_env(environ, name, default=str(default)))
+def _positive(name, raw, default):
+    """A positive number setting: ``raw`` from the environment, else ``default``."""
+    value = float(default if raw is None else raw)
     if value <= 0:
         raise ConfigError(f"{name} must be positive")
     return value
@@ -255,7 +255,7 @@ def _read(env, setting):
     raw = _env(env, setting.name, *setting.aliases)
     kind = setting.kind
     if kind in ("positive", "count"):
-        value = _number({} if raw is None else {setting.name: raw}, setting.name, setting.default)
+        value = _positive(setting.name, raw, setting.default)
         return int(value) if kind == "count" else value
     if raw is None:
         return list(setting.default) if isinstance(setting.default, list) else setting.default

@@ -21,6 +21,7 @@ from datetime import timedelta
 
 from bson import Binary, ObjectId
 from flask import current_app
+from gridfs.grid_file import DEFAULT_CHUNK_SIZE
 from marshmallow import ValidationError
 from mongoengine.connection import get_db
 from pymongo import UpdateOne
@@ -58,13 +59,15 @@ class UploadProblem(Exception):
         self.message, self.errors, self.status = message, errors or {}, status
 
 
-class _Upload:
-    """An upload written in GridFS's layout (``imports.files`` / ``imports.chunks``, 255 KiB chunks) a
-    few chunks per insert: pymongo's own GridIn buffers up to 48 MB before it writes, so memory would
-    grow with the file."""
+CHUNKS_PER_QUERY = 4  # GridFS chunks written per insert and read per query: a megabyte
 
-    CHUNK = 255 * 1024
-    GROUP = 4
+
+class _Upload:
+    """An upload written in GridFS's layout (``imports.files`` / ``imports.chunks``, 255 KiB chunks)
+    :data:`CHUNKS_PER_QUERY` chunks per insert: pymongo's own GridIn buffers up to 48 MB before it
+    writes, so memory would grow with the file."""
+
+    CHUNK = DEFAULT_CHUNK_SIZE
 
     def __init__(self, filename):
         database = get_db()
@@ -83,7 +86,7 @@ class _Upload:
     def _chunk(self, data):
         self._pending.append({"files_id": self.id, "n": self._n, "data": Binary(data)})
         self._n += 1
-        if len(self._pending) == self.GROUP:
+        if len(self._pending) == CHUNKS_PER_QUERY:
             self._flush()
 
     def _flush(self):
@@ -175,9 +178,7 @@ def store_upload(stream, filename, job_type, mapping, max_bytes):
 class _Chunks(io.RawIOBase):
     """A stored upload read back a few 255 KiB chunks at a time, each group by its own query on the
     chunk numbers (GridFS's ``(files_id, n)`` index), so no server reply and nothing here ever holds
-    more than ``GROUP`` chunks, whatever the server's cursor batching."""
-
-    GROUP = 4
+    more than :data:`CHUNKS_PER_QUERY` chunks, whatever the server's cursor batching."""
 
     def __init__(self, file_id):
         self._chunks = get_db()[f"{BUCKET}.chunks"]
@@ -191,9 +192,9 @@ class _Chunks(io.RawIOBase):
     def _refill(self):
         if not self._group:
             self._group = [bytes(doc["data"]) for doc in self._chunks.find(
-                {"files_id": self._file_id, "n": {"$gte": self._next, "$lt": self._next + self.GROUP}},
+                {"files_id": self._file_id, "n": {"$gte": self._next, "$lt": self._next + CHUNKS_PER_QUERY}},
                 {"data": 1}).sort("n", 1)]
-            self._next += self.GROUP
+            self._next += CHUNKS_PER_QUERY
             if not self._group:
                 return False
         self._pending = self._group.pop(0)

@@ -56,17 +56,13 @@ def session_cookie(test_client):
     return test_client.get_cookie("session").value
 
 
-# API field names → Customer attributes, so tests write customers as the API shows them.
-CUSTOMER_FIELDS = {"name": "name", "email": "email", "tags": "tags", "subscribed": "subscribed",
-                   "totalSpend": "total_spend", "numVisits": "num_visits", "lastVisitDate": "last_visit_date",
-                   "createdAt": "created_at"}
-
-
 def seed_customers(rows):
     """Store customers given as the API shows them (``{"name", "email", "totalSpend", ...}``) through
     the model, with its defaults and validation, in one insert; returns ``rows``."""
     from models import Customer
+    from schemas.customer import CustomerOut
 
-    Customer.objects.insert([Customer(**{CUSTOMER_FIELDS[key]: value for key, value in row.items()})
+    attribute = {field.data_key: name for name, field in CustomerOut().fields.items()}  # the API's names
+    Customer.objects.insert([Customer(**{attribute[key]: value for key, value in row.items()})
                              for row in rows], load_bulk=False)
     return rows
