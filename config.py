@@ -53,9 +53,12 @@ def _csv(value):
 
 def _positive(name, raw, default):
     """A positive number setting: ``raw`` from the environment, else ``default``."""
-    value = float(default if raw is None else raw)
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive")
+    try:
+        value = float(default if raw is None else raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a positive number, not {raw!r}")
     return value
 
 

@@ -133,6 +133,13 @@ def test_random_secrets_are_strong_enough(make):
         assert not production_problems({"SECRET_KEY": make(), "SESSION_COOKIE_SECURE": True})
 
 
+@pytest.mark.parametrize("name", ["MONGO_TIMEOUT_MS", "ENGINE_THREADS", "GEMINI_TIMEOUT_S"])
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "soon"])
+def test_a_setting_that_must_be_positive_refuses_anything_else_by_name(name, value):
+    with pytest.raises(ConfigError, match=f"{name} must be a positive number"):
+        from_env({name: value})
+
+
 def test_a_random_hex_secret_with_few_distinct_characters_is_accepted():
     # token_hex(16) drew this in CI: nine distinct characters, 128 random bits
     assert not production_problems({"SECRET_KEY": "d92dfede27eddfede5d6def217e5f66e", "SESSION_COOKIE_SECURE": True})
