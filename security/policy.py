@@ -125,7 +125,7 @@ def enforce():
     if request.endpoint is None:  # 404/405: routing answers
         return
     if request.method == "OPTIONS":  # a CORS preflight: browsers send it without credentials, Flask
-        return  # answers it without running a view, and flask-cors adds the allow headers
+        return  # answers it without running a view, and flask-cors adds the allow headers (nothing audited)
     rule = rule_for(request.endpoint)
     if rule is None:
         current_app.logger.error("No access policy for endpoint %s: refusing", request.endpoint)
@@ -134,24 +134,24 @@ def enforce():
     if current_user.is_authenticated and g.get("auth_via") != "api_key":
         g.auth_via = "session"
         csrf.check_origin()
-    if rule.role is PUBLIC or current_app.config.get("LOGIN_DISABLED"):
-        return
-    if not current_user.is_authenticated:
-        if g.get("session_expired"):
-            raise ApiError.unauthorized("Session expired; sign in again")
-        raise ApiError.unauthorized()
-    if not at_least(effective_role(), rule.role):
-        raise ApiError(403, f"Requires the {rule.role} role")
+    if rule.role is not PUBLIC and not current_app.config.get("LOGIN_DISABLED"):
+        if not current_user.is_authenticated:
+            if g.get("session_expired"):
+                raise ApiError.unauthorized("Session expired; sign in again")
+            raise ApiError.unauthorized()
+        if not at_least(effective_role(), rule.role):
+            raise ApiError(403, f"Requires the {rule.role} role")
+    g.audit_rule = rule  # the caller may run this view: only now can its success be audited
 
 
 def record(response):
-    """``after_request``: write the audit event of a successful audited call."""
-    if request.endpoint is None or response.status_code >= 400:
+    """``after_request``: write the audit event of a successful audited call, only for a request
+    :func:`enforce` let through to its view (never a preflight or Flask's automatic ``OPTIONS``
+    answer, nor a refused caller)."""
+    rule = g.get("audit_rule")
+    if rule is None or rule.audit is None or response.status_code >= 400:
         return response
     if response.headers.get("Idempotent-Replayed"):  # the first answer was recorded already
-        return response
-    rule = rule_for(request.endpoint)
-    if rule is None or rule.audit is None:
         return response
     audit.record_request(rule.audit, rule.target, response)
     return response

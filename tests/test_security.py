@@ -382,6 +382,41 @@ def test_actions_are_audited_with_actor_and_request_id(app, client, staff_user, 
     assert only_creates["total"] == 1
 
 
+def _audited_paths(app):
+    """One concrete path (and method) per audited endpoint, its arguments filled with a plausible id."""
+    for rule in app.url_map.iter_rules():
+        policy = POLICY.get(policy_key(rule.endpoint))
+        if policy is None or policy.audit is None:
+            continue
+        path = rule.rule
+        for argument in rule.arguments:
+            path = path.replace(f"<{argument}>", "victim@example.com" if "email" in argument
+                                else "0123456789abcdef01234567")
+            path = path.replace(f"<string:{argument}>", "victim@example.com")
+        yield path, sorted(rule.methods - {"HEAD", "OPTIONS"})
+
+
+@pytest.mark.parametrize("caller", ["anonymous", "viewer"])
+def test_options_requests_never_write_audit_entries(app, caller, viewer_client):
+    """An OPTIONS (a preflight, or Flask's automatic answer) runs no view: it must not be recorded as
+    the route's action, whoever sends it (the probe forged 560 entries in 3 s without signing in)."""
+    test_client = app.test_client() if caller == "anonymous" else viewer_client
+    paths = list(_audited_paths(app))
+    assert len(paths) > 20
+    for path, methods in paths:
+        answer = test_client.open(path, method="OPTIONS",
+                                  headers={"Access-Control-Request-Method": methods[0]})
+        assert answer.status_code < 500, path
+    assert AuditEvent.objects.count() == 0, [e.action for e in AuditEvent.objects]
+
+
+def test_refused_callers_write_no_audit_entries(app, viewer_client):
+    user = make_user(VIEWER, email="v@example.com")
+    assert app.test_client().patch(f"/api/users/{user.pk}", json={"role": "admin"}).status_code == 401
+    assert viewer_client.delete("/api/suppressions/victim@example.com").status_code == 403
+    assert AuditEvent.objects.count() == 0
+
+
 def test_login_and_logout_are_audited(app, google_login):
     client = app.test_client()
     google_login(client)
