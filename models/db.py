@@ -1,4 +1,5 @@
 """Connect MongoEngine to MongoDB, or to the embedded in-memory store when no URI is set."""
+import functools
 import logging
 import threading
 import time
@@ -8,6 +9,22 @@ from pymongo.errors import ConnectionFailure
 
 log = logging.getLogger(__name__)
 INDEX_RETRY_S = 5
+# The embedded store's one lock: mongomock updates documents in place and copies them without a lock,
+# so a web thread and an engine thread meeting on one collection raised "dictionary changed size
+# during iteration". Every call into the store holds it (bench/RESULTS.md: its cost).
+EMBEDDED_LOCK = threading.RLock()
+LOCKED_METHODS = {
+    "collection.Collection": (
+        "insert_one", "insert_many", "update_one", "update_many", "replace_one", "find_one",
+        "find_one_and_delete", "find_one_and_replace", "find_one_and_update", "delete_one", "delete_many",
+        "count_documents", "estimated_document_count", "drop", "create_index", "create_indexes",
+        "drop_index", "drop_indexes", "list_indexes", "index_information", "distinct", "aggregate",
+        "rename", "bulk_write"),
+    "collection.Cursor": ("_compute_results", "distinct"),
+    "database.Database": ("list_collection_names", "list_collections", "drop_collection",
+                          "create_collection", "rename_collection", "command"),
+    "mongo_client.MongoClient": ("drop_database", "list_database_names"),
+}
 
 
 def init_db(app):
@@ -31,6 +48,7 @@ def init_db(app):
         import mongomock
 
         _patch_mongomock_bulk_writes()
+        _patch_mongomock_thread_safety()
         mongoengine.connect(
             app.config["MONGO_DB"],
             mongo_client_class=mongomock.MongoClient,
@@ -83,6 +101,30 @@ def _patch_mongomock_bulk_writes():
 
     add_update.accepts_sort = True
     BulkOperationBuilder.add_update = add_update
+
+
+def _patch_mongomock_thread_safety():
+    """Make every call into mongomock hold :data:`EMBEDDED_LOCK` (once per process)."""
+    import importlib
+
+    for where, names in LOCKED_METHODS.items():
+        module, cls = where.rsplit(".", 1)
+        owner = getattr(importlib.import_module(f"mongomock.{module}"), cls)
+        for name in names:
+            original = getattr(owner, name)
+            if getattr(original, "holds_embedded_lock", False):
+                continue
+            setattr(owner, name, _holding_lock(original))
+
+
+def _holding_lock(function):
+    @functools.wraps(function)
+    def locked(*args, **kwargs):
+        with EMBEDDED_LOCK:
+            return function(*args, **kwargs)
+
+    locked.holds_embedded_lock = True
+    return locked
 
 
 def ensure_indexes():

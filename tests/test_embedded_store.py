@@ -1,0 +1,128 @@
+"""The embedded store (mongomock) shared by web threads and engine threads: every access is safe."""
+import logging
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+import engine
+from models import Campaign, Delivery
+from tests.factories import seed_customers
+
+pytestmark = pytest.mark.skipif(bool(os.environ.get("MONGO_URI") or os.environ.get("MONGODB_URI")),
+                                reason="the embedded store's own locking (the wire tier has a real server)")
+CUSTOMERS = 400
+
+
+@pytest.fixture
+def busy_switching():
+    """Switch threads as often as possible, so unsafe interleavings happen within seconds."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(before)
+
+
+def test_threads_hammering_the_store_raise_nothing(make_app, caplog, busy_switching):
+    """Planning and sending (engine threads), receipts, customer edits and list pages (request
+    threads) at once: no exception anywhere, no 5xx, every campaign completes exactly once per
+    recipient. Without the store's lock mongomock copied documents other threads were changing."""
+    app = make_app(DISPATCH_BATCH_SIZE=20, VENDOR_RECEIPTS=False, ENGINE_THREADS=4,
+                   VENDOR_WEBHOOK_SECRET="webhook-secret-for-tests", ENGINE_FLUSH_S=0)
+    from models.roles import MARKETER
+    from tests.factories import make_user, signed_in
+
+    with app.app_context():
+        seed_customers([{"name": f"P {i}", "email": f"p{i}@shop.test", "totalSpend": float(i)}
+                        for i in range(CUSTOMERS)])
+        user = make_user(MARKETER, email="m@example.com")
+    client = signed_in(app, user)
+    ids = []
+    for n in range(3):
+        created = client.post("/api/campaigns", json={"name": f"C{n}", "message": "Hi {{firstName}}",
+                                                      "rules": []})
+        ids.append(created.get_json()["_id"])
+    problems, statuses = [], []
+    done = threading.Event()
+
+    def keep(work):
+        def run():
+            try:
+                while not done.is_set():
+                    work()
+            except Exception as exc:  # noqa: BLE001 - the test reports every kind
+                problems.append(repr(exc))
+        return threading.Thread(target=run)
+
+    def receipts():
+        with app.app_context():
+            sent = [(r.pk,) for r in Delivery.objects(status="SENT").only("id").limit(50)]
+            if sent:
+                engine.receipts.apply([(i, {"delivery_id": pk, "status": "DELIVERED",
+                                            "timestamp": Campaign.objects.first().created_at})
+                                       for i, (pk,) in enumerate(sent)])
+
+    def pages():
+        statuses.append(client.get("/api/customers?perPage=100&sort=-totalSpend").status_code)
+        statuses.append(client.get(f"/api/campaigns/{ids[len(statuses) % 3]}/deliveries?perPage=100").status_code)
+
+    def edits():  # subscribing adds and removes a field: documents change size while others copy them
+        page = client.get(f"/api/customers?perPage=20&page={1 + len(statuses) % 20}").get_json()["items"]
+        for customer in page:
+            statuses.append(client.patch(f"/api/customers/{customer['_id']}",
+                                         json={"subscribed": bool(len(statuses) % 2)}).status_code)
+
+    workers = [keep(receipts), keep(pages), keep(edits)]
+    for thread in workers:
+        thread.start()
+    with caplog.at_level(logging.ERROR):
+        for campaign_id in ids:
+            assert client.post(f"/api/campaigns/{campaign_id}/send").status_code == 202
+        assert engine.wait_idle(app, timeout=120)
+    done.set()
+    for thread in workers:
+        thread.join(30)
+    assert problems == []
+    assert statuses and all(status < 500 for status in statuses)
+    assert [r.message for r in caplog.records if r.levelno >= logging.ERROR] == []
+    with app.app_context():
+        for campaign_id in ids:
+            assert Campaign.objects.get(pk=campaign_id).status == "completed"
+            stats = client.get(f"/api/campaigns/{campaign_id}").get_json()["stats"]
+            assert Delivery.objects(campaign_id=campaign_id).count() + stats["suppressed"] == CUSTOMERS
+
+
+def test_concurrent_writes_and_copies_of_the_same_documents_are_safe(app, busy_switching):
+    """The interleaving behind the 500s, made certain: documents growing and shrinking (``$set`` and
+    ``$unset``) while other threads bulk-write, read and aggregate them."""
+    from mongoengine.connection import get_db
+    from pymongo import UpdateOne
+
+    collection = get_db()["hammer"]
+    collection.insert_many([{"_id": i, "n": 0} for i in range(300)])
+    problems, stop = [], time.monotonic() + 2
+
+    def loop(work):
+        def run():
+            i = 0
+            while time.monotonic() < stop and not problems:
+                i += 1
+                try:
+                    work(i)
+                except Exception as exc:  # noqa: BLE001
+                    problems.append(repr(exc))
+        return threading.Thread(target=run)
+
+    threads = [loop(work) for work in (
+        lambda i: collection.update_many({}, {"$set": {f"f{i % 50}": i}, "$unset": {f"f{(i + 25) % 50}": ""}}),
+        lambda i: collection.bulk_write([UpdateOne({"_id": j}, {"$inc": {"n": 1}}) for j in range(0, 300, 7)]),
+        lambda i: list(collection.find({"n": {"$gte": 0}})),
+        lambda i: list(collection.aggregate([{"$group": {"_id": None, "n": {"$sum": "$n"}}}])),
+    )]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert problems == []
