@@ -1,30 +1,24 @@
 """Connect MongoEngine to MongoDB, or to the embedded in-memory store when no URI is set."""
-import functools
 import logging
 import threading
 import time
 
 import mongoengine
+from flask import current_app, has_app_context
 from pymongo.errors import ConnectionFailure
 
 log = logging.getLogger(__name__)
 INDEX_RETRY_S = 5
-# The embedded store's one lock: mongomock updates documents in place and copies them without a lock,
-# so a web thread and an engine thread meeting on one collection raised "dictionary changed size
-# during iteration". Every call into the store holds it (bench/RESULTS.md: its cost).
-EMBEDDED_LOCK = threading.RLock()
-LOCKED_METHODS = {
-    "collection.Collection": (
-        "insert_one", "insert_many", "update_one", "update_many", "replace_one", "find_one",
-        "find_one_and_delete", "find_one_and_replace", "find_one_and_update", "delete_one", "delete_many",
-        "count_documents", "estimated_document_count", "drop", "create_index", "create_indexes",
-        "drop_index", "drop_indexes", "list_indexes", "index_information", "distinct", "aggregate",
-        "rename", "bulk_write"),
-    "collection.Cursor": ("_compute_results", "distinct"),
-    "database.Database": ("list_collection_names", "list_collections", "drop_collection",
-                          "create_collection", "rename_collection", "command"),
-    "mongo_client.MongoClient": ("drop_database", "list_database_names"),
-}
+DEFAULT_MAX_IN = 500
+
+
+def in_chunks(values):
+    """``values`` (deduplicated, in order) as lists of at most ``MONGO_MAX_IN``: the longest ``$in`` a
+    query carries, so a store's expression limits are respected by design (the stand-in's SQLite
+    engine refuses 1,000 values) while a batch still costs a bounded number of round trips."""
+    size = current_app.config["MONGO_MAX_IN"] if has_app_context() else DEFAULT_MAX_IN
+    values = list(dict.fromkeys(values))
+    return [values[start:start + size] for start in range(0, len(values), size)]
 
 
 def init_db(app):
@@ -47,8 +41,9 @@ def init_db(app):
     else:
         import mongomock
 
-        _patch_mongomock_bulk_writes()
-        _patch_mongomock_thread_safety()
+        from models import embedded
+
+        embedded.patch_mongomock()
         mongoengine.connect(
             app.config["MONGO_DB"],
             mongo_client_class=mongomock.MongoClient,
@@ -59,72 +54,6 @@ def init_db(app):
             "and lives only inside this process"
         )
     app.extensions["mongo_db_name"] = mongoengine.get_db().name
-
-
-def _patch_mongomock_bulk_writes():
-    """Two fixes to mongomock 4.3's bulk writes, so the embedded store answers as MongoDB does:
-    pymongo ≥ 4.11 hands ``UpdateOne``'s ``sort`` (None unless given) to the bulk builder, which does
-    not know it (dropped when unset: the project never sorts a bulk update); and each ``upserted``
-    entry's ``index`` must be the operation's position, not the count of upserts so far."""
-    from mongomock.collection import BulkOperationBuilder
-
-    original = BulkOperationBuilder.add_update
-    if getattr(original, "accepts_sort", False):
-        return
-    original_execute = BulkOperationBuilder.execute
-
-    def execute(self, write_concern=None):
-        upserts = []
-
-        def numbered(index, function):
-            def run():
-                outcome = function()
-                if outcome.get("upserted") is not None:
-                    upserts.append({"index": index, "_id": outcome["upserted"]})
-                return outcome
-
-            run.__name__ = function.__name__  # execute() tells inserts from updates by name
-            return run
-
-        self.executors = [numbered(i, f) for i, f in enumerate(self.executors)]
-        result = original_execute(self, write_concern)
-        if isinstance(result, dict) and "upserted" in result:
-            result["upserted"] = upserts
-        return result
-
-    BulkOperationBuilder.execute = execute
-
-    def add_update(self, *args, sort=None, **kwargs):
-        if sort is not None:
-            raise NotImplementedError("the embedded store cannot sort a bulk update")
-        return original(self, *args, **kwargs)
-
-    add_update.accepts_sort = True
-    BulkOperationBuilder.add_update = add_update
-
-
-def _patch_mongomock_thread_safety():
-    """Make every call into mongomock hold :data:`EMBEDDED_LOCK` (once per process)."""
-    import importlib
-
-    for where, names in LOCKED_METHODS.items():
-        module, cls = where.rsplit(".", 1)
-        owner = getattr(importlib.import_module(f"mongomock.{module}"), cls)
-        for name in names:
-            original = getattr(owner, name)
-            if getattr(original, "holds_embedded_lock", False):
-                continue
-            setattr(owner, name, _holding_lock(original))
-
-
-def _holding_lock(function):
-    @functools.wraps(function)
-    def locked(*args, **kwargs):
-        with EMBEDDED_LOCK:
-            return function(*args, **kwargs)
-
-    locked.holds_embedded_lock = True
-    return locked
 
 
 def ensure_indexes():

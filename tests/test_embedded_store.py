@@ -126,3 +126,88 @@ def test_concurrent_writes_and_copies_of_the_same_documents_are_safe(app, busy_s
     for thread in threads:
         thread.join()
     assert problems == []
+
+
+# --- unique-index lookups: exactly mongomock's own answers ---------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+KEYS = st.sampled_from(["a@x", "b@x", "c@x", "d@x"])
+KEY_VALUES = st.one_of(KEYS, st.lists(KEYS, min_size=1, max_size=2), st.none())
+SMALL = st.sampled_from([1, 2, 3])
+IDS = st.sampled_from(list(range(6)))
+DOCS = st.fixed_dictionaries({"_id": IDS, "email": KEY_VALUES, "a": SMALL, "b": SMALL},
+                             optional={"x": st.sampled_from(["x1", "x2"])})
+OPERATIONS = st.lists(st.one_of(
+    st.tuples(st.just("insert"), DOCS),
+    st.tuples(st.just("upsert"), KEYS, DOCS.map(lambda d: {k: v for k, v in d.items() if k != "_id"})),
+    st.tuples(st.just("update_ids"), st.lists(IDS, max_size=3), st.fixed_dictionaries(
+        {}, optional={"email": KEY_VALUES, "a": SMALL, "x": st.sampled_from(["x1", "x2"])})),
+    st.tuples(st.just("replace"), IDS, DOCS.map(lambda d: {k: v for k, v in d.items() if k != "_id"})),
+    st.tuples(st.just("delete"), KEYS),
+    st.tuples(st.just("bulk"), st.lists(st.tuples(KEYS, SMALL), max_size=4)),
+), max_size=25)
+
+
+def _ids(documents):
+    """Ids comparable across runs: an id the server made (an upsert's ObjectId) is just "new"."""
+    from bson import ObjectId
+
+    return sorted(("new" if isinstance(d["_id"], ObjectId) else str(d["_id"])) for d in documents)
+
+
+def _run(operations):
+    """Run ``operations`` on a fresh collection; every answer, error and the final documents."""
+    import mongomock
+    from pymongo import UpdateOne
+
+    collection = mongomock.MongoClient()["differential"]["people"]
+    collection.create_index("email", unique=True)
+    collection.create_index([("a", 1), ("b", 1)], unique=True)
+    collection.create_index("x", unique=True, sparse=True)
+    answers = []
+    for operation, *args in operations:
+        try:
+            if operation == "insert":
+                answers.append(str(collection.insert_one(dict(args[0])).inserted_id))
+            elif operation == "upsert":
+                result = collection.update_one({"email": args[0]}, {"$set": args[1]}, upsert=True)
+                answers.append((result.matched_count, result.modified_count, result.upserted_id is not None))
+            elif operation == "update_ids":
+                if args[1]:
+                    answers.append(collection.update_many({"_id": {"$in": args[0]}}, {"$set": args[1]}).modified_count)
+            elif operation == "replace":
+                answers.append(collection.replace_one({"_id": args[0]}, args[1]).modified_count)
+            elif operation == "delete":
+                answers.append(collection.delete_one({"email": args[0]}).deleted_count)
+            elif operation == "bulk" and args[0]:
+                answers.append(collection.bulk_write([UpdateOne({"email": e}, {"$set": {"b": b}}, upsert=True)
+                                                      for e, b in args[0]], ordered=False).bulk_api_result["nUpserted"])
+        except Exception as exc:  # noqa: BLE001 - both sides must fail alike
+            answers.append(type(exc).__name__)
+        for key in ["a@x", "b@x", "c@x", "d@x"]:
+            answers.append(_ids(collection.find({"email": key})))
+        for a in (1, 2, 3):
+            answers.append(_ids(collection.find({"a": a, "b": 1})))
+        answers.append(_ids(collection.find({"_id": {"$in": [0, 2, 4]}})))
+    answers.append(sorted(repr({k: v for k, v in d.items() if k != "_id"}) for d in collection.find()))
+    return answers
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(OPERATIONS)
+def test_unique_lookups_answer_exactly_as_mongomocks_scan(operations):
+    from mongomock.collection import Collection
+
+    from models import embedded
+
+    embedded.patch_mongomock()
+    patched = _run(operations)
+    saved = Collection._iter_documents, Collection._ensure_uniques
+    Collection._iter_documents = embedded.ORIGINAL["_iter_documents"]
+    Collection._ensure_uniques = embedded.ORIGINAL["_ensure_uniques"]
+    try:
+        scanned = _run(operations)
+    finally:
+        Collection._iter_documents, Collection._ensure_uniques = saved
+    assert patched == scanned, operations
