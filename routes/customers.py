@@ -67,9 +67,9 @@ def upsert_customer(email, query, body):
           idempotent=True,
           description="A JSON array of up to 10,000 customers, each checked like POST /customers and "
                       "upserted by email (`mode` as in PUT /customers/by-email). The answer has one entry "
-                      "per item: `index`, `status` (created, updated, skipped, failed), `id` or `errors`. "
+                      "per item: `index`, `status` (created, updated, unchanged: nothing to change, skipped, failed), `id` or `errors`. "
                       "An email twice in the array: the later item wins, the earlier is skipped. Counts "
-                      "against the write rate limit as one request per 100 items.")
+                      "against the write rate limit as one request per 1,000 items.")
 def bulk_customers(query, items):
     """Create or update many customers at once."""
     return controller.bulk_customers(items, customer_in, query["mode"], current_user)
