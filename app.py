@@ -50,11 +50,12 @@ def start_serving(app):
     return app
 
 
-def start_web(app):
-    """:func:`start_serving` for the web server: also the dev admin key and the in-process scheduler."""
+def start_web(app, dev_key_hash=None):
+    """:func:`start_serving` for the web server: also the dev admin key (``dev_key_hash``: the one
+    gunicorn's master minted) and the in-process scheduler."""
     start_serving(app)
     if app.config["APP_ENV"] == "development" and not google_oauth.configured(app):
-        api_keys.issue_dev_admin_key(app)
+        api_keys.issue_dev_admin_key(app, dev_key_hash)
     if app.config["SCHEDULER_ENABLED"] and not app.testing and not queue.broker_configured(app):
         scheduler.start_poller(app)
     return app

@@ -26,6 +26,19 @@ def write_json_error(sock, status_int, reason, mesg):
 util.write_error = write_json_error
 
 
+def on_starting(server):
+    """In the master, before any worker exists: a development server without Google sign-in mints
+    its one admin key here and prints it once; workers accept it by its hash (security/api_keys.py)."""
+    settings = app_config.from_env()
+    if settings["APP_ENV"] != "development" or (settings["GOOGLE_CLIENT_ID"] and settings["GOOGLE_CLIENT_SECRET"]):
+        return
+    from models.api_key import hash_key
+    from security.api_keys import DEV_KEY_HASH_ENV, mint_dev_admin_key
+
+    port = server.cfg.bind[0].rsplit(":", 1)[-1] if server.cfg.bind else settings["PORT"]
+    os.environ[DEV_KEY_HASH_ENV] = hash_key(mint_dev_admin_key(server.log.warning, port))
+
+
 def when_ready(server):
     """Warn loudly when a development server (dev admin key, relaxed checks) listens beyond loopback."""
     if app_config.is_production(app_config.from_env()):

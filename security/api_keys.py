@@ -13,6 +13,9 @@ KEY_PREFIX = "crm_"
 SHOWN_PREFIX_LENGTH = 12
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 DEV_KEY_EXTENSION = "dev_api_key"
+# Set by gunicorn's master (gunicorn.conf.py) for its workers: the SHA-256 of the one development key
+# it minted and printed, so every worker, and every worker restarted later, accepts that same key.
+DEV_KEY_HASH_ENV = "CRM_DEV_ADMIN_KEY_SHA256"
 DEV_ADMIN_GOOGLE_ID = "dev-admin@localhost"
 
 
@@ -83,13 +86,24 @@ def load_user_from_request(req):
     return user
 
 
-def issue_dev_admin_key(app):
-    """Development only: a key for a local admin, valid until this process stops; logged once."""
-    key, _ = new_key()
+def issue_dev_admin_key(app, known=None):
+    """Development only: a key for a local admin, valid until the server stops; logged once.
+
+    Under gunicorn the master minted it before forking (:func:`mint_dev_admin_key`) and hands its
+    hash (``known``) to every worker through the environment (``wsgi.py`` reads it): one key for the
+    whole server, however many workers and restarts. Elsewhere (``flask run``, a test) this process
+    mints and logs its own."""
+    if known:
+        app.extensions[DEV_KEY_EXTENSION] = known
+        return None
+    key = mint_dev_admin_key(app.logger.warning, app.config["PORT"])
     app.extensions[DEV_KEY_EXTENSION] = hash_key(key)
-    app.logger.warning(
-        "Google sign-in is not configured: development admin API key (valid until this process "
-        "stops): %s  e.g. curl -H 'Authorization: Bearer %s' localhost:%s/api/auth/me",
-        key, key, app.config["PORT"],
-    )
+    return key
+
+
+def mint_dev_admin_key(warn, port):
+    """A new development admin key, announced once through ``warn``; returns it."""
+    key, _ = new_key()
+    warn("Google sign-in is not configured: development admin API key (valid until this server "
+         "stops): %s  e.g. curl -H 'Authorization: Bearer %s' localhost:%s/api/auth/me", key, key, port)
     return key

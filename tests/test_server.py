@@ -108,3 +108,38 @@ def test_development_server_beyond_loopback_warns_loudly(tmp_path, host, app_env
     server = Gunicorn(env, tmp_path, workers=1, host=host).start()
     server.stop()
     assert ("DEVELOPMENT SERVER LISTENING BEYOND THIS MACHINE" in server.output()) is warned
+
+
+@pytest.mark.own_processes
+def test_one_development_key_serves_every_gunicorn_worker_and_survives_a_restart(tmp_path):
+    """The master mints the key and prints it once; both workers, and a worker restarted later,
+    accept it (before, each worker printed its own: one key answered 401 401 200 200 401 200)."""
+    import re
+
+    env = base_env(APP_ENV="development", GOOGLE_CLIENT_ID="", GOOGLE_CLIENT_SECRET="", SCHEDULER_ENABLED="false")
+    server = Gunicorn(env, tmp_path, workers=2).start()
+    try:
+        keys = re.findall(r"development admin API key[^:]*: (crm_\S+)", server.output())
+        assert len(keys) == 1, server.output()
+        headers = {"Authorization": f"Bearer {keys[0]}"}
+
+        def answers():  # fresh connections: sync workers take turns
+            return [requests.get(f"{server.base}/api/auth/me", headers=headers, timeout=10).status_code
+                    for _ in range(20)]
+
+        assert answers() == [200] * 20
+        workers = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(server.popen.pid)],
+                                                      capture_output=True, text=True).stdout.split()]
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)  # the master starts another worker
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            current = subprocess.run(["pgrep", "-P", str(server.popen.pid)], capture_output=True, text=True)
+            if len(current.stdout.split()) == 2 and workers[0] not in map(int, current.stdout.split()):
+                break
+            time.sleep(0.2)
+        time.sleep(1)
+        assert answers() == [200] * 20
+        assert len(re.findall(r"development admin API key", server.output())) == 1
+    finally:
+        server.stop()
