@@ -11,6 +11,7 @@ from models.db import ensure_indexes_when_reachable
 import engine
 from engine import scheduler
 from routes import docs, frontend, health, register_blueprints
+from routes.endpoint import allow_bulk_bodies
 from security import api_keys, headers, limits, policy, sessions
 from services import gemini, google_oauth, queue
 
@@ -29,6 +30,7 @@ def create_app(config=None):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     init_request_logging(app)
+    app.before_request(allow_bulk_bodies)
     frontend.init_app(app)  # before the access checks: the app's own pages are public
     register_extensions(app)
     register_security(app)

@@ -1,7 +1,7 @@
 """One JSON error shape for the whole API: ``{"error": "...", "errors": {field: [messages]}}``."""
 import logging
 
-from flask import g, has_request_context, jsonify
+from flask import g, has_request_context, jsonify, request
 from marshmallow import ValidationError
 from mongoengine.errors import NotUniqueError
 from pymongo.errors import ConnectionFailure
@@ -136,7 +136,11 @@ def register_error_handlers(app):
         # carries the original: a database outage there is still a 503.
         if isinstance(exc, InternalServerError) and isinstance(exc.original_exception, ConnectionFailure):
             return handle_database_unavailable(exc.original_exception)
-        response = error_response(exc.code or 500, exc.description or exc.name)
+        message = exc.description or exc.name
+        if exc.code == 413 and has_request_context() and request.max_content_length:
+            message = (f"Request body too large: this endpoint takes at most "
+                       f"{request.max_content_length:,} bytes")
+        response = error_response(exc.code or 500, message)
         if exc.code == 405 and getattr(exc, "valid_methods", None):
             response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
         return response

@@ -85,7 +85,7 @@ def bulk_answer(results, errors):
     """The body of a bulk answer: counts and one entry per item (``index``, ``status``, ...)."""
     items = [{"index": index, **(result(FAILED, errors=errors[index]) if index in errors else outcome)}
              for index, outcome in enumerate(results)]
-    counts = {name: 0 for name in ("created", "updated", "skipped", "failed")}
+    counts = {name: 0 for name in ("created", "updated", "unchanged", "skipped", "failed")}
     for item in items:
         counts[item["status"]] += 1
     return {"counts": counts, "items": items}

@@ -8,6 +8,8 @@ its handlers). Controllers use this face only; nothing here imports controllers 
 - :func:`stats`: counts by delivery status, computed by the database.
 - :func:`init_app`: the app's vendors and (without a broker) its background pool.
 """
+import threading
+
 from flask import current_app
 
 from engine import receipts, store
@@ -24,6 +26,7 @@ from engine.audience import audience_query
 from engine.runner import Pool
 from engine.templates import PLACEHOLDERS, TemplateProblem, check_template
 from engine.vendors import Vendors
+from models.campaign import CANCELLED
 from models.delivery import DELIVERED, FAILED, PENDING, SENT
 from services.queue import broker_configured
 
@@ -41,6 +44,7 @@ class Engine:
     """Per-app engine state (``app.extensions["engine"]``)."""
 
     def __init__(self, app):
+        self.stopping = threading.Event()  # set by stop(): running batches and plans end at once
         self.vendors = Vendors()
         self.pool = None if broker_configured(app) else Pool(app, app.config["ENGINE_THREADS"])
 
@@ -93,18 +97,34 @@ def wait_idle(app=None, timeout=None):
 
 
 def stop(app, timeout=None):
-    """Wait (up to ``timeout``) for the background pool to finish, then stop it."""
-    pool = app.extensions[EXTENSION].pool
-    if pool is not None:
-        pool.wait_idle(timeout)
-        pool.shutdown()
+    """Stop the app's engine: running batches and plans end within ``ENGINE_CONTROL_CHECK_S``
+    (what they had not sent stays PENDING, for the sweep or ``resume``); wait up to ``timeout`` for
+    them, then stop the pool and the receipt reporters."""
+    state = app.extensions[EXTENSION]
+    state.stopping.set()
+    if state.pool is not None:
+        state.pool.wait_idle(timeout)
+        state.pool.shutdown()
+    state.vendors.close()
 
 
 def stats(campaign):
-    """Counts by delivery status and the top failure reasons; ``awaitingReceipts`` are the SENT
-    records the vendor has not reported on yet (handed off, fate unknown)."""
+    """Counts that add up: ``pending + sent + delivered + failed + cancelled = total`` and
+    ``total + suppressed = audienceSize``, before, during and after any action.
+
+    ``pending`` are the recipients still to be sent to: PENDING records and, while planning has not
+    finished, the audience members it has not reached yet; a cancelled campaign has none, they are
+    ``cancelled``. ``awaitingReceipts`` are the SENT records the vendor has not reported on yet
+    (handed off, fate unknown). Once planned, ``audienceSize`` is exactly the members planning found.
+    """
     by_status = store.counts(campaign.pk)
     counts = {key.lower(): by_status.get(key, 0) for key in (PENDING, SENT, DELIVERED, FAILED)}
-    return {"audience_size": campaign.audience_size, **counts, "awaiting_receipts": counts["sent"],
-            "suppressed": campaign.suppressed or 0,
-            "total": sum(by_status.values()), "failure_reasons": store.failure_reasons(campaign.pk)}
+    suppressed = campaign.suppressed or 0
+    reached = sum(by_status.values()) + suppressed
+    audience = reached if campaign.planned else max(campaign.audience_size or 0, reached)
+    waiting = counts["pending"] + audience - reached
+    cancelled = waiting if campaign.status == CANCELLED else 0
+    counts["pending"] = waiting - cancelled
+    return {"audience_size": audience, **counts, "cancelled": cancelled, "awaiting_receipts": counts["sent"],
+            "suppressed": suppressed, "total": audience - suppressed,
+            "failure_reasons": store.failure_reasons(campaign.pk)}

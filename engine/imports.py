@@ -27,6 +27,7 @@ from mongoengine.connection import get_db
 from pymongo import UpdateOne
 
 from engine import ingest
+from engine.runner import transient
 from errors import flatten_errors
 from models import ImportJob, ImportRowError, Suppression
 from models.base import utcnow
@@ -267,33 +268,14 @@ def _schemas():
     return {"customers": CustomerIn(), "orders": OrderRowIn(), "suppressions": SuppressionRowIn()}
 
 
-def _resolve_customer_emails(items):
-    """Orders given by ``customerEmail``: the customer's id, or the email kept for the error."""
-    emails = {item["customer_email"] for item in items if item is not None and "customer_id" not in item}
-    if not emails:
-        return
-    from models import Customer
-
-    ids = {doc["email"]: doc["_id"] for doc in Customer._get_collection().find(
-        {"email": {"$in": list(emails)}}, {"email": 1})}
-    for item in items:
-        if item is not None and "customer_id" not in item:
-            item["customer_id"] = ids.get(item["customer_email"], item["customer_email"])
-
-
 def _write(job, chunk, source):
     """Persist a chunk; ``(counts, row errors)``."""
     items, lines = chunk.items, [line for line, _ in chunk.rows]
-    counts = {"read": len(items), "inserted": 0, "updated": 0, "skipped": 0, "failed": 0}
+    counts = {"read": len(items), **{name: 0 for name in ("inserted", "updated", "unchanged", "skipped", "failed")}}
     errors = list(chunk.errors)
     if job.type == "customers":
-        results = ingest.upsert_customers(items, job.mode, job.created_by, want_ids=False)
+        results = ingest.upsert_customers(items, job.mode, job.created_by)
     elif job.type == "orders":
-        _resolve_customer_emails(items)
-        for position, item in enumerate(items):
-            if item is not None and isinstance(item["customer_id"], str):
-                errors.append((lines[position], "customerEmail", f"No customer has the email {item['customer_id']}."))
-                items[position] = None
         results = ingest.insert_orders(items, source, job.created_by)
     else:
         results = _suppress(items, job.created_by)
@@ -368,15 +350,23 @@ def run_import(job_id, progress=None):
     except _LostJob:
         return None
     except Exception as exc:
-        from pymongo.errors import ConnectionFailure
-
-        if isinstance(exc, ConnectionFailure):
-            raise  # the database is away: the task is retried, the job resumes from its last chunk
+        if transient(exc):  # away for a moment: handed back, retried, resumed from its last chunk
+            try:
+                ImportJob.objects(pk=job.pk, worker=worker, status=RUNNING).update_one(set__status=QUEUED)
+            except Exception:  # still away: its lease runs out instead
+                log.warning("import %s could not be handed back", job.pk)
+            raise
         log.exception("import %s failed", job.pk)
         ImportJob.objects(pk=job.pk, worker=worker).update_one(
             set__status=FAILED, set__error=f"{type(exc).__name__}: {exc}"[:500], set__finished_at=utcnow())
         return FAILED
     return COMPLETED
+
+
+def fail(job_id, reason):
+    """End a queued or running job as ``failed`` with ``reason`` (a job that could not go on)."""
+    ImportJob.objects(pk=job_id, status__in=(QUEUED, RUNNING)).update_one(
+        set__status=FAILED, set__error=reason[:500], set__finished_at=utcnow())
 
 
 class _LostJob(Exception):

@@ -4,7 +4,8 @@ Everything is set-based: one ``bulk_write``/``insert_many`` per chunk, never a r
 
 - **Customers upsert by email**, ``merge`` (fields given replace, tags are added) or ``replace``
   (tags too). Totals are never written here. An email twice in one chunk: the later item wins, the
-  earlier is reported as skipped.
+  earlier is reported as skipped. An item that would change nothing is ``unchanged`` and not
+  written (re-importing the same file changes nothing, ``updatedAt`` included).
 - **Orders** may carry the client's ``externalId`` (unique): sent again, the same order is skipped
   and not counted twice; the same id with another customer or amount is reported. The customers'
   totals are credited from the orders the chunk wrote (found by their ``source`` token), once per
@@ -16,11 +17,12 @@ from pymongo.errors import BulkWriteError
 
 from models import Customer, Order
 from models.base import utcnow
+from models.db import in_chunks
 from services import events
 
 DUPLICATE_KEY = 11000
 CREDIT_MEMORY = 20  # chunks remembered per customer in creditedBy
-CREATED, UPDATED, SKIPPED, FAILED = "created", "updated", "skipped", "failed"
+CREATED, UPDATED, UNCHANGED, SKIPPED, FAILED = "created", "updated", "unchanged", "skipped", "failed"
 
 
 def result(status, ident=None, errors=None, message=None):
@@ -68,9 +70,24 @@ def _customer_update(item, mode, actor_id, now):
     return update
 
 
-def upsert_customers(items, mode="merge", actor_id=None, want_ids=True, now=None):
+def _changes_nothing(item, mode, existing):
+    """True when writing ``item`` over the stored customer ``existing`` would change no field."""
+    if "name" in item and item["name"] != existing.get("name"):
+        return False
+    if "subscribed" in item and item["subscribed"] != existing.get("subscribed", True):
+        return False
+    tags = existing.get("tags") or []
+    if mode == "replace":
+        return item.get("tags", []) == tags
+    return set(item.get("tags") or ()) <= set(tags)
+
+
+def upsert_customers(items, mode="merge", actor_id=None, now=None):
     """Create or update validated customer items (``None`` entries are skipped: they failed
-    validation); returns one result per item, by position (``None`` for the ``None`` entries)."""
+    validation); returns one result per item, by position (``None`` for the ``None`` entries).
+
+    One read of the chunk's stored customers (in lists of ``MONGO_MAX_IN`` emails), then one bulk
+    write of the items that create or change something."""
     now = now or utcnow()
     results = [None] * len(items)
     last = {}
@@ -80,27 +97,33 @@ def upsert_customers(items, mode="merge", actor_id=None, want_ids=True, now=None
         if item["email"] in last:
             results[last[item["email"]]] = duplicate(index)
         last[item["email"]] = index
-    chosen = sorted(last.values())
+    stored = {doc["email"]: doc for chunk in in_chunks(last) for doc in Customer._get_collection().find(
+        {"email": {"$in": chunk}}, {"email": 1, "name": 1, "tags": 1, "subscribed": 1})}
+    chosen = []
+    for email, i in sorted(last.items(), key=lambda pair: pair[1]):
+        if email in stored and _changes_nothing(items[i], mode, stored[email]):
+            results[i] = result(UNCHANGED, stored[email]["_id"])
+        else:
+            chosen.append(i)
     operations = [UpdateOne({"email": items[i]["email"]}, _customer_update(items[i], mode, actor_id, now),
                             upsert=True) for i in chosen]
     upserted = _bulk_upsert(operations)
     created_ids = {chosen[op]: ident for op, ident in upserted.items()}
-    updated = [i for i in chosen if i not in created_ids]
-    ids = {}
-    if updated and (want_ids or events.enabled()):
-        emails = {items[i]["email"]: i for i in updated}
-        for doc in Customer._get_collection().find({"email": {"$in": list(emails)}}, {"email": 1}):
-            ids[emails[doc["email"]]] = doc["_id"]
     for i in chosen:
         if i in created_ids:
             results[i] = result(CREATED, created_ids[i])
-        else:
-            results[i] = result(UPDATED, ids.get(i))
+        else:  # stored before this read, or created by another writer since (its id is read back)
+            results[i] = result(UPDATED, stored.get(items[i]["email"], {}).get("_id") or _id_of(items[i]["email"]))
     if events.enabled():
         events.publish_many(
             (f"customer.{results[i]['status']}", {"customerId": results[i].get("id"), "email": items[i]["email"]})
             for i in chosen)
     return results
+
+
+def _id_of(email):
+    doc = Customer._get_collection().find_one({"email": email}, {"_id": 1})
+    return doc and doc["_id"]
 
 
 def _bulk_upsert(operations):
@@ -128,13 +151,23 @@ def insert_orders(items, source, actor_id=None, now=None):
     their customers; one result per item."""
     now = now or utcnow()
     results = [None] * len(items)
-    wanted = {item["customer_id"] for item in items if item is not None}
-    known = {doc["_id"] for doc in Customer._get_collection().find({"_id": {"$in": list(wanted)}}, {"_id": 1})}
+    by_email = _ids_by_email({item["customer_email"] for item in items
+                              if item is not None and "customer_id" not in item})
+    wanted = {item["customer_id"] for item in items if item is not None and "customer_id" in item}
+    known = {doc["_id"] for chunk in in_chunks(wanted)
+             for doc in Customer._get_collection().find({"_id": {"$in": chunk}}, {"_id": 1})}
+    known.update(by_email.values())
     seen_external = {}
     docs, positions = [], []
     for index, item in enumerate(items):
         if item is None:
             continue
+        if "customer_id" not in item:
+            if item["customer_email"] not in by_email:
+                results[index] = result(FAILED, errors={"customerEmail": [
+                    f"No customer has the email {item['customer_email']}."]})
+                continue
+            item = items[index] = {**item, "customer_id": by_email[item["customer_email"]]}
         if item["customer_id"] not in known:
             results[index] = result(FAILED, errors={"customerId": [f"Customer {item['customer_id']} not found."]})
             continue
@@ -155,9 +188,9 @@ def insert_orders(items, source, actor_id=None, now=None):
         positions.append(index)
     refused = _insert_new(docs)
     if refused:
-        existing = {doc["externalId"]: doc for doc in Order._get_collection().find(
-            {"externalId": {"$in": [docs[i]["externalId"] for i in refused]}},
-            {"externalId": 1, "customer": 1, "amount": 1})}
+        existing = {doc["externalId"]: doc for chunk in in_chunks(docs[i]["externalId"] for i in refused)
+                    for doc in Order._get_collection().find({"externalId": {"$in": chunk}},
+                                                            {"externalId": 1, "customer": 1, "amount": 1})}
     for position, (index, doc) in enumerate(zip(positions, docs)):
         if position in refused:
             earlier = existing.get(doc["externalId"])
@@ -172,6 +205,12 @@ def insert_orders(items, source, actor_id=None, now=None):
                                                "amount": doc["amount"]})
                             for position, doc in enumerate(docs) if position not in refused)
     return results
+
+
+def _ids_by_email(emails):
+    """``{email: customer id}`` for the stored customers among ``emails``."""
+    return {doc["email"]: doc["_id"] for chunk in in_chunks(emails)
+            for doc in Customer._get_collection().find({"email": {"$in": chunk}}, {"email": 1})}
 
 
 def _insert_new(docs):

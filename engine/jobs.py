@@ -2,10 +2,26 @@
 
 ``deliver`` is how a job hands on a batch: as a new task with a broker, inline on the same pool
 thread without one (one thread per campaign, so pacing never holds more than one).
+
+**No job strands its campaign or import.** Whoever runs a job (:mod:`engine.runner`'s pool,
+:mod:`engine.tasks` on a worker) asks :func:`engine.runner.transient` about any exception: a temporary database or
+broker error is retried with :func:`backoff` (``ENGINE_JOB_RETRIES`` times; a lost database
+connection for as long as it lasts, since nothing can be recorded without it); any other error, or
+one retried enough, ends the job at once through :func:`give_up`: the campaign or import is
+``failed`` with ``lastError`` saying why (PENDING records wait for ``retry-failed``).
 """
+import logging
+
 from bson import ObjectId
+from bson.errors import InvalidId
+from flask import current_app
+from pymongo.errors import ConnectionFailure
 
 from engine import control, imports, planner, sender, store
+from engine.runner import transient
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 60
 
 
 def run_campaign(campaign_id, retry=None, deliver=None):
@@ -26,9 +42,9 @@ def plan_campaign(campaign_id, deliver=None):
     planner.plan(campaign_id, deliver or deliver_inline)
 
 
-def deliver_inline(campaign_id, token):
-    """Send one batch now, on this thread."""
-    return sender.deliver_batch(campaign_id, token)
+def deliver_inline(campaign_id, token, worker=None):
+    """Send one batch now, on this thread (as ``worker``: a task's id)."""
+    return sender.deliver_batch(campaign_id, token, worker=worker)
 
 
 def sweep(submit):
@@ -46,5 +62,32 @@ def sweep(submit):
     return started, len(replan), sum(len(tokens) for tokens in batches.values())
 
 
+def may_retry(exc, attempt):
+    """Whether a job that raised ``exc`` on its ``attempt``-th retry (0 first) runs again."""
+    if isinstance(exc, ConnectionFailure):
+        return True  # nothing can be recorded while the database is away: wait for it
+    return transient(exc) and attempt < current_app.config["ENGINE_JOB_RETRIES"]
+
+
+def backoff(attempt):
+    """Seconds before retry number ``attempt`` (0 first): doubling, at most a minute."""
+    return min(MAX_BACKOFF_S, current_app.config["ENGINE_JOB_RETRY_BASE_S"] * 2 ** attempt)
+
+
+def give_up(name, args, exc):
+    """End job ``name``'s campaign or import as ``failed``, with the error as its ``lastError``."""
+    reason = f"{type(exc).__name__}: {exc}"[:400]
+    try:
+        if name == "crm.run_import":
+            imports.fail(args[0], reason)
+        elif name in CAMPAIGN_JOBS:
+            control.fail(ObjectId(args[0]), f"{CAMPAIGN_JOBS[name]} failed: {reason}")
+    except (InvalidId, TypeError, IndexError):
+        log.error("job %s%r cannot be failed: its arguments name nothing", name, tuple(args))
+    except Exception:  # the database refused that too: the sweep finds the job later
+        log.exception("job %s%r failed and could not be marked failed", name, tuple(args))
+
+
+CAMPAIGN_JOBS = {"crm.run_campaign": "sending", "crm.plan_campaign": "planning", "crm.deliver_batch": "sending"}
 BY_NAME = {"crm.run_campaign": run_campaign, "crm.plan_campaign": plan_campaign,
            "crm.deliver_batch": deliver_inline, "crm.run_import": imports.run_import}

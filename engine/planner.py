@@ -2,9 +2,12 @@
 
 The audience is streamed sorted by ``_id``, resuming after ``planCursor``; per batch of
 ``DISPATCH_BATCH_SIZE`` one ``insert_many`` writes its records. The unique (campaign, customer) index
-makes a recipient exactly-once: a record that exists already is skipped, never duplicated. Only one
-batch of customers is held in memory at a time. A recipient whose message cannot be rendered gets a
-FAILED record with the reason; the others go on.
+makes a recipient exactly-once: a record that exists already is skipped, never duplicated. The cursor
+moves by compare-and-set, together with the batch's count of suppressed members: two planners on one
+campaign (a re-plan while the first is still going) cannot both count a batch, and the one that
+loses stops. Only one batch of customers is held in memory at a time. A recipient whose message
+cannot be rendered gets a FAILED record with the reason; the others go on. When planning ends,
+``audienceSize`` becomes exactly the members it found (records + suppressed).
 """
 import logging
 import uuid
@@ -16,6 +19,7 @@ from engine.audience import audience_query
 from engine.templates import render
 from models import Campaign, Customer, Suppression
 from models.base import utcnow
+from models.db import in_chunks
 from models.campaign import SENDING
 from services import unsubscribe
 
@@ -29,7 +33,7 @@ def plan(campaign_id, deliver):
     campaign = Campaign.objects(pk=campaign_id).first()
     if campaign is None or campaign.status != SENDING or campaign.planned is not None:
         return
-    batch_size = current_app.config["DISPATCH_BATCH_SIZE"]
+    batch_size = batch_size_for(campaign)
     try:
         query = audience_query(campaign)
     except LookupError as exc:
@@ -43,24 +47,38 @@ def plan(campaign_id, deliver):
     # a fresh projection per query: mongomock changes the one it is given while threads share it
     cursor = Customer._get_collection().find(query, dict.fromkeys(PROJECTION, 1))
     cursor = cursor.sort("_id", 1).batch_size(batch_size)
-    batch = []
+    batch, position = [], campaign.plan_cursor
     for customer in cursor:
         batch.append(customer)
         if len(batch) == batch_size:
-            if not _plan_batch(campaign, batch, deliver):
+            if not _plan_batch(campaign, batch, deliver, position):
                 cursor.close()
                 return
-            batch = []
-    if batch and not _plan_batch(campaign, batch, deliver):
+            batch, position = [], batch[-1]["_id"]
+    if batch and not _plan_batch(campaign, batch, deliver, position):
         return
-    Campaign.objects(pk=campaign.pk, status=SENDING).update_one(set__planned=utcnow())
+    reached = Campaign.objects(pk=campaign.pk).only("suppressed").first().suppressed or 0
+    Campaign.objects(pk=campaign.pk, status=SENDING, plan_cursor=batch[-1]["_id"] if batch else position).update_one(
+        set__planned=utcnow(), set__audience_size=store.record_count(campaign.pk) + reached)
     control.finish_if_done(campaign.pk)
 
 
-def _plan_batch(campaign, customers, deliver):
-    """Write one batch, advance the cursor, hand it to delivery; False once the campaign stopped
-    (checked before the batch is written, so a paused or cancelled campaign plans nothing more)."""
-    if not Campaign.objects(pk=campaign.pk, status=SENDING).count():
+def batch_size_for(campaign):
+    """``DISPATCH_BATCH_SIZE``, or fewer for a paced campaign: a batch is sent by one worker under
+    one claim, which must not outlive its lease (half of it, at the campaign's pace)."""
+    config = current_app.config
+    size = config["DISPATCH_BATCH_SIZE"]
+    if campaign.messages_per_second:
+        size = min(size, int(campaign.messages_per_second * config["DISPATCH_CLAIM_LEASE_S"] / 2))
+    return max(1, size)
+
+
+def _plan_batch(campaign, customers, deliver, position):
+    """Write one batch, move the cursor on from ``position``, hand it to delivery; False once the
+    campaign stopped (checked before the batch is written, so a paused or cancelled campaign plans
+    nothing more) or another planner moved the cursor first."""
+    if current_app.extensions["engine"].stopping.is_set() or not Campaign.objects(
+            pk=campaign.pk, status=SENDING).count():
         return False
     token = uuid.uuid4().hex
     now = utcnow()
@@ -79,9 +97,12 @@ def _plan_batch(campaign, customers, deliver):
             docs.append(store.new_record(campaign.pk, customer, "", token, now, domain,
                                          error=f"render: {type(exc).__name__}: {exc}"))
     store.insert_records(docs)
-    moved = Campaign.objects(pk=campaign.pk, status=SENDING).update_one(
+    chosen = {c["_id"] for c in recipients}
+    left_out = [c["_id"] for c in customers if c["_id"] not in chosen]
+    suppressed = len(left_out) - store.with_records(campaign.pk, left_out)  # one sent to before stays theirs
+    moved = Campaign.objects(pk=campaign.pk, status=SENDING, plan_cursor=position).update_one(
         set__plan_cursor=customers[-1]["_id"], set__updated_at=now,
-        inc__suppressed=len(customers) - len(recipients))  # with the cursor: counted once
+        inc__suppressed=suppressed)  # with the cursor, compared and set: counted once
     if moved and docs:
         deliver(str(campaign.pk), token)
     return bool(moved)
@@ -89,6 +110,6 @@ def _plan_batch(campaign, customers, deliver):
 
 def consenting(customers):
     """The customers who may be sent to: subscribed, and not on the suppression list (one query)."""
-    suppressed = {doc["email"] for doc in Suppression._get_collection().find(
-        {"email": {"$in": [c.get("email") or "" for c in customers]}}, {"email": 1})}
+    suppressed = {doc["email"] for chunk in in_chunks(c.get("email") or "" for c in customers)
+                  for doc in Suppression._get_collection().find({"email": {"$in": chunk}}, {"email": 1})}
     return [c for c in customers if c.get("subscribed") is not False and c.get("email") not in suppressed]

@@ -49,7 +49,7 @@ def deliver_batch(campaign_id, token, worker=None):
         return STOPPED
     worker = worker or uuid.uuid4().hex
     now = utcnow()
-    records = store.claim(token, worker, now, lease_cutoff(now))
+    records = store.claim(token, worker, now, lease_cutoff(now), current_app.config["DISPATCH_BATCH_SIZE"])
     if records is None:
         return HELD
     try:
@@ -66,9 +66,13 @@ class Control:
     def __init__(self, campaign_pk, every_s):
         self.campaign_pk, self.every_s = campaign_pk, every_s
         self.checked, self.status = time.monotonic(), SENDING
+        self.stopping = current_app.extensions["engine"].stopping
 
     def sending(self):
-        """True while the campaign is still sending (re-read if older than ``every_s``)."""
+        """True while the campaign is still sending (re-read if older than ``every_s``) and this
+        process's engine is not stopping."""
+        if self.stopping.is_set():
+            return False
         if time.monotonic() - self.checked >= self.every_s:
             current = Campaign.objects(pk=self.campaign_pk).only("status").first()
             self.status = current.status if current else None

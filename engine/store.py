@@ -10,6 +10,7 @@ from pymongo import UpdateMany
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from models import BatchClaim, Delivery
+from models.db import in_chunks
 from models.delivery import DELIVERED, FAILED, PENDING, SENT
 
 DUPLICATE_KEY = 11000
@@ -35,9 +36,10 @@ def insert_records(docs):
             raise
 
 
-def claim(token, worker, now, lease_cutoff):
-    """Claim batch ``token`` for ``worker`` (one write) and read its PENDING records in send order;
-    None when another worker holds a live claim on it."""
+def claim(token, worker, now, lease_cutoff, limit=None):
+    """Claim batch ``token`` for ``worker`` (one write) and read its PENDING records in send order
+    (``limit``: how many it can have, so they come in one reply); None when another worker holds a
+    live claim on it."""
     try:  # free, expired or already ours → ours; a live claim of someone else → duplicate _id
         _claims().update_one(
             {"_id": token, "$or": [{"claimedAt": {"$lt": lease_cutoff}}, {"claimedBy": worker}]},
@@ -47,7 +49,7 @@ def claim(token, worker, now, lease_cutoff):
         return None
     return list(_deliveries().find(
         {"batch": token, "status": PENDING}, {"email": 1, "message": 1, "vendorMessageId": 1, "customer": 1},
-    ).sort("_id", 1))
+    ).sort("_id", 1).batch_size(0 if limit is None else limit))
 
 
 def release(token, worker):
@@ -67,17 +69,18 @@ def record_outcomes(token, attempted, sent_at, failed, failed_at):
     if not attempted:
         return
     pending = {"batch": token, "status": PENDING}
-    not_sent = [i for ids in failed.values() for i in ids]
+    not_sent = {i for ids in failed.values() for i in ids}
     operations = []
-    if len(not_sent) < len(attempted):
-        span = {"$gte": attempted[0], "$lte": attempted[-1]}
-        if not_sent:
-            span["$nin"] = not_sent
-        operations.append(UpdateMany({**pending, "_id": span}, {
-            "$set": {"status": SENT, "sentAt": sent_at, "error": None}, "$inc": {"attempts": 1}}))
+    sent = {"$set": {"status": SENT, "sentAt": sent_at, "error": None}, "$inc": {"attempts": 1}}
+    if not not_sent:
+        operations.append(UpdateMany({**pending, "_id": {"$gte": attempted[0], "$lte": attempted[-1]}}, sent))
+    else:  # the few failed ones are named; then the sent ones are (in lists of at most MONGO_MAX_IN)
+        for chunk in in_chunks(i for i in attempted if i not in not_sent):
+            operations.append(UpdateMany({**pending, "_id": {"$in": chunk}}, sent))
     for reason, ids in failed.items():
-        operations.append(UpdateMany({**pending, "_id": {"$in": ids}}, {
-            "$set": {"status": FAILED, "failedAt": failed_at, "error": reason}, "$inc": {"attempts": 1}}))
+        for chunk in in_chunks(ids):
+            operations.append(UpdateMany({**pending, "_id": {"$in": chunk}}, {
+                "$set": {"status": FAILED, "failedAt": failed_at, "error": reason}, "$inc": {"attempts": 1}}))
     if operations:
         _deliveries().bulk_write(operations, ordered=False)
 
@@ -112,7 +115,8 @@ def lost_batches(campaign_pk, lease_cutoff):
         "campaign": campaign_pk, "status": PENDING, "createdAt": {"$lt": lease_cutoff}})
     if not tokens:
         return []
-    held = set(_claims().distinct("_id", {"_id": {"$in": tokens}, "claimedAt": {"$gte": lease_cutoff}}))
+    held = {token for chunk in in_chunks(tokens)
+            for token in _claims().distinct("_id", {"_id": {"$in": chunk}, "claimedAt": {"$gte": lease_cutoff}})}
     return [token for token in tokens if token not in held]
 
 
@@ -122,6 +126,17 @@ def counts(campaign_pk):
         {"$match": {"campaign": campaign_pk}},
         {"$group": {"_id": "$status", "n": {"$sum": 1}}},
     ])}
+
+
+def record_count(campaign_pk):
+    """How many records the campaign has."""
+    return _deliveries().count_documents({"campaign": campaign_pk})
+
+
+def with_records(campaign_pk, customer_ids):
+    """How many of ``customer_ids`` have a record of the campaign already."""
+    return sum(_deliveries().count_documents({"campaign": campaign_pk, "customer": {"$in": chunk}})
+               for chunk in in_chunks(customer_ids))
 
 
 def has_pending(campaign_pk):
@@ -141,31 +156,36 @@ def failure_reasons(campaign_pk, limit=10):
 
 # --- receipts -------------------------------------------------------------------------------------------
 def records_for_receipts(delivery_ids, vendor_ids):
-    """The records receipts name, by delivery id or vendor message id."""
-    clauses = ([{"_id": {"$in": delivery_ids}}] if delivery_ids else []) + (
-        [{"vendorMessageId": {"$in": vendor_ids}}] if vendor_ids else [])
-    if not clauses:
-        return []
-    return list(_deliveries().find(
-        {"$or": clauses}, {"status": 1, "vendorMessageId": 1, "sentAt": 1, "campaign": 1}))
+    """The records receipts name: by delivery id, then (only for vendor message ids not found that
+    way) by vendor message id; one query per ``MONGO_MAX_IN`` ids, each answered by an index."""
+    projection = {"status": 1, "vendorMessageId": 1, "sentAt": 1, "campaign": 1}
+    found = {}
+    for chunk in in_chunks(delivery_ids):
+        found.update((doc["_id"], doc) for doc in _deliveries().find({"_id": {"$in": chunk}}, projection))
+    known = {doc.get("vendorMessageId") for doc in found.values()}
+    for chunk in in_chunks(v for v in vendor_ids if v and v not in known):
+        found.update((doc["_id"], doc) for doc in _deliveries().find({"vendorMessageId": {"$in": chunk}}, projection))
+    return list(found.values())
 
 
 def apply_receipt_groups(groups):
-    """``{(status, error, at, was_pending): [ids]}`` in one bulk write; each update only touches
-    records still in the state they were read in, so a receipt applied twice changes nothing the
-    second time. A receipt can overtake the sender's own record of the hand-off (outcomes are written
-    every ``ENGINE_FLUSH_S``): a record still PENDING is then marked sent at the receipt's time too,
-    and the sender's later write, which only touches PENDING records, leaves it alone."""
+    """``{(status, error, at, was_pending): [ids]}`` in one bulk write (one update per group and
+    ``MONGO_MAX_IN`` ids); each update only touches records still in the state they were read in, so
+    a receipt applied twice changes nothing the second time. A receipt can overtake the sender's own
+    record of the hand-off (outcomes are written every ``ENGINE_FLUSH_S``): a record still PENDING is
+    then marked sent at the receipt's time too, and the sender's later write, which only touches
+    PENDING records, leaves it alone."""
     operations = []
     for (status, error, at, was_pending), ids in groups.items():
         fields = {"status": status, ("deliveredAt" if status == DELIVERED else "failedAt"): at}
         if status == FAILED:
             fields["error"] = error or "failed"
-        if was_pending:
-            operations.append(UpdateMany({"_id": {"$in": ids}, "status": PENDING},
-                                         {"$set": {**fields, "sentAt": at}, "$inc": {"attempts": 1}}))
-        else:
-            operations.append(UpdateMany({"_id": {"$in": ids}, "status": SENT}, {"$set": fields}))
+        for chunk in in_chunks(ids):
+            if was_pending:
+                operations.append(UpdateMany({"_id": {"$in": chunk}, "status": PENDING},
+                                             {"$set": {**fields, "sentAt": at}, "$inc": {"attempts": 1}}))
+            else:
+                operations.append(UpdateMany({"_id": {"$in": chunk}, "status": SENT}, {"$set": fields}))
     if operations:
         _deliveries().bulk_write(operations, ordered=False)
 

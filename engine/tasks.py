@@ -7,15 +7,23 @@ from celery import shared_task
 from flask import current_app
 from pymongo.errors import ConnectionFailure
 
-from engine import imports, jobs, runner, sender
+from engine import jobs, runner, sender
 from engine.scheduler import OutageLog
 
 _beat_outage = OutageLog("scheduled-campaign sweep")
 
 
-def _after_outage(task, exc):
-    """Come back once the database answers again."""
-    raise task.retry(exc=exc, countdown=min(60, 2 ** task.request.retries), max_retries=None)
+def _run(task, name, *args, **kwargs):
+    """Run job ``name``; an exception is retried with backoff when :func:`engine.jobs.may_retry` says
+    so, else the job's campaign or import is failed with it (:func:`engine.jobs.give_up`)."""
+    try:
+        return jobs.BY_NAME[name](*args, **kwargs)
+    except Exception as exc:
+        attempt = task.request.retries
+        if jobs.may_retry(exc, attempt):
+            raise task.retry(exc=exc, countdown=jobs.backoff(attempt), max_retries=None)
+        jobs.give_up(name, args, exc)
+        raise
 
 
 def _deliver_as_task(campaign_id, token):
@@ -25,28 +33,19 @@ def _deliver_as_task(campaign_id, token):
 @shared_task(name="crm.run_campaign", bind=True, acks_late=True)
 def run_campaign(self, campaign_id, retry=None):
     """Continue a sending campaign; each batch becomes a ``crm.deliver_batch`` task."""
-    try:
-        jobs.run_campaign(campaign_id, retry, deliver=_deliver_as_task)
-    except ConnectionFailure as exc:
-        _after_outage(self, exc)
+    return _run(self, "crm.run_campaign", campaign_id, retry, deliver=_deliver_as_task)
 
 
 @shared_task(name="crm.plan_campaign", bind=True, acks_late=True)
 def plan_campaign(self, campaign_id):
     """Plan a campaign whose planning stalled."""
-    try:
-        jobs.plan_campaign(campaign_id, deliver=_deliver_as_task)
-    except ConnectionFailure as exc:
-        _after_outage(self, exc)
+    return _run(self, "crm.plan_campaign", campaign_id, deliver=_deliver_as_task)
 
 
 @shared_task(name="crm.deliver_batch", bind=True, acks_late=True, max_retries=None)
 def deliver_batch(self, campaign_id, token):
     """Send one batch; come back after the lease for a batch another (possibly dead) worker holds."""
-    try:
-        outcome = sender.deliver_batch(campaign_id, token, worker=self.request.id)
-    except ConnectionFailure as exc:
-        _after_outage(self, exc)
+    outcome = _run(self, "crm.deliver_batch", campaign_id, token, worker=self.request.id)
     if outcome == sender.HELD:
         raise self.retry(countdown=current_app.config["DISPATCH_CLAIM_LEASE_S"])
     return outcome
@@ -56,10 +55,7 @@ def deliver_batch(self, campaign_id, token):
 def run_import(self, job_id):
     """Run (or resume from its last committed chunk) a CSV import; come back after the lease when
     another worker holds it."""
-    try:
-        status = imports.run_import(job_id)
-    except ConnectionFailure as exc:
-        _after_outage(self, exc)
+    status = _run(self, "crm.run_import", job_id)
     if status is None:
         raise self.retry(countdown=current_app.config["IMPORT_LEASE_S"])
     return status

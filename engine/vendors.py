@@ -18,14 +18,18 @@ import random
 import smtplib
 import threading
 import time
-from email import policy as email_policy
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
+from email import policy as email_policy
 from email.message import EmailMessage
 
 import requests
+from flask import current_app
 
 from models.base import utcnow
+from models.db import in_chunks
 
 log = logging.getLogger(__name__)
 FAILURE_REASONS = ("mailbox_full", "invalid_address", "blocked_by_recipient", "spam_filtered")
@@ -68,48 +72,126 @@ def sign(secret, timestamp, body):
 
 
 class ReceiptReporter:
-    """Posts receipts to the webhook from a background thread, in batches, like a provider does."""
+    """The simulated vendor's webhook client, as durable as a real provider's: receipts are kept in
+    its outbox (the ``simulated_vendor_outbox`` collection) until the webhook accepts them (2xx).
 
-    def __init__(self, url, secret, delay_s=0.2, max_batch=500):
-        self.url, self.secret, self.delay_s, self.max_batch = url, secret, delay_s, max_batch
-        self._queue = queue.Queue()
+    A background thread moves reported receipts to the outbox (one insert per tick, not one per
+    message), then posts the due ones in batches of ``max_batch``. A batch the webhook does not
+    accept (unreachable, time-out, any non-2xx answer) is tried again later, the wait doubling from
+    ``delay_s`` up to ``retry_max_s``, for ``give_up_s`` (as real vendors retry for days); only then
+    is it dropped, with an error in the log. Several processes may share one outbox: each claims a
+    batch with a lease before posting it, so two never post the same receipts at once (a receipt
+    posted twice after a lost answer is harmless: receipts apply idempotently). :meth:`pump` does one
+    round and takes the time, so tests travel in time instead of waiting.
+    """
+
+    COLLECTION = "simulated_vendor_outbox"
+    LEASE_S = 120  # longer than one post may take (its time-out)
+    POST_TIMEOUT_S = 30
+
+    def __init__(self, app, url, secret, delay_s=0.2, retry_max_s=600, give_up_s=72 * 3600, max_batch=500):
+        self.app, self.url, self.secret = app, url, secret
+        self.delay_s, self.retry_max_s, self.give_up_s, self.max_batch = delay_s, retry_max_s, give_up_s, max_batch
+        self._queue, self._indexed, self._stopped = queue.Queue(), None, threading.Event()
         self._thread = threading.Thread(target=self._run, name="receipt-reporter", daemon=True)
         self._thread.start()
 
     def report(self, receipt):
-        """Queue one receipt."""
+        """Queue one receipt (moved to the outbox within ``delay_s``)."""
         self._queue.put(receipt)
 
-    def _run(self):
-        while True:
-            batch = [self._queue.get()]
-            time.sleep(self.delay_s)
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._post(batch)
+    def _outbox(self):
+        from mongoengine.connection import get_db
 
-    def _post(self, batch):
-        body = json.dumps(batch).encode()
-        for attempt in range(3):
-            timestamp = str(int(time.time()))
-            headers = {
-                "Content-Type": "application/json",
-                TIMESTAMP_HEADER: timestamp,
-                SIGNATURE_HEADER: sign(self.secret, timestamp, body),
-            }
+        outbox = get_db()[self.COLLECTION]
+        if self._indexed is not outbox.database:  # once per connection
+            outbox.create_index([("to", 1), ("dueAt", 1)])
+            outbox.create_index("claim", sparse=True)
+            self._indexed = outbox.database
+        return outbox
+
+    def stop(self):
+        """Stop posting (what is in the outbox stays there for the next reporter of this webhook)."""
+        self._stopped.set()
+
+    def _run(self):
+        while not self._stopped.wait(self.delay_s):
             try:
-                response = requests.post(self.url, data=body, headers=headers, timeout=10)
-                if response.status_code < 500:
-                    if response.status_code >= 400:
-                        log.warning("receipt webhook refused %d receipts: %s", len(batch), response.text[:200])
-                    return
-            except requests.RequestException as exc:
-                log.warning("receipt webhook unreachable (attempt %d): %s", attempt + 1, exc)
-            time.sleep(0.5 * (attempt + 1))
-        log.error("dropped %d receipts: webhook %s did not accept them", len(batch), self.url)
+                with self.app.app_context():
+                    while self.pump() == self.max_batch:  # a backlog: keep posting
+                        pass
+            except Exception as exc:  # the database away: the receipts wait in memory or the outbox
+                log.warning("receipt outbox unavailable: %s: %s", type(exc).__name__, exc)
+
+    def pump(self, now=None):
+        """Store what was reported, then post one batch of due receipts; how many were posted."""
+        now = now or utcnow()
+        self._store(now)
+        outbox = self._outbox()
+        due = [doc["_id"] for doc in outbox.find({"to": self.url, "dueAt": {"$lte": now}}, {"_id": 1})
+               .sort("dueAt", 1).limit(self.max_batch)]
+        if not due:
+            return 0
+        claim = uuid.uuid4().hex
+        for chunk in in_chunks(due):
+            outbox.update_many({"_id": {"$in": chunk}, "dueAt": {"$lte": now}},
+                               {"$set": {"dueAt": now + timedelta(seconds=self.LEASE_S), "claim": claim}})
+        batch = list(outbox.find({"claim": claim}))
+        if not batch:
+            return 0
+        if self._post([doc["receipt"] for doc in batch]):
+            outbox.delete_many({"claim": claim})
+            return len(batch)
+        self._later(outbox, claim, batch, now)
+        return len(batch)
+
+    def _store(self, now):
+        docs = []
+        while True:
+            try:
+                receipt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            docs.append({"to": self.url, "receipt": receipt, "dueAt": now, "createdAt": now, "attempts": 0})
+        if docs:
+            try:
+                self._outbox().insert_many(docs)
+            except Exception:
+                for doc in docs:  # kept for the next round
+                    self._queue.put(doc["receipt"])
+                raise
+
+    def _later(self, outbox, claim, batch, now):
+        """The batch was not accepted: try again after a backoff, or drop what is too old."""
+        expired = now - timedelta(seconds=self.give_up_s)
+        old = [doc["_id"] for doc in batch if doc["createdAt"] < expired]
+        if old:
+            log.error("dropped %d receipts: webhook %s did not accept them for %.0f hours",
+                      len(old), self.url, self.give_up_s / 3600)
+            for chunk in in_chunks(old):
+                outbox.delete_many({"_id": {"$in": chunk}})
+        attempts = max(doc["attempts"] for doc in batch) + 1
+        wait = min(self.retry_max_s, self.delay_s * 2 ** attempts)
+        outbox.update_many({"claim": claim}, {"$set": {"dueAt": now + timedelta(seconds=wait)},
+                                              "$inc": {"attempts": 1}, "$unset": {"claim": ""}})
+        log.warning("receipt webhook did not accept %d receipts (attempt %d): next try in %.0fs",
+                    len(batch), attempts, wait)
+
+    def _post(self, receipts):
+        """True when the webhook accepted the batch (2xx)."""
+        body = json.dumps(receipts).encode()
+        timestamp = str(int(time.time()))
+        headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
+                   SIGNATURE_HEADER: sign(self.secret, timestamp, body)}
+        try:
+            response = requests.post(self.url, data=body, headers=headers, timeout=self.POST_TIMEOUT_S)
+        except requests.RequestException as exc:
+            log.warning("receipt webhook unreachable: %s", exc)
+            return False
+        if 200 <= response.status_code < 300:
+            return True
+        log.warning("receipt webhook answered %d: %s", response.status_code, response.text[:200])
+        return False
 
 
 class SimulatedVendor:
@@ -223,6 +305,14 @@ class Vendors:
         self._simulated, self._reporters = {}, {}
         self._lock = threading.Lock()
 
+    def close(self):
+        """Stop the receipt reporters' threads (the app is going away)."""
+        with self._lock:
+            for reporter in self._reporters.values():
+                reporter.stop()
+            self._reporters.clear()
+            self._simulated.clear()
+
     def for_config(self, config):
         """The vendor ``config`` names."""
         if config["VENDOR"] == "smtp":
@@ -235,9 +325,10 @@ class Vendors:
             if config["VENDOR_RECEIPTS"] and config.get("VENDOR_WEBHOOK_SECRET"):
                 url = (config.get("VENDOR_RECEIPT_URL")
                        or f"http://127.0.0.1:{config['PORT']}/api/delivery-receipts")
-                key = (url, config["VENDOR_WEBHOOK_SECRET"], config["VENDOR_RECEIPT_DELAY_S"])
+                key = (url, config["VENDOR_WEBHOOK_SECRET"], config["VENDOR_RECEIPT_DELAY_S"],
+                       config["VENDOR_RECEIPT_RETRY_MAX_S"], config["VENDOR_RECEIPT_GIVE_UP_H"] * 3600)
                 if key not in self._reporters:
-                    self._reporters[key] = ReceiptReporter(*key)
+                    self._reporters[key] = ReceiptReporter(current_app._get_current_object(), *key)
                 reporter = self._reporters[key]
             key = (config["VENDOR_SUCCESS_RATE"], config["VENDOR_SEED"], id(reporter))
             if key not in self._simulated:

@@ -13,7 +13,7 @@ from models.base import utcnow
 QUEUED, RUNNING, COMPLETED, FAILED = "queued", "running", "completed", "failed"
 STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED)
 TYPES = ("customers", "orders", "suppressions")
-COUNTS = ("read", "inserted", "updated", "skipped", "failed")
+COUNTS = ("read", "inserted", "updated", "unchanged", "skipped", "failed")
 
 
 def zero_counts():

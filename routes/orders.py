@@ -5,10 +5,10 @@ from flask_login import current_user
 from controllers import orders as controller
 from routes.endpoint import endpoint
 from schemas.customer import BulkOut
-from schemas.order import OrderIn, OrderOut, OrderPage, OrderQuery
+from schemas.order import BulkOrderIn, OrderIn, OrderOut, OrderPage, OrderQuery
 
 bp = Blueprint("orders", __name__)
-order_in = OrderIn()
+bulk_order_in = BulkOrderIn()
 
 
 @bp.post("")
@@ -23,15 +23,16 @@ def create_order(body):
 
 
 @bp.post("/bulk")
-@endpoint(body=OrderIn, body_many=controller.MAX_BULK_ITEMS, response=BulkOut, idempotent=True,
-          description="A JSON array of up to 10,000 orders, each checked like POST /orders. An order whose "
+@endpoint(body=BulkOrderIn, body_many=controller.MAX_BULK_ITEMS, response=BulkOut, idempotent=True,
+          description="A JSON array of up to 10,000 orders, each checked like POST /orders, the customer named by "
+                      "`customerId` or `customerEmail`. An order whose "
                       "`externalId` is already recorded is skipped (same customer and amount) or failed "
                       "(otherwise); each customer's totals are credited once with what was written. One "
                       "entry per item: `index`, `status` (created, skipped, failed), `id` or `errors`. Counts "
-                      "against the write rate limit as one request per 100 items.")
+                      "against the write rate limit as one request per 1,000 items.")
 def bulk_orders(items):
     """Record many orders at once."""
-    return controller.bulk_orders(items, order_in, current_user)
+    return controller.bulk_orders(items, bulk_order_in, current_user)
 
 
 @bp.get("")

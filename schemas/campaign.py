@@ -115,16 +115,21 @@ class FailureReasonOut(ApiSchema):
 
 
 class StatsOut(ApiSchema):
-    """Delivery counts by status, computed from the delivery records."""
+    """Delivery counts by status, computed from the delivery records; they add up:
+    ``pending + sent + delivered + failed + cancelled = total`` and ``total + suppressed = audienceSize``."""
 
-    audience_size = fields.Integer(allow_none=True)
-    pending = fields.Integer()
+    audience_size = fields.Integer(allow_none=True, metadata={
+        "description": "Every audience member: exactly those planning found once it has finished."})
+    pending = fields.Integer(metadata={
+        "description": "Still to be sent: waiting records, and members planning has not reached yet."})
     sent = fields.Integer()
     delivered = fields.Integer()
     failed = fields.Integer()
+    cancelled = fields.Integer(metadata={
+        "description": "Never sent because the campaign was cancelled (what was pending then)."})
     awaiting_receipts = fields.Integer(metadata={
         "description": "Handed to the vendor, no receipt yet: not known to have arrived."})
-    total = fields.Integer()
+    total = fields.Integer(metadata={"description": "Recipients: audience members not suppressed."})
     suppressed = fields.Integer(metadata={
         "description": "Audience members not sent to: unsubscribed, or on the suppression list."})
     failure_reasons = fields.List(fields.Nested(FailureReasonOut))

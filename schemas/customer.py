@@ -93,7 +93,7 @@ class BulkItemOut(ApiSchema):
     """One item's outcome in a bulk answer."""
 
     index = fields.Integer(required=True)
-    status = fields.String(required=True, metadata={"enum": ["created", "updated", "skipped", "failed"]})
+    status = fields.String(required=True, metadata={"enum": ["created", "updated", "unchanged", "skipped", "failed"]})
     id = fields.String(metadata={"description": "The record's id (not for failed items)"})
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
     message = fields.String()

@@ -1,5 +1,5 @@
 """Import job, CSV row and suppression schemas."""
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import fields, validate
 
 from models.import_job import COUNTS, STATUSES, TYPES
 from models.suppression import REASONS
@@ -7,7 +7,6 @@ from schemas.common import (
     ApiSchema,
     InputSchema,
     NormalizedEmail,
-    ObjectIdString,
     PageQuery,
     StrictNumber,
     TrimmedString,
@@ -15,22 +14,15 @@ from schemas.common import (
     id_field,
     page_of,
 )
-from schemas.order import MAX_AMOUNT, OrderIn
+from schemas.order import MAX_AMOUNT, BulkOrderIn
 
 
-class OrderRowIn(OrderIn):
-    """One row of an orders CSV: ``externalId`` is required (re-importing the file must not count an
-    order twice), and the customer is named by ``customerId`` or ``customerEmail``."""
+class OrderRowIn(BulkOrderIn):
+    """One row of an orders CSV: as a bulk order, and ``externalId`` is required (re-importing the
+    file must not count an order twice)."""
 
-    customer_id = ObjectIdString()
-    customer_email = NormalizedEmail()
     external_id = TrimmedString(required=True, validate=validate.Length(min=1, max=100))
     amount = StrictNumber(required=True, validate=validate.Range(min=0, min_inclusive=False, max=MAX_AMOUNT))
-
-    @validates_schema
-    def _one_customer(self, data, **kwargs):
-        if "customer_id" not in data and "customer_email" not in data:
-            raise ValidationError("Give customerId or customerEmail.", "customerId")
 
 
 class SuppressionIn(InputSchema):

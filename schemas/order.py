@@ -7,6 +7,7 @@ from models.base import utcnow
 from schemas.common import (
     ApiSchema,
     InputSchema,
+    NormalizedEmail,
     ObjectIdString,
     PageQuery,
     StrictNumber,
@@ -50,6 +51,20 @@ class OrderIn(InputSchema):
     def _not_in_future(self, value, data_key):
         if value > utcnow() + FUTURE_TOLERANCE:
             raise ValidationError("Must not be more than a day in the future.")
+
+
+class BulkOrderIn(OrderIn):
+    """One order of ``POST /orders/bulk`` (and of an orders CSV): the customer is named by
+    ``customerId`` or ``customerEmail`` (the id wins when both are given)."""
+
+    customer_id = ObjectIdString()
+    customer_email = NormalizedEmail(metadata={"description": "The customer's email, in place of "
+                                               "customerId: an address no customer has fails that item."})
+
+    @validates_schema
+    def _one_customer(self, data, **kwargs):
+        if "customer_id" not in data and "customer_email" not in data:
+            raise ValidationError("Give customerId or customerEmail.", "customerId")
 
 
 class OrderQuery(PageQuery):

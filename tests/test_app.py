@@ -64,7 +64,7 @@ def test_oversized_body_is_json_413(client):
     body = '{"name": "%s", "email": "a@example.com"}' % ("x" * (1024 * 1024 + 1))
     response = client.post("/api/customers", data=body, content_type="application/json")
     assert response.status_code == 413
-    assert "error" in response.get_json()
+    assert response.get_json()["error"] == "Request body too large: this endpoint takes at most 1,048,576 bytes"
 
 
 def test_unexpected_error_is_json_500_without_details(make_app, monkeypatch):

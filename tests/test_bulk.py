@@ -1,5 +1,7 @@
 """Customers and orders many at a time: upsert by email, bulk arrays with per-item results, external
 order ids that are never counted twice, the bulk write cost, and Idempotency-Key on every create."""
+import json
+
 import pytest
 
 from models import ApiKey, Customer, IdempotentResponse, Order
@@ -72,7 +74,7 @@ def test_bulk_customers_reports_each_item_and_writes_the_valid_ones(client):
     response = client.post("/api/customers/bulk", json=items)
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
-    assert body["counts"] == {"created": 2, "updated": 1, "skipped": 1, "failed": 3}
+    assert body["counts"] == {"created": 2, "updated": 1, "unchanged": 0, "skipped": 1, "failed": 3}
     statuses = [(item["index"], item["status"]) for item in body["items"]]
     assert statuses == [(0, "created"), (1, "updated"), (2, "failed"), (3, "skipped"), (4, "created"),
                         (5, "failed"), (6, "failed")]
@@ -109,6 +111,38 @@ def test_a_bulk_request_costs_one_write_per_thousand_items(make_app):
     assert client.post("/api/customers/bulk", json=items).status_code == 200  # costs 3
     assert client.post("/api/customers", json={"name": "Z", "email": "z@x.com"}).status_code == 201  # 4 ≤ 5
     assert client.post("/api/customers/bulk", json=items[:1001]).status_code == 429  # 1,001 items cost 2: 6 > 5
+
+
+def test_ten_thousand_orders_with_external_ids_fit_one_bulk_request(client):
+    """The promised 10,000 items, each with an externalId (1.2 MB, over the 1 MiB single-body limit):
+    accepted whole; a body over the bulk limit is a 413 that names the limit."""
+    people = client.post("/api/customers/bulk", json=[{"name": f"P{i}", "email": f"p{i}@shop.test"}
+                                                      for i in range(20)]).get_json()["items"]
+    orders = [{"customerId": people[i % 20]["id"], "amount": 12.5, "externalId": f"SHOP-ORDER-{i:08d}",
+               "date": "2026-01-01T10:00:00Z"} for i in range(10_000)]
+    body = json.dumps(orders)
+    assert len(body) > 1024 * 1024
+    answer = client.post("/api/orders/bulk", data=body, content_type="application/json")
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["counts"]["created"] == 10_000 and Order.objects.count() == 10_000
+    too_big = client.post("/api/orders/bulk", data=" " * (16 * 1024 * 1024 + 1), content_type="application/json")
+    assert too_big.status_code == 413
+    assert too_big.get_json()["error"] == "Request body too large: this endpoint takes at most 16,777,216 bytes"
+
+
+def test_bulk_orders_name_customers_by_email_too(client, customer):
+    grace = customer()
+    answer = client.post("/api/orders/bulk", json=[
+        {"customerEmail": "GRACE@example.com", "amount": 10, "externalId": "E-1"},
+        {"customerEmail": "nobody@example.com", "amount": 10},
+        {"customerId": grace["_id"], "amount": 5},
+        {"amount": 5},
+    ]).get_json()
+    assert [item["status"] for item in answer["items"]] == ["created", "failed", "created", "failed"]
+    assert answer["items"][1]["errors"] == {"customerEmail": ["No customer has the email nobody@example.com."]}
+    assert "customerId" in answer["items"][3]["errors"]
+    stored = client.get(f"/api/customers/{grace['_id']}").get_json()
+    assert (stored["totalSpend"], stored["numVisits"]) == (15.0, 2)
 
 
 # --- orders: externalId and bulk ------------------------------------------------------------------
@@ -149,7 +183,7 @@ def test_bulk_orders_credit_each_customer_once_and_report_reused_ids(client, cus
     assert totals == {"ann@x.com": (35.0, 3), "bob@x.com": (7.5, 1)}
 
     resent = client.post("/api/orders/bulk", json=items[:1] + items[2:3]).get_json()
-    assert resent["counts"] == {"created": 0, "updated": 0, "skipped": 2, "failed": 0}
+    assert resent["counts"] == {"created": 0, "updated": 0, "unchanged": 0, "skipped": 2, "failed": 0}
     again = {c["email"]: c["totalSpend"] for c in client.get("/api/customers").get_json()["items"]}
     assert again == {"ann@x.com": 35.0, "bob@x.com": 7.5}
 

@@ -102,7 +102,8 @@ def test_send_delivers_once_per_recipient_with_personal_messages(marketer, peopl
     body = campaign_action(marketer, campaign["_id"])
     assert body["status"] == "completed" and body["sentAt"] and body["completedAt"] >= body["sentAt"]
     assert body["stats"] == {"audienceSize": 5, "pending": 0, "sent": 5, "delivered": 0, "failed": 0,
-                             "awaitingReceipts": 5, "total": 5, "suppressed": 0, "failureReasons": []}
+                             "cancelled": 0, "awaitingReceipts": 5, "total": 5, "suppressed": 0,
+                             "failureReasons": []}
     records = Delivery.objects(campaign_id=campaign["_id"]).order_by("email")
     assert [r.email for r in records] == [f"p{i}@shop.com" for i in range(3, 8)]
     assert records[0].message == "Hi Person, you spent 300!"
@@ -174,6 +175,21 @@ def sent_campaign(marketer, people, campaign_action):
     campaign = _create(marketer)
     campaign_action(marketer, campaign["_id"])
     return campaign, list(Delivery.objects(campaign_id=campaign["_id"]).order_by("email"))
+
+
+def test_a_receipt_naming_no_known_record_is_unknown_not_another_record(marketer, sent_campaign):
+    """A record without a vendor message id, and in the same batch a receipt for an unknown delivery
+    without one: that receipt is unknown (before, it matched the record through the missing id)."""
+    campaign, records = sent_campaign
+    Delivery.objects(pk=records[0].pk).update_one(unset__vendor_message_id=True)
+    now = "2024-06-01T10:00:00Z"
+    body = _signed(marketer, [
+        {"deliveryId": str(records[0].pk), "status": "DELIVERED", "timestamp": now},
+        {"deliveryId": "64b7f0000000000000000000", "status": "FAILED", "timestamp": now, "error": "x"},
+    ]).get_json()
+    assert [r["result"] for r in body["results"]] == ["applied", "unknown"]
+    assert Delivery.objects.get(pk=records[0].pk).status == "DELIVERED"
+    assert Delivery.objects(status="FAILED").count() == 0
 
 
 def test_receipts_apply_idempotently_and_report_per_item(marketer, sent_campaign):

@@ -54,7 +54,7 @@ def test_a_customers_file_is_imported_with_each_bad_row_reported_by_line(client)
             "=HYPERLINK(\"http://evil\");formula@shop.com;@SUM(1);\r\n")
     job = finished(client, upload(client, text, mapping={"E-Mail": "email"}))
     assert job["status"] == "completed" and job["progress"] == 1.0
-    assert job["counts"] == {"read": 7, "inserted": 3, "updated": 0, "skipped": 1, "failed": 3}
+    assert job["counts"] == {"read": 7, "inserted": 3, "updated": 0, "unchanged": 0, "skipped": 1, "failed": 3}
     assert row_errors(client, job) == [
         (2, None, "Duplicate: line 9 has the same key and wins."),
         (5, "email", "Not a valid email address."),
@@ -76,10 +76,10 @@ def test_re_importing_a_file_writes_nothing_twice(client, customer):
               "O-2,ann@shop.com,4.5,2026-04-01T10:00:00Z\n"
               f"O-3,{'x' * 3}@nobody.com,1,\n")
     first = finished(client, upload(client, orders, kind="orders"))
-    assert first["counts"] == {"read": 3, "inserted": 2, "updated": 0, "skipped": 0, "failed": 1}
+    assert first["counts"] == {"read": 3, "inserted": 2, "updated": 0, "unchanged": 0, "skipped": 0, "failed": 1}
     assert row_errors(client, first) == [(4, "customerEmail", "No customer has the email xxx@nobody.com.")]
     again = finished(client, upload(client, orders, kind="orders"))
-    assert again["counts"] == {"read": 3, "inserted": 0, "updated": 0, "skipped": 2, "failed": 1}
+    assert again["counts"] == {"read": 3, "inserted": 0, "updated": 0, "unchanged": 0, "skipped": 2, "failed": 1}
     stored = client.get(f"/api/customers/{ann['_id']}").get_json()
     assert (stored["totalSpend"], stored["numVisits"], stored["lastVisitDate"]) == (15.0, 2, "2026-04-01T10:00:00.000Z")
     assert Order.objects.count() == 2
@@ -87,7 +87,7 @@ def test_re_importing_a_file_writes_nothing_twice(client, customer):
     people = "name,email\nAnn,ann@shop.com\nBob,bob@shop.com\n"
     assert finished(client, upload(client, people))["counts"]["inserted"] == 1
     assert finished(client, upload(client, people))["counts"] == {
-        "read": 2, "inserted": 0, "updated": 2, "skipped": 0, "failed": 0}
+        "read": 2, "inserted": 0, "updated": 0, "unchanged": 2, "skipped": 0, "failed": 0}  # nothing to change
     assert Customer.objects.count() == 2 and Customer.objects.get(email="ann@shop.com").total_spend == 15.0
 
 
@@ -173,7 +173,8 @@ def test_a_job_whose_worker_died_resumes_from_its_last_chunk(make_app, monkeypat
         assert resumed == [("crm.run_import", (str(job.pk),))]
         assert imports.run_import(job.pk) == "completed"
         job.reload()
-    assert job.counts == {"read": 36, "inserted": 34, "updated": 1, "skipped": 0, "failed": 1}
+    assert job.counts == {"read": 36, "inserted": 34, "updated": 0, "unchanged": 1, "skipped": 0,
+                          "failed": 1}
     assert Customer.objects.count() == 34
     assert [(e.row, e.field) for e in ImportRowError.objects(job_id=job.pk)] == [(9, "email")]
 
@@ -223,7 +224,7 @@ def test_flask_import_command_reports_progress_and_a_summary(app, tmp_path):
     path.write_text("Name,Email\nAnn,ann@x.com\nBad,bad\n")
     result = app.test_cli_runner().invoke(args=["import", "customers", str(path)])
     assert result.exit_code == 0, result.output
-    assert "completed: 2 read, 1 inserted, 0 updated, 0 skipped, 1 failed" in result.output
+    assert "completed: 2 read, 1 inserted, 0 updated, 0 unchanged, 0 skipped, 1 failed" in result.output
     assert "line 3 email: Not a valid email address." in result.output
     refused = app.test_cli_runner().invoke(args=["import", "customers", str(path), "--mapping", '{"Mail": "email"}'])
     assert refused.exit_code != 0 and "no column 'Mail'" in refused.output
@@ -235,7 +236,7 @@ def test_a_suppressions_file_adds_each_address_once_and_campaigns_skip_them(clie
     client.post("/api/suppressions", json={"email": "old@shop.com"})
     text = "Email,Note\nANN@shop.com,asked by phone\nold@shop.com,\nnot-an-email,\nann@shop.com,again\n"
     job = finished(client, upload(client, text, kind="suppressions"))
-    assert job["counts"] == {"read": 4, "inserted": 1, "updated": 0, "skipped": 2, "failed": 1}
+    assert job["counts"] == {"read": 4, "inserted": 1, "updated": 0, "unchanged": 0, "skipped": 2, "failed": 1}
     listed = {s["email"]: s for s in client.get("/api/suppressions").get_json()["items"]}
     assert set(listed) == {"ann@shop.com", "old@shop.com"} and listed["ann@shop.com"]["reason"] == "import"
     campaign = client.post("/api/campaigns", json={"name": "Hi", "message": "Hi", "rules": []}).get_json()

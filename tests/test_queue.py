@@ -177,7 +177,7 @@ def test_every_persisted_customer_and_order_is_published(broker_app, events_on):
     single = client.post("/api/orders", json={"customerId": ann["_id"], "amount": 5}).get_json()
     many = client.post("/api/orders/bulk", json=[{"customerId": ann["_id"], "amount": 1, "externalId": "X1"},
                                                   {"customerId": ann["_id"], "amount": 1, "externalId": "X1"}])
-    assert many.get_json()["counts"] == {"created": 1, "updated": 0, "skipped": 1, "failed": 0}
+    assert many.get_json()["counts"] == {"created": 1, "updated": 0, "unchanged": 0, "skipped": 1, "failed": 0}
 
     got, order_events = [], []
     assert _wait_for(lambda: got.extend(customers()) or order_events.extend(orders()) or (
@@ -207,5 +207,5 @@ def test_a_csv_import_is_queued_on_rabbitmq_and_run_by_a_worker(broker_app):
         done = _wait_for(lambda: ImportJob.objects.get(pk=job_id).status == "completed")
     job = client.get(f"/api/imports/{job_id}").get_json()
     assert done, job
-    assert job["counts"] == {"read": 26, "inserted": 25, "updated": 0, "skipped": 0, "failed": 1}
+    assert job["counts"] == {"read": 26, "inserted": 25, "updated": 0, "unchanged": 0, "skipped": 0, "failed": 1}
     assert Customer.objects(email__startswith="new").count() == 25
