@@ -18,6 +18,10 @@ printed and the table is written to ``bench/RESULTS.md``.
    both sides at BENCH_WIRE_DISPATCH (100,000) recipients; the CSV import of BENCH_IMPORT (100,000)
    customers against a raw insert_many, and its peak RSS for 10 and 50 MB files (bench/imports.py);
    and the outage figures (bench/outage.py).
+6. the embedded store's lock (bench/lock.py): list pages from 4 threads with and without it.
+7. the shop workload (bench/shop.py; ``./scripts/bench.sh shop`` runs it alone): BENCH_SHOP (10,000)
+   customers, twice as many orders, a campaign to all and its receipts, a re-import, each step beside a
+   raw baseline, on both stores, with the database round trips per item over the wire.
 """
 import json
 import os
@@ -199,6 +203,11 @@ def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--dispatch-one":
         dispatch_one(int(sys.argv[2]), sys.argv[3])
         return
+    from bench import shop
+
+    if sys.argv[1:] == ["shop"]:  # the shop workload alone: its section of RESULTS.md is rewritten
+        shop.write_section(shop.main())
+        return
     repeats = int(os.environ.get("BENCH_REPEATS", "3"))
     rows = []
     print("== HTTP on loopback with wrk: the CRM / bare Flask baselines, same gunicorn settings")
@@ -230,6 +239,11 @@ def main():
                             f"{len(result['latencies'])}", "baseline": "`ENGINE_CONTROL_CHECK_S`, the promised bound",
                  "goal": "≤ 1", "crm": f"{statistics.median(result['latencies']) * 1000:.0f} ms",
                  "base": f"{result['bound_s'] * 1000:.0f} ms", "ratio": ratio})
+    if not os.environ.get("MONGO_URI"):
+        print("== the embedded store's lock: list pages from 4 threads with it / without it (goal: >= 0.8)")
+        from bench import lock
+
+        rows.append(lock.report(lock.measure()))
     if os.environ.get("BENCH_WIRE", "1") != "0" and not os.environ.get("MONGO_URI"):
         rows += over_the_wire(repeats)
     elif os.environ.get("MONGO_URI"):  # a real MongoDB: the import rows run against it
@@ -238,6 +252,8 @@ def main():
         for n in _sizes("BENCH_IMPORT", "100000"):
             rows += import_bench.report(import_bench.measure(dict(os.environ), n))
     write_results(rows)
+    print("== the small shop's workload end to end (bench/shop.py)")
+    shop.write_section(shop.main())
 
 
 # Profiles (cProfile, same store) behind the rows that have missed their goal on this machine.
