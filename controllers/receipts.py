@@ -22,10 +22,12 @@ def verify_signature(headers, body):
         raise ApiError.unavailable("Delivery receipts are not configured (VENDOR_WEBHOOK_SECRET)")
     timestamp = headers.get(TIMESTAMP_HEADER, "")
     signature = headers.get(SIGNATURE_HEADER, "")
-    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_SKEW_S:
+    # unix seconds: at most 12 ASCII digits (str.isdigit() also takes "²" and other scripts' digits)
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12) or \
+            abs(time.time() - int(timestamp)) > MAX_SKEW_S:
         raise ApiError.unauthorized("Missing or stale webhook timestamp")
     expected = sign(secret, timestamp, body)
-    if not hmac.compare_digest(expected, signature):
+    if not signature.isascii() or not hmac.compare_digest(expected, signature):
         raise ApiError.unauthorized("Invalid webhook signature")
 
 

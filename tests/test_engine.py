@@ -266,6 +266,22 @@ def test_receipts_need_a_fresh_valid_signature(marketer, sent_campaign, secret, 
     assert Delivery.objects.get(pk=records[0].pk).status == "SENT"
 
 
+@pytest.mark.parametrize("timestamp, signature", [
+    ("\u00b2", None), ("1" * 5000, None), ("١٢٣", None),  # superscript two, 5,000 digits, Arabic-Indic digits
+    (None, "sha256=\u00e9\u00e9"), (None, "sha256=" + "\u0663" * 64),  # non-ASCII signatures
+], ids=["superscript", "5000 digits", "arabic digits", "accented signature", "arabic signature"])
+def test_odd_webhook_headers_are_401_not_500(engine_app, timestamp, signature):
+    """Headers no client should send (the probe's: a \\xb2 timestamp, a 5,000-digit one, a non-ASCII
+    signature) are refused as unauthenticated, never a 500."""
+    body = b"[]"
+    now = str(int(time.time()))
+    headers = {TIMESTAMP_HEADER: (timestamp or now).encode().decode("latin-1"),
+               SIGNATURE_HEADER: (signature or sign(SECRET, now, body)).encode().decode("latin-1")}
+    response = engine_app.test_client().post("/api/delivery-receipts", data=body,
+                                             content_type="application/json", headers=headers)
+    assert response.status_code == 401, response.get_json()
+
+
 def test_unsigned_receipts_are_401(engine_app):
     response = engine_app.test_client().post("/api/delivery-receipts", json=[])
     assert response.status_code == 401
