@@ -43,7 +43,8 @@ def content_security_policy(script_hashes=()):
 
 def add_security_headers(response):
     """``after_request``: nosniff, no framing, referrer policy, CSP, HSTS when cookies are Secure;
-    JSON answers are ``no-store`` and vary by ``Authorization`` and ``Cookie``."""
+    data answers (JSON, and the CSV export) are ``no-store`` and vary by ``Authorization`` and
+    ``Cookie``."""
     hashes = ()
     if response.mimetype == "text/html":
         response.direct_passthrough = False  # files from send_from_directory: read them to hash
@@ -55,7 +56,7 @@ def add_security_headers(response):
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     if current_app.config.get("SESSION_COOKIE_SECURE"):
         response.headers["Strict-Transport-Security"] = HSTS
-    if response.mimetype == "application/json":
+    if response.mimetype in ("application/json", "text/csv"):
         # API answers carry customer data and, once, new API keys: no cache keeps them, and a
         # shared cache must never answer one caller with another's (they depend on who asks)
         response.headers["Cache-Control"] = "no-store"

@@ -101,6 +101,9 @@ def test_the_export_streams_csv_with_formulas_escaped_and_is_audited(client, vie
     response = client.get("/api/customers/export.csv")
     assert response.status_code == 200 and response.is_streamed
     assert response.mimetype == "text/csv" and "attachment" in response.headers["Content-Disposition"]
+    # personal data: no cache keeps it, and no shared cache answers one caller with another's file
+    assert response.headers["Cache-Control"] == "no-store"
+    assert {"Authorization", "Cookie"} <= set(response.vary)
     rows = _rows(response)
     assert rows[0][:5] == ["id", "name", "email", "tags", "subscribed"]
     by_email = {row[2]: row for row in rows[1:]}
