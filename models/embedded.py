@@ -10,8 +10,8 @@
    took 108 s, each slower than the last. Here each unique index keeps a map from its key to the ids
    of the documents that had that key when they were last written (every insert and update passes
    through mongomock's uniqueness check, which keeps the map), and a query that names a document by
-   ``_id`` (equality or ``$in``) or by every field of a unique index reads those candidates instead of
-   the whole collection. The map may hold stale ids (a document changed or deleted since): every
+   ``_id`` (equality or ``$in``) or by every field of a unique index (equality, or ``$in`` for a
+   one-field index) reads those candidates instead of the whole collection. The map may hold stale ids (a document changed or deleted since): every
    candidate is checked with mongomock's own matcher, so the answer is exactly the scan's. A document
    whose key is not a plain value (an array, a sub-document) is always a candidate; a query or key of
    any other shape (dotted fields, partial or TTL indexes, operators) is scanned as before.
@@ -123,14 +123,21 @@ def _candidate_ids(collection, spec):
     wanted = spec.get("_id")
     if _plain(wanted):
         return [wanted]
-    if isinstance(wanted, dict) and list(wanted) == ["$in"] and isinstance(wanted["$in"], (list, tuple)) \
-            and all(_plain(value) for value in wanted["$in"]):
+    if _plain_in(wanted):
         return list(dict.fromkeys(wanted["$in"]))
     for key_map in _maps(store).values():
         values = [spec.get(field) for field in key_map.fields]
         if all(_plain(value) for value in values):
             return list(key_map.candidates(values))
+        if len(values) == 1 and _plain_in(values[0]):  # {"email": {"$in": [...]}}
+            return list(set().union(*(key_map.candidates([value]) for value in values[0]["$in"])))
     return None
+
+
+def _plain_in(condition):
+    """True for ``{"$in": [plain values]}``."""
+    return (isinstance(condition, dict) and list(condition) == ["$in"] and isinstance(condition["$in"], (list, tuple))
+            and all(_plain(value) for value in condition["$in"]))
 
 
 def _patch_unique_lookups(Collection):

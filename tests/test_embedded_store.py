@@ -190,6 +190,7 @@ def _run(operations):
         for a in (1, 2, 3):
             answers.append(_ids(collection.find({"a": a, "b": 1})))
         answers.append(_ids(collection.find({"_id": {"$in": [0, 2, 4]}})))
+        answers.append(_ids(collection.find({"email": {"$in": ["a@x", "c@x"]}, "a": {"$gte": 2}})))
     answers.append(sorted(repr({k: v for k, v in d.items() if k != "_id"}) for d in collection.find()))
     return answers
 
