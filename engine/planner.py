@@ -109,7 +109,12 @@ def _plan_batch(campaign, customers, deliver, position):
 
 
 def consenting(customers):
-    """The customers who may be sent to: subscribed, and not on the suppression list (one query)."""
-    suppressed = {doc["email"] for chunk in in_chunks(c.get("email") or "" for c in customers)
+    """The customers who may be sent to: subscribed, and not on the suppression list (one query per
+    ``MONGO_MAX_IN`` addresses). Addresses compare case-insensitively: the list holds them lower-cased,
+    and a customer stored before the API lower-cased addresses (or written around it) is still matched."""
+    def address(customer):
+        return (customer.get("email") or "").lower()
+
+    suppressed = {doc["email"] for chunk in in_chunks(address(c) for c in customers)
                   for doc in Suppression._get_collection().find({"email": {"$in": chunk}}, {"email": 1})}
-    return [c for c in customers if c.get("subscribed") is not False and c.get("email") not in suppressed]
+    return [c for c in customers if c.get("subscribed") is not False and address(c) not in suppressed]

@@ -25,6 +25,14 @@ def test_suppressions_are_added_listed_and_removed(client, viewer_client):
     assert Suppression.objects.count() == 0
 
 
+def test_a_suppressed_address_is_matched_whatever_its_case(client, campaign_action):
+    seed_customers([{"name": "Cat", "email": "Cat@Shop.com"}, {"name": "Dan", "email": "dan@shop.com"}])
+    client.post("/api/suppressions", json={"email": "CAT@shop.com"})
+    campaign = client.post("/api/campaigns", json={"name": "Hello", "message": "Hi", "rules": []}).get_json()
+    done = campaign_action(client, campaign["_id"])
+    assert [d.email for d in Delivery.objects] == ["dan@shop.com"] and done["stats"]["suppressed"] == 1
+
+
 def test_campaigns_skip_unsubscribed_and_suppressed_customers_and_count_them(client, campaign_action):
     client.post("/api/customers/bulk", json=[
         {"name": "Ann", "email": "ann@shop.com"}, {"name": "Bob", "email": "bob@shop.com", "subscribed": False},
