@@ -326,7 +326,8 @@ class Vendors:
                 url = (config.get("VENDOR_RECEIPT_URL")
                        or f"http://127.0.0.1:{config['PORT']}/api/delivery-receipts")
                 key = (url, config["VENDOR_WEBHOOK_SECRET"], config["VENDOR_RECEIPT_DELAY_S"],
-                       config["VENDOR_RECEIPT_RETRY_MAX_S"], config["VENDOR_RECEIPT_GIVE_UP_H"] * 3600)
+                       config["VENDOR_RECEIPT_RETRY_MAX_S"], config["VENDOR_RECEIPT_GIVE_UP_H"] * 3600,
+                       config["VENDOR_RECEIPT_BATCH"])
                 if key not in self._reporters:
                     self._reporters[key] = ReceiptReporter(current_app._get_current_object(), *key)
                 reporter = self._reporters[key]
