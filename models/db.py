@@ -9,7 +9,7 @@ from pymongo.errors import ConnectionFailure
 
 log = logging.getLogger(__name__)
 INDEX_RETRY_S = 5
-DEFAULT_MAX_IN = 250
+DEFAULT_MAX_IN = 1000
 
 
 def in_chunks(values):
