@@ -110,6 +110,20 @@ def test_development_server_beyond_loopback_warns_loudly(tmp_path, host, app_env
     assert ("DEVELOPMENT SERVER LISTENING BEYOND THIS MACHINE" in server.output()) is warned
 
 
+def _children(pid):
+    """The process ids whose parent is ``pid`` (read from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return sorted(found)
+
+
 @pytest.mark.own_processes
 def test_one_development_key_serves_every_gunicorn_worker_and_survives_a_restart(tmp_path):
     """The master mints the key and prints it once; both workers, and a worker restarted later,
@@ -128,14 +142,13 @@ def test_one_development_key_serves_every_gunicorn_worker_and_survives_a_restart
                     for _ in range(20)]
 
         assert answers() == [200] * 20
-        workers = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(server.popen.pid)],
-                                                      capture_output=True, text=True).stdout.split()]
+        workers = _children(server.popen.pid)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)  # the master starts another worker
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            current = subprocess.run(["pgrep", "-P", str(server.popen.pid)], capture_output=True, text=True)
-            if len(current.stdout.split()) == 2 and workers[0] not in map(int, current.stdout.split()):
+            current = _children(server.popen.pid)
+            if len(current) == 2 and workers[0] not in current:
                 break
             time.sleep(0.2)
         time.sleep(1)
