@@ -258,3 +258,25 @@ def test_a_broker_that_is_down_gets_503_and_changes_nothing_then_works_when_back
         with Connection(rabbitmq_url) as connection:
             Queue(queue, channel=connection.channel()).delete()
     assert Delivery.objects(status="SENT").count() == 4
+
+
+def test_the_vendor_backoff_doubles_up_to_its_ceiling(make_app, monkeypatch):
+    """Issue 24, item 14: the waits between tries of a recipient double from VENDOR_RETRY_BASE_S and
+    never exceed VENDOR_RETRY_MAX_S (the wait is recorded, not slept)."""
+    from engine.vendors import VendorUnavailable
+
+    app = make_app(VENDOR_RECEIPTS=False, VENDOR_RETRY_BASE_S=1, VENDOR_RETRY_MAX_S=3, VENDOR_MAX_ATTEMPTS=6)
+    seed(1)
+    waits = []
+    monkeypatch.setattr(sender.Control, "wait", lambda self, seconds: waits.append(seconds) or True)
+    vendor = engine.vendor(app)
+
+    def unavailable(message):
+        raise VendorUnavailable("down")
+
+    monkeypatch.setattr(vendor, "send", unavailable)
+    client = signed_in(app, make_user(MARKETER, email="m@example.com"))
+    campaign = create(client)
+    client.post(f"/api/campaigns/{campaign['_id']}/send")
+    assert engine.wait_idle(app, timeout=10)
+    assert waits == [1, 2, 3, 3, 3]  # five waits between six tries
