@@ -1,6 +1,6 @@
 """A small shop's workload end to end (issue 20), on the embedded store and over the wire.
 
-    ./scripts/bench.sh shop          # 10,000 customers, both stores (BENCH_SHOP, BENCH_SHOP_WIRE, BENCH_WIRE); writes its
+    ./scripts/bench.sh shop          # 10,000 customers (BENCH_SHOP), 3,000 over the wire (BENCH_SHOP_WIRE); writes its
                                      # section of bench/RESULTS.md
 
 Each store runs in a child process: ``N`` customers in one bulk request, ``2N`` orders in bulk requests
@@ -285,7 +285,9 @@ def main():
 
     env = base_env(PYTHONPATH=ROOT)
     rows += report(measure(n, env), "embedded")
-    wire_n = int(os.environ.get("BENCH_SHOP_WIRE", n))  # the stand-in answers $in by reading every document
+    # The stand-in answers $in by reading every document: at 10,000 it took 547 s for the orders and
+    # dropped the connection while applying 1,000 receipts over 10,000 records (a blocked event loop).
+    wire_n = int(os.environ.get("BENCH_SHOP_WIRE", min(n, 3000)))
     if os.environ.get("BENCH_WIRE", "1") != "0":
         import tempfile
 
