@@ -113,17 +113,13 @@ def upsert_customers(items, mode="merge", actor_id=None, now=None):
         if i in created_ids:
             results[i] = result(CREATED, created_ids[i])
         else:  # stored before this read, or created by another writer since (its id is read back)
-            results[i] = result(UPDATED, stored.get(items[i]["email"], {}).get("_id") or _id_of(items[i]["email"]))
+            email = items[i]["email"]
+            results[i] = result(UPDATED, stored[email]["_id"] if email in stored else _ids_by_email([email]).get(email))
     if events.enabled():
         events.publish_many(
             (f"customer.{results[i]['status']}", {"customerId": results[i].get("id"), "email": items[i]["email"]})
             for i in chosen)
     return results
-
-
-def _id_of(email):
-    doc = Customer._get_collection().find_one({"email": email}, {"_id": 1})
-    return doc and doc["_id"]
 
 
 def _bulk_upsert(operations):

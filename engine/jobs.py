@@ -62,6 +62,10 @@ def sweep(submit):
     return started, len(replan), sum(len(tokens) for tokens in batches.values())
 
 
+# The campaign jobs, and what give_up() says each was doing.
+CAMPAIGN_JOBS = {"crm.run_campaign": "sending", "crm.plan_campaign": "planning", "crm.deliver_batch": "sending"}
+
+
 def may_retry(exc, attempt):
     """Whether a job that raised ``exc`` on its ``attempt``-th retry (0 first) runs again."""
     if isinstance(exc, ConnectionFailure):
@@ -88,6 +92,5 @@ def give_up(name, args, exc):
         log.exception("job %s%r failed and could not be marked failed", name, tuple(args))
 
 
-CAMPAIGN_JOBS = {"crm.run_campaign": "sending", "crm.plan_campaign": "planning", "crm.deliver_batch": "sending"}
 BY_NAME = {"crm.run_campaign": run_campaign, "crm.plan_campaign": plan_campaign,
            "crm.deliver_batch": deliver_inline, "crm.run_import": imports.run_import}

@@ -55,10 +55,12 @@ def plan(campaign_id, deliver):
                 cursor.close()
                 return
             batch, position = [], batch[-1]["_id"]
-    if batch and not _plan_batch(campaign, batch, deliver, position):
-        return
+    if batch:
+        if not _plan_batch(campaign, batch, deliver, position):
+            return
+        position = batch[-1]["_id"]
     reached = Campaign.objects(pk=campaign.pk).only("suppressed").first().suppressed or 0
-    Campaign.objects(pk=campaign.pk, status=SENDING, plan_cursor=batch[-1]["_id"] if batch else position).update_one(
+    Campaign.objects(pk=campaign.pk, status=SENDING, plan_cursor=position).update_one(
         set__planned=utcnow(), set__audience_size=store.record_count(campaign.pk) + reached)
     control.finish_if_done(campaign.pk)
 
