@@ -4,6 +4,7 @@ Every setting the application reads is a row of that table (name, kind, default,
 README's configuration table and ``.env.example`` are generated from it (``python config.py
 --write``) and a test checks they have not drifted.
 """
+import ipaddress
 import logging
 import math
 import os
@@ -223,6 +224,13 @@ SETTINGS = [
         ("VENDOR", "lower", "simulated", "`simulated` or `smtp`"),
         ("VENDOR_SUCCESS_RATE", "float", 0.9, "the simulated vendor's delivery rate (0–1)"),
         ("VENDOR_SEED", "text", "crm", "the simulated vendor's seed"),
+        ("VENDOR_HARD_BOUNCE_RATE", "float", 0.0, "share of messages the simulated vendor hard-bounces (0–1; "
+         "reported as FAILED with `bounce: hard`)"),
+        ("VENDOR_SOFT_BOUNCE_RATE", "float", 0.0, "share it soft-bounces (0–1; `bounce: soft`)"),
+        ("VENDOR_COMPLAINT_RATE", "float", 0.0, "share of delivered messages it reports a spam complaint for "
+         "(0–1)"),
+        ("SOFT_BOUNCE_LIMIT", "count", 3, "soft bounces of one address within 30 days that suppress it (a hard "
+         "bounce or a complaint suppresses at once)"),
         ("VENDOR_MAX_ATTEMPTS", "count", 5, "tries per recipient for temporary vendor errors (unreachable, "
          "timeout, SMTP 4xx)"),
         ("VENDOR_RETRY_BASE_S", "positive", 1, "first backoff between those tries (doubling)"),
@@ -257,9 +265,24 @@ SETTINGS = [
          "from)"),
         ("IMPORT_LEASE_S", "positive", 300, "how long a running import may go without a heartbeat before "
          "another worker takes it over"),
-        ("UNSUBSCRIBE_SECRET", "text", None, "signs the one-click unsubscribe links in messages; set one "
+        ("UNSUBSCRIBE_SECRET", "text", None, "signs the one-click unsubscribe links and (a key derived from it) the open and click tracking links in messages; set one "
          "that outlives session-secret rotations, or old links stop working",
          {"shown": "unset → the session secret", "example": ""}),
+    ),
+    *_settings(
+        "Tracking, A/B tests and attribution",
+        ("TRACKING_BOT_DELAY_S", "positive", 5, "an open or click this soon after the hand-off is a "
+         "suspected bot (`too_soon`): scanners act on arrival"),
+        ("TRACKING_ALL_LINKS_S", "positive", 1, "a recipient clicking every link of a message (two or more) "
+         "within this many seconds is a suspected bot (`all_links`)"),
+        ("TRACKING_PROXY_NETWORKS", "text", "17.0.0.0/8", "comma-separated networks whose opens are mail "
+         "privacy proxies (`privacy_proxy`; Apple's Mail Privacy Protection fetches from Apple's 17.0.0.0/8)"),
+        ("TRACKING_EVENT_LOG", "count", 100, "events kept in a delivery's log (the most recent; its counts "
+         "stay exact beyond it)"),
+        ("AB_MIN_SAMPLE", "count", 100, "recipients every A/B variant needs before the rule may pick a winner"),
+        ("AB_CONFIDENCE", "float", 0.95, "the probability to be best a variant needs to win by the rule (0.5–1)"),
+        ("ATTRIBUTION_MAX_DAYS", "positive", 90, "the longest attribution window a campaign may set "
+         "(`attributionDays`, default 5)"),
     ),
 ]
 
@@ -369,6 +392,15 @@ def write_docs(root=None):
         out.write(before + README_START + "\n" + readme_table() + README_END + after)
 
 
+def _check_networks(value):
+    for item in (value or "").split(","):
+        try:
+            if item.strip():
+                ipaddress.ip_network(item.strip(), strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"TRACKING_PROXY_NETWORKS: {exc}") from exc
+
+
 def finalize(config):
     """Check the assembled config and fill in development-only fallbacks.
 
@@ -380,8 +412,14 @@ def finalize(config):
         raise ConfigError("DEFAULT_ROLE must be viewer or marketer")
     if config.get("VENDOR") not in ("simulated", "smtp"):
         raise ConfigError("VENDOR must be simulated or smtp")
-    if not 0 <= config.get("VENDOR_SUCCESS_RATE", 0.9) <= 1:
-        raise ConfigError("VENDOR_SUCCESS_RATE must be between 0 and 1")
+    for rate in ("VENDOR_SUCCESS_RATE", "VENDOR_HARD_BOUNCE_RATE", "VENDOR_SOFT_BOUNCE_RATE", "VENDOR_COMPLAINT_RATE"):
+        if not 0 <= config.get(rate, 0) <= 1:
+            raise ConfigError(f"{rate} must be between 0 and 1")
+    if config.get("VENDOR_HARD_BOUNCE_RATE", 0) + config.get("VENDOR_SOFT_BOUNCE_RATE", 0) > 1:
+        raise ConfigError("VENDOR_HARD_BOUNCE_RATE + VENDOR_SOFT_BOUNCE_RATE must be at most 1")
+    _check_networks(config.get("TRACKING_PROXY_NETWORKS"))
+    if not 0.5 <= config.get("AB_CONFIDENCE", 0.95) < 1:
+        raise ConfigError("AB_CONFIDENCE must be at least 0.5 and below 1")
     if config.get("CELERY_BROKER_URL") and not config.get("MONGO_URI") and not config.get("TESTING"):
         raise ConfigError(
             "CELERY_BROKER_URL needs MONGO_URI: a separate worker cannot see the embedded in-memory "

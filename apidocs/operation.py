@@ -20,6 +20,7 @@ class Operation:
     public: bool = False
     description: str = ""
     content_type: str = "application/json"
+    also: tuple = ()  # other content types the success answer may have (e.g. text/csv with ?format=csv)
     headers: dict = field(default_factory=dict)
     body_many: int = 0  # the body is a JSON array of at most this many ``body`` items (bulk)
     body_content_type: str = "application/json"  # or multipart/form-data (``body`` a schema dict)
@@ -28,7 +29,7 @@ class Operation:
 
 def doc(**facts):
     """Record OpenAPI facts on a view: ``body``/``query``/``response`` schemas, ``status``,
-    extra ``errors`` statuses, ``public`` (no login), ``content_type``, response ``headers``;
+    extra ``errors`` statuses, ``public`` (no login), ``content_type`` (and ``also``), response ``headers``;
     ``body_many`` (an array of at most that many ``body``), ``body_content_type``, ``idempotent`` (Idempotency-Key).
 
     400/401/404/413/415 are added by the builder where the route makes them possible.

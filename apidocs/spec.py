@@ -105,6 +105,7 @@ def _success(op):
         response["headers"] = {"Location": {"schema": {"type": "string"}, "description": "Where to go"}}
     elif op.response is not None:
         response["content"] = {op.content_type: {"schema": op.response}}
+        response["content"].update((kind, {"schema": {"type": "string"}}) for kind in op.also)
     if op.headers:
         response.setdefault("headers", {}).update(op.headers)
     return response

@@ -22,6 +22,9 @@ printed and the table is written to ``bench/RESULTS.md``.
 7. the shop workload (bench/shop.py; ``./scripts/bench.sh shop`` runs it alone): BENCH_SHOP (10,000)
    customers, twice as many orders, a campaign to all and its receipts, a re-import, each step beside a
    raw baseline, on both stores, with the database round trips per item over the wire.
+8. opens, clicks and reports (bench/tracking.py; ``./scripts/bench.sh tracking`` runs it alone): pixel
+   and click requests/s against a bare Flask route doing the same update, and a campaign's report at
+   BENCH_REPORT (100,000) deliveries and 300,000 events against one ``count_documents``.
 """
 import json
 import os
@@ -203,10 +206,13 @@ def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--dispatch-one":
         dispatch_one(int(sys.argv[2]), sys.argv[3])
         return
-    from bench import shop
+    from bench import shop, tracking
 
     if sys.argv[1:] == ["shop"]:  # the shop workload alone: its section of RESULTS.md is rewritten
         shop.write_section(shop.main())
+        return
+    if sys.argv[1:] == ["tracking"]:  # opens, clicks and reports alone: their section is rewritten
+        tracking.main()
         return
     repeats = int(os.environ.get("BENCH_REPEATS", "3"))
     rows = []
@@ -254,6 +260,8 @@ def main():
     write_results(rows)
     print("== the small shop's workload end to end (bench/shop.py)")
     shop.write_section(shop.main())
+    print("== opens, clicks and the campaign report (bench/tracking.py)")
+    tracking.main()
 
 
 # Profiles (cProfile, same store) behind the rows that have missed their goal on this machine.

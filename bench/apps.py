@@ -107,3 +107,65 @@ def memory():
         return Response(body, mimetype="application/json")
 
     return app
+
+
+# --- opens and clicks (bench/tracking.py) ---------------------------------------------------------------
+TRACKED = int(os.environ.get("BENCH_TRACKED", "1000"))
+TRACKING_CAMPAIGN = ObjectId("64b7f1000000000000000001")
+TRACKING_HTML = '<p>Hi</p><a href="https://shop.example/a">A</a><a href="https://shop.example/b">B</a>'
+SENT_AT = datetime(2024, 1, 1)
+
+
+def tracked_deliveries():
+    """``TRACKED`` delivery records of one campaign, handed off long ago (people read later)."""
+    return [{"_id": ObjectId(f"64b7f2{i + 1:018x}"), "campaign": TRACKING_CAMPAIGN,
+             "customer": ObjectId(f"64b7f{i + 1:019x}"), "email": f"c{i}@example.com", "status": "DELIVERED",
+             "vendorMessageId": f"<{i}@crm.local>", "attempts": 1, "batch": "bench", "createdAt": SENT_AT,
+             "sentAt": SENT_AT} for i in range(TRACKED)]
+
+
+def crm_tracking():
+    """The CRM as shipped with one sent campaign (two tracked links) and its delivery records."""
+    from app import create_app
+    from models import Campaign, Delivery
+
+    app = create_app({"APP_ENV": "development", "LOG_LEVEL": "WARNING", "RATELIMIT_ENABLED": False,
+                      "SCHEDULER_ENABLED": False, "VENDOR_RECEIPTS": False,
+                      "SECRET_KEY": "bench-secret-" + "x" * 40})
+    with app.app_context():
+        Campaign(id=TRACKING_CAMPAIGN, name="Bench", message="Hi", html=TRACKING_HTML,
+                 links=["https://shop.example/a", "https://shop.example/b"], status="completed",
+                 rules={"op": "AND", "rules": []}).save(force_insert=True)
+        Delivery._get_collection().insert_many(tracked_deliveries())
+        Delivery.ensure_indexes()
+    return app
+
+
+def bare_tracking():
+    """Flask alone, the same delivery records: the pixel does one ``update_one`` (``$inc``) and answers the
+    same GIF; the link does the same update and redirects to the link at that index."""
+    import mongomock
+    from flask import Flask, Response, redirect
+
+    from routes.tracking import PIXEL
+
+    app = Flask("bare")
+    deliveries = mongomock.MongoClient()["bench"]["communication_logs"]
+    deliveries.insert_many(tracked_deliveries())
+    links = ["https://shop.example/a", "https://shop.example/b"]
+
+    @app.get("/bare/o/<delivery>")
+    def pixel(delivery):
+        deliveries.update_one({"_id": ObjectId(delivery)}, {"$inc": {"opens": 1}})
+        return Response(PIXEL, content_type="image/gif")
+
+    @app.get("/bare/c/<delivery>/<int:index>")
+    def click(delivery, index):
+        deliveries.update_one({"_id": ObjectId(delivery)}, {"$inc": {"clicks": 1}})
+        return redirect(links[index], code=302)
+
+    @app.get("/healthz")
+    def health():
+        return {"status": "ok"}
+
+    return app

@@ -1,6 +1,7 @@
 """Consent: the suppression list and one-click unsubscribing."""
 from mongoengine.errors import NotUniqueError
 
+import engine
 from controllers.common import paginate, user_id
 from errors import ApiError
 from models import Customer, Suppression
@@ -43,6 +44,8 @@ def unsubscribe_by_token(token):
         Suppression.objects(email=customer.email).update_one(
             upsert=True, set_on_insert__reason="unsubscribed", set_on_insert__created_at=utcnow(),
             set_on_insert__note=f"one-click link (campaign {campaign_id})" if campaign_id else "one-click link")
+        if campaign_id:
+            engine.note_unsubscribed(campaign_id, customer.pk)
         events.publish("customer.unsubscribed", customerId=customer_id, campaignId=campaign_id)
     return customer_id
 

@@ -4,7 +4,7 @@ import uuid
 from mongoengine.errors import NotUniqueError
 
 from controllers.common import bulk_answer, filters_from, get_or_404, paginate, user_id, validate_items
-from engine import ingest
+from engine import attribution, ingest
 from errors import ApiError
 from models import Customer, Order
 from models.base import utcnow
@@ -57,6 +57,9 @@ def _insert_order(data, actor):
         created_by=user_id(actor),
         external_id=data.get("external_id"),
     )
+    credited_to = attribution.attribute([(customer_id, order.date)])[0]
+    if credited_to is not None:
+        order.attribution = credited_to
     credited = Customer.objects(pk=customer_id).update_one(
         inc__total_spend=order.amount,
         inc__num_visits=1,

@@ -10,32 +10,40 @@ its handlers). Controllers use this face only; nothing here imports controllers 
 """
 import threading
 
+from bson import ObjectId
+from bson.errors import InvalidId
 from flask import current_app
 
-from engine import receipts, store
+from engine import receipts, reports, store
 from engine.control import (
     ACTIONS,
     STARTS_WORK,
     CampaignNotFound,
     InvalidTransition,
+    NotAnAbTest,
     QueueUnavailable,
     act,
+    decide,
     start_due,
 )
 from engine.audience import audience_query
 from engine.runner import Pool
-from engine.templates import PLACEHOLDERS, TemplateProblem, check_template
+from engine.content import ContentProblem, preview
+from engine.content import prepare as prepare_content
+from engine.sender import send_tests
+from engine.tracking import track_click, track_open
+from engine.templates import CUSTOMER_FIELDS, PLACEHOLDERS, TemplateProblem, check_template
 from engine.vendors import Vendors
-from models.campaign import CANCELLED
-from models.delivery import DELIVERED, FAILED, PENDING, SENT
+from models.base import utcnow
 from services.queue import broker_configured
 
 EXTENSION = "engine"
 
 __all__ = [
-    "ACTIONS", "PLACEHOLDERS", "STARTS_WORK", "CampaignNotFound", "InvalidTransition",
+    "ACTIONS", "CUSTOMER_FIELDS", "PLACEHOLDERS", "STARTS_WORK", "CampaignNotFound", "ContentProblem", "InvalidTransition",
+    "NotAnAbTest", "decide",
     "QueueUnavailable", "TemplateProblem", "act", "audience_query", "cancel", "check_template",
-    "init_app", "pause", "receipts", "resume", "retry_failed", "start", "start_due", "stats",
+    "init_app", "note_unsubscribed", "pause", "prepare_content", "preview", "receipts", "reports", "send_tests", "track_click", "track_open", "resume", "retry_failed", "start", "start_due", "stats",
     "stop", "vendor", "wait_idle",
 ]
 
@@ -109,22 +117,22 @@ def stop(app, timeout=None):
 
 
 def stats(campaign):
-    """Counts that add up: ``pending + sent + delivered + failed + cancelled = total`` and
-    ``total + suppressed = audienceSize``, before, during and after any action.
+    """A campaign's figures (:func:`engine.reports.figures`: counts that add up, ``pending + sent +
+    delivered + failed + cancelled = total`` and ``total + suppressed = audienceSize``, before, during
+    and after any action; opens, clicks, revenue) and its most common failure reasons.
 
     ``pending`` are the recipients still to be sent to: PENDING records and, while planning has not
     finished, the audience members it has not reached yet; a cancelled campaign has none, they are
     ``cancelled``. ``awaitingReceipts`` are the SENT records the vendor has not reported on yet
     (handed off, fate unknown). Once planned, ``audienceSize`` is exactly the members planning found.
     """
-    by_status = store.counts(campaign.pk)
-    counts = {key.lower(): by_status.get(key, 0) for key in (PENDING, SENT, DELIVERED, FAILED)}
-    suppressed = campaign.suppressed or 0
-    reached = sum(by_status.values()) + suppressed
-    audience = reached if campaign.planned else max(campaign.audience_size or 0, reached)
-    waiting = counts["pending"] + audience - reached
-    cancelled = waiting if campaign.status == CANCELLED else 0
-    counts["pending"] = waiting - cancelled
-    return {"audience_size": audience, **counts, "cancelled": cancelled, "awaiting_receipts": counts["sent"],
-            "suppressed": suppressed, "total": audience - suppressed,
-            "failure_reasons": store.failure_reasons(campaign.pk)}
+    return {**reports.figures([campaign])[campaign.pk], "failure_reasons": store.failure_reasons(campaign.pk)}
+
+
+def note_unsubscribed(campaign_id, customer_pk):
+    """The customer unsubscribed through ``campaign_id``'s link (its report counts it)."""
+    try:
+        campaign_pk = ObjectId(campaign_id)
+    except (InvalidId, TypeError):
+        return
+    store.mark_unsubscribed(campaign_pk, customer_pk, utcnow())

@@ -8,14 +8,28 @@ the job (broker unreachable), the change is undone and :class:`QueueUnavailable`
 reads ``sending`` that no worker will ever pick up.
 """
 import uuid
+from datetime import timedelta
+
+from flask import current_app
 
 from models import Campaign
 from models.base import utcnow
-from models.campaign import CANCELLED, COMPLETED, DRAFT, FAILED, PAUSED, SCHEDULED, SENDING
+from models.campaign import (
+    AB_TEST,
+    AB_WAITING,
+    AB_WINNER,
+    CANCELLED,
+    COMPLETED,
+    DRAFT,
+    FAILED,
+    PAUSED,
+    SCHEDULED,
+    SENDING,
+)
 from models.delivery import DELIVERED, SENT
 from models.delivery import FAILED as DELIVERY_FAILED
 from models.delivery import PENDING
-from engine import runner, store
+from engine import abtest, reports, runner, store
 from engine.runner import QueueUnavailable
 from services import events
 
@@ -138,3 +152,93 @@ def fail(campaign_pk, reason):
         set__status=FAILED, set__last_error=reason[:500], set__updated_at=utcnow()
     ):
         events.publish("campaign.failed", campaignId=str(campaign_pk), reason=reason)
+
+
+# --- A/B tests (engine.abtest) --------------------------------------------------------------------------
+class NotAnAbTest(Exception):
+    """The campaign has no variants to decide between."""
+
+
+def start_ab_test(campaign_pk):
+    """The test starts (its first planning): the phase becomes ``test`` and the decision is due
+    ``decideAfterMinutes`` from now. Conditional: only the first planner starts it."""
+    campaign = Campaign.objects(pk=campaign_pk).only("ab_test").first()
+    minutes = campaign.ab_test["decideAfterMinutes"]
+    Campaign._get_collection().update_one(
+        {"_id": campaign_pk, "abTest.phase": None},
+        {"$set": {"abTest.phase": AB_TEST, "abTest.decideAt": utcnow() + timedelta(minutes=minutes)}})
+
+
+def arms(campaign):
+    """Each variant's test figures for :func:`engine.abtest.evaluate`."""
+    metric = campaign.ab_test["metric"]
+    rows = reports.by_variant(campaign)
+    return [{"n": row["handed_off"], "successes": row[metric]["unique_human"] if metric != "revenue" else 0,
+             "sum": row["revenue"], "sumsq": row["revenue_sumsq"]} for row in rows]
+
+
+def decide(campaign_pk, variant=None, deadline=False):
+    """Choose the winner and send it to the rest of the audience (the rule of :mod:`engine.abtest`):
+    ``variant`` (an index) when the marketer names it; else the rule's winner when it is met; else,
+    asked by a person, the leader; at the deadline, the fallback (``manual``: nothing yet, the
+    campaign waits for a person). One conditional update moves the phase to ``winner`` and resets
+    the planning cursor; a planner still writing the test stops at its next batch. Returns the
+    campaign, or None when the fallback is to wait."""
+    campaign = Campaign.objects(pk=campaign_pk).first()
+    if campaign is None:
+        raise CampaignNotFound(str(campaign_pk))
+    ab = campaign.ab_test or {}
+    if not ab:
+        raise NotAnAbTest(str(campaign_pk))
+    if campaign.status != SENDING or ab.get("phase") not in (AB_TEST, AB_WAITING):
+        raise InvalidTransition("decide", campaign.status if campaign.status != SENDING else f"in its {ab.get('phase')} phase")
+    config = current_app.config
+    result = abtest.evaluate(arms(campaign), ab["metric"], config["AB_MIN_SAMPLE"], config["AB_CONFIDENCE"],
+                             seed=str(campaign_pk))
+    if variant is not None:
+        winner, by = variant, "manual"
+    elif result["met"]:
+        winner, by = result["winner"], "rule"
+    elif not deadline:
+        winner, by = result["leader"], "manual"
+    elif ab["fallback"] == "manual":
+        Campaign._get_collection().update_one({"_id": campaign_pk, "abTest.phase": ab["phase"]},
+                                              {"$set": {"abTest.awaitingDecision": True}})
+        return None
+    else:
+        winner, by = (result["leader"] if ab["fallback"] == "leader" else 0), "fallback"
+    now = utcnow()
+    decided = {"abTest.phase": AB_WINNER, "abTest.winner": winner, "abTest.decidedBy": by, "abTest.decidedAt": now,
+               "abTest.probabilities": result["probabilities"], "abTest.ruleMet": result["met"],
+               "planCursor": None, "updatedAt": now}
+    changed = Campaign._get_collection().update_one(
+        {"_id": campaign_pk, "status": SENDING, "abTest.phase": {"$in": [AB_TEST, AB_WAITING]}}, {"$set": decided})
+    if not changed.matched_count:
+        current = Campaign.objects(pk=campaign_pk).only("status").first()
+        raise InvalidTransition("decide", current.status if current else "gone")
+    events.publish("campaign.decided", campaignId=str(campaign_pk), winner=abtest.LETTERS[winner], decidedBy=by)
+    try:
+        runner.submit("crm.run_campaign", str(campaign_pk), None)
+    except QueueUnavailable:  # not decided after all: put the test back as it was
+        Campaign._get_collection().update_one(
+            {"_id": campaign_pk, "abTest.decidedAt": now},
+            {"$set": {"abTest.phase": ab["phase"], "planCursor": campaign.plan_cursor},
+             "$unset": {"abTest.winner": "", "abTest.decidedBy": "", "abTest.decidedAt": "",
+                        "abTest.probabilities": "", "abTest.ruleMet": ""}})
+        raise
+    return Campaign.objects(pk=campaign_pk).first()
+
+
+def decide_due(now=None):
+    """Decide every A/B test whose decision time has passed (the scheduler's round); how many."""
+    now = now or utcnow()
+    due = Campaign._get_collection().find(
+        {"status": SENDING, "abTest.phase": AB_WAITING, "abTest.decideAt": {"$lte": now},
+         "abTest.awaitingDecision": {"$ne": True}}, {"_id": 1})
+    decided = 0
+    for doc in due:
+        try:
+            decided += decide(doc["_id"], deadline=True) is not None
+        except InvalidTransition:  # decided, paused or cancelled meanwhile
+            continue
+    return decided

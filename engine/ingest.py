@@ -15,6 +15,7 @@ from bson import ObjectId
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
+from engine import attribution
 from models import Customer, Order
 from models.base import utcnow
 from models.db import in_chunks
@@ -182,6 +183,9 @@ def insert_orders(items, source, actor_id=None, now=None):
             doc["createdBy"] = actor_id
         docs.append(doc)
         positions.append(index)
+    for doc, credited in zip(docs, attribution.attribute([(d["customer"], d["date"]) for d in docs])):
+        if credited is not None:
+            doc["attribution"] = credited
     refused = _insert_new(docs)
     if refused:
         existing = {doc["externalId"]: doc for chunk in in_chunks(docs[i]["externalId"] for i in refused)

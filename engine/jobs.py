@@ -51,6 +51,7 @@ def sweep(submit):
     """Start due scheduled campaigns and re-queue stalled work through ``submit(name, *args)``;
     returns ``(started, replanned, batches re-queued)``."""
     started = control.start_due()
+    control.decide_due()
     replan, batches = sender.stalled_work()
     for campaign_id in replan:
         submit("crm.plan_campaign", campaign_id)

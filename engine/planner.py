@@ -5,26 +5,22 @@ The audience is streamed sorted by ``_id``, resuming after ``planCursor``; per b
 makes a recipient exactly-once: a record that exists already is skipped, never duplicated. The cursor
 moves by compare-and-set, together with the batch's count of suppressed members: two planners on one
 campaign (a re-plan while the first is still going) cannot both count a batch, and the one that
-loses stops. Only one batch of customers is held in memory at a time. A recipient whose message
-cannot be rendered gets a FAILED record with the reason; the others go on. When planning ends,
+loses stops. Only one batch of customers is held in memory at a time. Messages are rendered when
+they are sent (:mod:`engine.sender`), not here: a record holds nothing personal but the address. When planning ends,
 ``audienceSize`` becomes exactly the members it found (records + suppressed).
 """
-import logging
 import uuid
 
 from flask import current_app
 
-from engine import control, store
+from engine import abtest, control, store
 from engine.audience import audience_query
-from engine.templates import render
 from models import Campaign, Customer, Suppression
 from models.base import utcnow
 from models.db import in_chunks
-from models.campaign import SENDING
-from services import unsubscribe
+from models.campaign import AB_TEST, AB_WAITING, AB_WINNER, SENDING
 
-log = logging.getLogger(__name__)
-PROJECTION = ("name", "email", "totalSpend", "subscribed")
+PROJECTION = ("email", "subscribed")
 
 
 def plan(campaign_id, deliver):
@@ -32,6 +28,12 @@ def plan(campaign_id, deliver):
     is handed each batch as soon as it is written."""
     campaign = Campaign.objects(pk=campaign_id).first()
     if campaign is None or campaign.status != SENDING or campaign.planned is not None:
+        return
+    if campaign.ab_test and campaign.ab_test.get("phase") is None:
+        control.start_ab_test(campaign.pk)
+        campaign.reload()
+    phase = (campaign.ab_test or {}).get("phase")
+    if phase == AB_WAITING:  # the test group is planned: the decision comes next (engine.control.decide)
         return
     batch_size = batch_size_for(campaign)
     try:
@@ -59,9 +61,15 @@ def plan(campaign_id, deliver):
         if not _plan_batch(campaign, batch, deliver, position):
             return
         position = batch[-1]["_id"]
+    if phase == AB_TEST:  # the test group is planned; the rest waits for the winner
+        Campaign._get_collection().update_one(
+            {"_id": campaign.pk, "status": SENDING, "planCursor": position, "abTest.phase": AB_TEST},
+            {"$set": {"abTest.phase": AB_WAITING, "updatedAt": utcnow()}})
+        return
     reached = Campaign.objects(pk=campaign.pk).only("suppressed").first().suppressed or 0
-    Campaign.objects(pk=campaign.pk, status=SENDING, plan_cursor=position).update_one(
-        set__planned=utcnow(), set__audience_size=store.record_count(campaign.pk) + reached)
+    Campaign._get_collection().update_one(
+        {"_id": campaign.pk, "status": SENDING, "planCursor": position, "abTest.phase": phase},
+        {"$set": {"planned": utcnow(), "audienceSize": store.record_count(campaign.pk) + reached}})
     control.finish_if_done(campaign.pk)
 
 
@@ -85,29 +93,40 @@ def _plan_batch(campaign, customers, deliver, position):
     token = uuid.uuid4().hex
     now = utcnow()
     domain = current_app.config["MESSAGE_ID_DOMAIN"]
-    recipients = consenting(customers)
-    links = "unsubscribeUrl" in campaign.message  # a signature per recipient only when it is used
-    docs = []
-    for customer in recipients:
-        try:
-            link = unsubscribe.url(customer["_id"], campaign.pk) if links else ""
-            docs.append(store.new_record(campaign.pk, customer, render(campaign.message, customer, link),
-                                         token, now, domain))
-        except Exception as exc:  # one customer's data must not stop the campaign
-            log.warning("campaign %s: cannot render the message for customer %s: %s",
-                        campaign.pk, customer["_id"], exc)
-            docs.append(store.new_record(campaign.pk, customer, "", token, now, domain,
-                                         error=f"render: {type(exc).__name__}: {exc}"))
-    store.insert_records(docs)
+    variant = _variants(campaign)
+    members = customers
+    testing = campaign.ab_test.get("phase") == AB_TEST
+    if testing:
+        members = [c for c in customers if variant(c) is not None]
+    recipients = consenting(members)
+    docs = [store.new_record(campaign.pk, customer, token, now, domain, variant(customer), testing)
+            for customer in recipients]
+    store.insert_records(docs)  # a test-group member planned in the test keeps that record: one variant each
     chosen = {c["_id"] for c in recipients}
-    left_out = [c["_id"] for c in customers if c["_id"] not in chosen]
+    counted = members if campaign.ab_test.get("phase") != AB_WINNER else [
+        c for c in members if abtest.variant_of(campaign.pk, c["_id"], campaign.ab_test["testPercent"],
+                                                len(campaign.variants)) is None]  # the test counted the others
+    left_out = [c["_id"] for c in counted if c["_id"] not in chosen]
     suppressed = len(left_out) - store.with_records(campaign.pk, left_out)  # one sent to before stays theirs
-    moved = Campaign.objects(pk=campaign.pk, status=SENDING, plan_cursor=position).update_one(
-        set__plan_cursor=customers[-1]["_id"], set__updated_at=now,
-        inc__suppressed=suppressed)  # with the cursor, compared and set: counted once
+    moved = Campaign._get_collection().update_one(  # with the cursor and phase, compared and set: counted once
+        {"_id": campaign.pk, "status": SENDING, "planCursor": position,
+         "abTest.phase": campaign.ab_test.get("phase")},
+        {"$set": {"planCursor": customers[-1]["_id"], "updatedAt": now}, "$inc": {"suppressed": suppressed}},
+    ).matched_count
     if moved and docs:
         deliver(str(campaign.pk), token)
     return bool(moved)
+
+
+def _variants(campaign):
+    """``customer → variant index`` for the phase being planned (None: no variant, or not in the test)."""
+    ab = campaign.ab_test or {}
+    if not ab:
+        return lambda customer: None
+    if ab.get("phase") == AB_WINNER:
+        return lambda customer: ab["winner"]
+    count = len(campaign.variants)
+    return lambda customer: abtest.variant_of(campaign.pk, customer["_id"], ab["testPercent"], count)
 
 
 def consenting(customers):

@@ -13,6 +13,10 @@
   that the recipient is FAILED with the reason and the next recipient gets one try: if that fails too
   the vendor is down, the batch stops and the campaign is ``failed`` with the reason (PENDING records
   wait for ``retry-failed``). Any other exception fails that one recipient and the batch goes on.
+- **Content** is rendered per recipient as it is sent (:func:`engine.content.build`), from the
+  campaign and the customer's data at that moment (one read per ``MONGO_MAX_IN`` recipients), with
+  its tracking URLs and unsubscribe link; a customer deleted since planning is not sent to (FAILED,
+  ``customer deleted``), and one whose data cannot be rendered fails alone (``render: …``).
 - **Outcomes** are written in set-based bulk writes every ``ENGINE_FLUSH_S`` (and at the end), with
   ``sentAt`` the time of the first hand-off in the chunk: never later than the real one.
 """
@@ -24,11 +28,13 @@ from datetime import timedelta
 
 from flask import current_app
 
-from engine import control, store
+from engine import control, content, store, tracking
+from engine.templates import CUSTOMER_FIELDS
 from engine.vendors import OutgoingMessage, VendorRejected, VendorUnavailable
-from models import Campaign
+from models import Campaign, Customer
 from models.base import utcnow
-from models.campaign import SENDING
+from models.campaign import AB_WAITING, SENDING
+from models.db import in_chunks
 from services import unsubscribe
 
 log = logging.getLogger(__name__)
@@ -44,7 +50,7 @@ def lease_cutoff(now):
 def deliver_batch(campaign_id, token, worker=None):
     """Send one batch; returns DONE, HELD (another worker has it: come back after its lease),
     STOPPED (the campaign is not sending) or VENDOR_DOWN (the campaign was failed)."""
-    campaign = Campaign.objects(pk=campaign_id).only("status", "name", "messages_per_second").first()
+    campaign = Campaign.objects(pk=campaign_id).exclude("rules", "plan_cursor").first()
     if campaign is None or campaign.status != SENDING:
         return STOPPED
     worker = worker or uuid.uuid4().hex
@@ -131,7 +137,9 @@ class _Batch:
         self.vendor = current_app.extensions["engine"].vendor(config)
         self.max_attempts = config["VENDOR_MAX_ATTEMPTS"]
         self.base_s, self.max_s = config["VENDOR_RETRY_BASE_S"], config["VENDOR_RETRY_MAX_S"]
-        self.subject = campaign.name  # the vendor makes header values safe (engine.vendors.header_safe)
+        self.contents = {}  # by A/B variant; the vendor makes header values safe (engine.vendors.header_safe)
+        self.base_url = unsubscribe.base_url()
+        self.customers = _customers(record["customer"] for record in records)
         self._sessions = ExitStack()
         self._session = None
         self.last_error = None
@@ -166,9 +174,10 @@ class _Batch:
         """Send one record, retrying temporary errors; DONE, STOPPED or VENDOR_DOWN. Only the vendor
         call is guarded: a failure to record an outcome (the database) is not the recipient's fault
         and propagates (the task is retried; the sweep re-queues the batch)."""
-        message = OutgoingMessage(str(record["_id"]), record["vendorMessageId"], record["email"],
-                                  self.subject, record["message"],
-                                  unsubscribe.url(record["customer"], self.campaign.pk))
+        message = self._message(record)
+        if isinstance(message, str):
+            self.outcomes.refused(record["_id"], message)
+            return DONE
         for attempt in range(1, attempts + 1):
             try:
                 self._open().send(message)
@@ -197,6 +206,31 @@ class _Batch:
             return DONE
         return DONE
 
+    def _message(self, record):
+        """The record's :class:`OutgoingMessage`, or why it cannot be sent."""
+        customer = self.customers.get(record["customer"])
+        if customer is None:
+            return "customer deleted"
+        campaign_pk, now, base, variant = self.campaign.pk, utcnow(), self.base_url, record.get("variant")
+        if variant not in self.contents:
+            self.contents[variant] = self.campaign.content(variant)
+
+        def click(index):
+            return tracking.url(base, record["_id"], campaign_pk, now, tracking.CLICK, index, variant or 0)
+
+        unsubscribe_url = unsubscribe.url(record["customer"], campaign_pk)
+        try:
+            built = content.build(self.contents[variant], customer, unsubscribe_url,
+                                  tracking.url(base, record["_id"], campaign_pk, now, tracking.OPEN, 0, variant or 0),
+                                  click)
+        except Exception as exc:  # one customer's data must not stop the campaign
+            log.warning("campaign %s: cannot render the message for customer %s: %s",
+                        campaign_pk, record["customer"], exc)
+            return f"render: {type(exc).__name__}: {exc}"
+        return OutgoingMessage(str(record["_id"]), record["vendorMessageId"], record["email"], built.subject,
+                               built.text, unsubscribe_url, html=built.html, from_name=self.campaign.from_name,
+                               reply_to=self.campaign.reply_to)
+
     def _open(self):
         if self._session is None:
             self._session = self._sessions.enter_context(self.vendor.session())
@@ -205,6 +239,13 @@ class _Batch:
     def _close(self):
         self._session = None
         self._sessions.close()
+
+
+def _customers(ids):
+    """``{id: customer}`` with the fields messages use, one query per ``MONGO_MAX_IN`` ids."""
+    projection = dict.fromkeys(CUSTOMER_FIELDS, 1)
+    return {doc["_id"]: doc for chunk in in_chunks(ids)
+            for doc in Customer._get_collection().find({"_id": {"$in": chunk}}, projection)}
 
 
 def _reserve_send_window(campaign, count):
@@ -234,11 +275,47 @@ def stalled_work(now=None):
     recipient exactly-once.
     """
     cutoff = lease_cutoff(now or utcnow())
-    sending = list(Campaign.objects(status=SENDING).only("id", "planned", "updated_at"))
-    replan = [str(c.pk) for c in sending if c.planned is None and c.updated_at and c.updated_at < cutoff]
+    sending = list(Campaign.objects(status=SENDING).only("id", "planned", "updated_at", "ab_test"))
+    replan = [str(c.pk) for c in sending if c.planned is None and c.updated_at and c.updated_at < cutoff
+              and (c.ab_test or {}).get("phase") != AB_WAITING]  # a test waiting for its decision is not stalled
     batches = {}
     for campaign in sending:
         lost = store.lost_batches(campaign.pk, cutoff)
         if lost:
             batches[str(campaign.pk)] = lost
     return replan, batches
+
+
+TEST_PREFIX = "[Test] "
+
+
+def send_tests(campaign, recipients):
+    """Send ``campaign``'s message to ``recipients`` (``[(address, customer data)]``) now, marked as a
+    test: ``[Test]`` subject, untracked, no delivery record, no receipt, counted nowhere. One result
+    per address: ``{email, sent, error}``."""
+    from services.unsubscribe import PATH, base_url
+
+    config = current_app.config
+    vendor = current_app.extensions["engine"].vendor(config)
+    fields = campaign.content()
+    results = []
+    with ExitStack() as stack:
+        session = None
+        for address, customer in recipients:
+            try:
+                built = content.build(fields, customer, base_url() + PATH + "test")
+            except Exception as exc:
+                results.append({"email": address, "sent": False, "error": f"render: {type(exc).__name__}: {exc}"})
+                continue
+            message = OutgoingMessage("", f"<test-{uuid.uuid4().hex}@{config['MESSAGE_ID_DOMAIN']}>", address,
+                                      TEST_PREFIX + built.subject, built.text, html=built.html,
+                                      from_name=campaign.from_name, reply_to=campaign.reply_to, test=True)
+            try:
+                if session is None:
+                    session = stack.enter_context(vendor.session())
+                session.send(message)
+            except (VendorRejected, VendorUnavailable) as exc:
+                results.append({"email": address, "sent": False, "error": str(exc)[:200]})
+                continue
+            results.append({"email": address, "sent": True, "error": None})
+    return results

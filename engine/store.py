@@ -48,7 +48,7 @@ def claim(token, worker, now, lease_cutoff, limit=None):
     except DuplicateKeyError:
         return None
     return list(_deliveries().find(
-        {"batch": token, "status": PENDING}, {"email": 1, "message": 1, "vendorMessageId": 1, "customer": 1},
+        {"batch": token, "status": PENDING}, {"email": 1, "vendorMessageId": 1, "customer": 1, "variant": 1},
     ).sort("_id", 1).batch_size(0 if limit is None else limit))
 
 
@@ -158,7 +158,7 @@ def failure_reasons(campaign_pk, limit=10):
 def records_for_receipts(delivery_ids, vendor_ids):
     """The records receipts name: by delivery id, then (only for vendor message ids not found that
     way) by vendor message id; one query per ``MONGO_MAX_IN`` ids, each answered by an index."""
-    projection = {"status": 1, "vendorMessageId": 1, "sentAt": 1, "campaign": 1}
+    projection = {"status": 1, "vendorMessageId": 1, "sentAt": 1, "campaign": 1, "email": 1, "complainedAt": 1}
     found = {}
     for chunk in in_chunks(delivery_ids):
         found.update((doc["_id"], doc) for doc in _deliveries().find({"_id": {"$in": chunk}}, projection))
@@ -168,18 +168,34 @@ def records_for_receipts(delivery_ids, vendor_ids):
     return list(found.values())
 
 
+def mark_complaints(complaints):
+    """``{record id: time}``: the recipient complained (once: a repeated receipt changes nothing)."""
+    operations = [UpdateMany({"_id": record_id, "complainedAt": None}, {"$set": {"complainedAt": at}})
+                  for record_id, at in complaints.items()]
+    if operations:
+        _deliveries().bulk_write(operations, ordered=False)
+
+
+def mark_unsubscribed(campaign_pk, customer_pk, at):
+    """The recipient unsubscribed through this campaign's link (the first time counts)."""
+    _deliveries().update_one({"campaign": campaign_pk, "customer": customer_pk, "unsubscribedAt": None},
+                             {"$set": {"unsubscribedAt": at}})
+
+
 def apply_receipt_groups(groups):
-    """``{(status, error, at, was_pending): [ids]}`` in one bulk write (one update per group and
+    """``{(status, error, at, was_pending, bounce): [ids]}`` in one bulk write (one update per group and
     ``MONGO_MAX_IN`` ids); each update only touches records still in the state they were read in, so
     a receipt applied twice changes nothing the second time. A receipt can overtake the sender's own
     record of the hand-off (outcomes are written every ``ENGINE_FLUSH_S``): a record still PENDING is
     then marked sent at the receipt's time too, and the sender's later write, which only touches
     PENDING records, leaves it alone."""
     operations = []
-    for (status, error, at, was_pending), ids in groups.items():
+    for (status, error, at, was_pending, bounce), ids in groups.items():
         fields = {"status": status, ("deliveredAt" if status == DELIVERED else "failedAt"): at}
         if status == FAILED:
             fields["error"] = error or "failed"
+        if bounce:
+            fields["bounce"] = bounce
         for chunk in in_chunks(ids):
             if was_pending:
                 operations.append(UpdateMany({"_id": {"$in": chunk}, "status": PENDING},
@@ -190,13 +206,16 @@ def apply_receipt_groups(groups):
         _deliveries().bulk_write(operations, ordered=False)
 
 
-def new_record(campaign_pk, customer, message, token, now, message_id_domain, error=None):
-    """A delivery record document for one recipient (FAILED at once when ``error`` is given)."""
+def new_record(campaign_pk, customer, token, now, message_id_domain, variant=None, test_group=False):
+    """A PENDING delivery record document for one recipient (of A/B ``variant``, an index; in the
+    test group or not)."""
     delivery_id = ObjectId()
     doc = {"_id": delivery_id, "campaign": campaign_pk, "customer": customer["_id"],
-           "email": customer.get("email") or "", "message": message, "status": PENDING,
+           "email": customer.get("email") or "", "status": PENDING,
            "vendorMessageId": f"<{delivery_id}@{message_id_domain}>", "attempts": 0,
            "batch": token, "createdAt": now}
-    if error is not None:
-        doc.update(status=FAILED, error=error[:200], failedAt=now)
+    if variant is not None:
+        doc["variant"] = variant
+    if test_group:
+        doc["testGroup"] = True
     return doc

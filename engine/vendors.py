@@ -1,7 +1,8 @@
 """Messaging vendors: who actually sends a campaign's messages.
 
 - ``simulated`` (default): accepts every message, then reports each outcome (DELIVERED, or FAILED
-  with a reason, at ``VENDOR_SUCCESS_RATE``) back to ``POST /api/delivery-receipts`` a little later,
+  with a reason, at ``VENDOR_SUCCESS_RATE``; hard and soft bounces and complaints at their own
+  rates) back to ``POST /api/delivery-receipts`` a little later,
   signed like a real provider's webhook. Outcomes are a pure function of ``VENDOR_SEED`` and the
   message, so runs are reproducible.
 - ``smtp``: sends email through ``SMTP_HOST``; a recipient the server refuses for good (5xx) is
@@ -9,6 +10,7 @@
 
 Vendors are per app (``app.extensions["engine"]``), so two apps in one process never share one.
 """
+import collections
 import hashlib
 import hmac
 import json
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from email import policy as email_policy
 from email.message import EmailMessage
+from email.utils import formataddr, parseaddr
 
 import requests
 from flask import current_app
@@ -47,8 +50,12 @@ class OutgoingMessage:
     message_id: str
     to: str
     subject: str
-    body: str
+    body: str  # the text part
     unsubscribe_url: str | None = None  # sent as RFC 8058 List-Unsubscribe (one click)
+    html: str | None = None  # with it, the message is multipart/alternative (text, then HTML)
+    from_name: str | None = None
+    reply_to: str | None = None
+    test: bool = False  # a test send: no delivery record, no receipt
 
 
 class VendorRejected(Exception):
@@ -198,10 +205,15 @@ class SimulatedVendor:
     """Accepts everything; reports DELIVERED or FAILED later through the webhook."""
 
     name = "simulated"
+    KEEP = 1000
 
-    def __init__(self, success_rate, seed, reporter=None):
+    def __init__(self, success_rate, seed, reporter=None, hard_bounce_rate=0.0, soft_bounce_rate=0.0,
+                 complaint_rate=0.0):
         self.success_rate, self.seed, self.reporter = success_rate, seed, reporter
+        self.hard_bounce_rate, self.soft_bounce_rate = hard_bounce_rate, soft_bounce_rate
+        self.complaint_rate = complaint_rate
         self.sent = []  # every message id handed to this vendor (tests and benchmarks read it)
+        self.messages = collections.deque(maxlen=self.KEEP)  # the latest messages, whole
         self.accepted = set()  # like a provider's idempotency key: one message id, one delivery
         self._lock = threading.Lock()
 
@@ -217,9 +229,22 @@ class SimulatedVendor:
             return "DELIVERED", None
         return "FAILED", rng.choice(FAILURE_REASONS)
 
+    def extra(self, message_id):
+        """The receipt's bounce or complaint, by their rates (a draw of its own: with every rate at 0
+        the outcomes are those of :meth:`outcome` alone)."""
+        draw = random.Random(f"{self.seed}:{message_id}:bounce").random()
+        if draw < self.hard_bounce_rate:
+            return {"status": "FAILED", "error": "invalid_address", "bounce": "hard"}
+        if draw < self.hard_bounce_rate + self.soft_bounce_rate:
+            return {"status": "FAILED", "error": "mailbox_full", "bounce": "soft"}
+        return {}
+
     def send(self, message):
         """Accept the message (once per message id); its receipt follows asynchronously."""
         with self._lock:
+            self.messages.append(message)
+            if message.test:
+                return
             self.sent.append(message.message_id)
             if message.message_id in self.accepted:
                 return
@@ -230,6 +255,10 @@ class SimulatedVendor:
                        "status": status, "timestamp": utcnow().isoformat() + "Z"}
             if reason:
                 receipt["error"] = reason
+            receipt.update(self.extra(message.message_id))
+            if receipt["status"] == "DELIVERED" and self.complaint_rate and random.Random(
+                    f"{self.seed}:{message.message_id}:complaint").random() < self.complaint_rate:
+                receipt["complaint"] = True
             self.reporter.report(receipt)
 
 
@@ -268,13 +297,22 @@ class _SmtpSession:
 
     def send(self, message):
         email = EmailMessage(policy=SMTP_POLICY)
-        email["From"], email["To"] = self.sender, message.to
+        sender = self.sender
+        if message.from_name:
+            sender = formataddr((header_safe(message.from_name), parseaddr(self.sender)[1]))
+        email["From"], email["To"] = sender, message.to
+        if message.reply_to:
+            email["Reply-To"] = header_safe(message.reply_to)
         email["Subject"] = header_safe(message.subject)
         email["Message-ID"] = message.message_id
         if message.unsubscribe_url:
             email["List-Unsubscribe"] = f"<{header_safe(message.unsubscribe_url)}>"
             email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        if message.test:
+            email["X-CRM-Test"] = "yes"
         email.set_content(message.body)
+        if message.html:
+            email.add_alternative(message.html, subtype="html")
         try:
             refused = self.smtp.send_message(email)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -331,8 +369,10 @@ class Vendors:
                 if key not in self._reporters:
                     self._reporters[key] = ReceiptReporter(current_app._get_current_object(), *key)
                 reporter = self._reporters[key]
-            key = (config["VENDOR_SUCCESS_RATE"], config["VENDOR_SEED"], id(reporter))
+            rates = (config["VENDOR_HARD_BOUNCE_RATE"], config["VENDOR_SOFT_BOUNCE_RATE"],
+                     config["VENDOR_COMPLAINT_RATE"])
+            key = (config["VENDOR_SUCCESS_RATE"], config["VENDOR_SEED"], id(reporter), rates)
             if key not in self._simulated:
                 self._simulated[key] = SimulatedVendor(config["VENDOR_SUCCESS_RATE"], config["VENDOR_SEED"],
-                                                       reporter)
+                                                       reporter, *rates)
             return self._simulated[key]

@@ -10,14 +10,17 @@ from models.idempotency import IdempotentResponse
 from models.import_job import ImportJob, ImportRowError
 from models.order import Order
 from models.segment import Segment
+from models.soft_bounce import SoftBounce
 from models.suppression import Suppression
+from models.template import Template
 from models.user import User
 
 ALL_DOCUMENTS = (Customer, Order, User, Segment, Campaign, Delivery, BatchClaim, ApiKey, AuditEvent,
-                 Suppression, ImportJob, ImportRowError, IdempotentResponse)
+                 Suppression, ImportJob, ImportRowError, IdempotentResponse, Template,
+                 SoftBounce)
 
 __all__ = [
     "ALL_DOCUMENTS", "ApiKey", "AuditEvent", "BatchClaim", "Campaign", "Customer", "Delivery",
-    "IdempotentResponse", "ImportJob", "ImportRowError", "Order", "Segment", "Suppression", "User",
+    "IdempotentResponse", "ImportJob", "ImportRowError", "Order", "Segment", "SoftBounce", "Suppression", "Template", "User",
     "init_db",
 ]

@@ -4,9 +4,16 @@ from datetime import datetime, timezone
 from mongoengine import DateTimeField, Document
 
 
+def _system_time():
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+CLOCK = {"now": _system_time}  # the one clock: tests travel in time by replacing "now" (tests/conftest.clock)
+
+
 def utcnow():
     """Current time as a naive UTC datetime truncated to milliseconds (MongoDB's precision)."""
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = CLOCK["now"]()
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 

@@ -1,10 +1,33 @@
 """Per-recipient delivery records (the CommunicationLog): one per (campaign, customer), ever."""
-from mongoengine import DateTimeField, Document, IntField, ObjectIdField, StringField
+from mongoengine import (
+    BooleanField,
+    DateTimeField,
+    Document,
+    EmbeddedDocument,
+    EmbeddedDocumentListField,
+    IntField,
+    ObjectIdField,
+    StringField,
+)
 
 from models.base import utcnow
 
 PENDING, SENT, DELIVERED, FAILED = "PENDING", "SENT", "DELIVERED", "FAILED"
 STATUSES = (PENDING, SENT, DELIVERED, FAILED)
+
+
+class TrackingEvent(EmbeddedDocument):
+    """One open or click: when, which link, the agent's class and a network prefix (never a full IP)."""
+
+    kind = StringField(choices=("open", "click"), required=True)
+    at = DateTimeField(required=True)
+    link = IntField()
+    agent = StringField()
+    ip = StringField()
+    method = StringField()
+    bot = BooleanField(default=False)
+    reason = StringField()
+    hour = StringField()  # the hour it happened in, ISO (the report's series groups by it)
 
 
 class Delivery(Document):
@@ -13,7 +36,7 @@ class Delivery(Document):
     campaign_id = ObjectIdField(db_field="campaign", required=True)
     customer_id = ObjectIdField(db_field="customer", required=True)
     email = StringField(required=True)
-    message = StringField(required=True)
+    message = StringField()  # only on records planned before messages were rendered at send time
     status = StringField(choices=STATUSES, default=PENDING)
     vendor_message_id = StringField(db_field="vendorMessageId")
     attempts = IntField(default=0)
@@ -24,6 +47,24 @@ class Delivery(Document):
     sent_at = DateTimeField(db_field="sentAt")
     delivered_at = DateTimeField(db_field="deliveredAt")
     failed_at = DateTimeField(db_field="failedAt")
+    variant = IntField()  # the A/B variant's index (engine.abtest); None outside A/B tests
+    test_group = BooleanField(db_field="testGroup")  # sent in an A/B test's test (not as the winner)
+    bounce = StringField(choices=("hard", "soft"))  # a FAILED receipt said the message bounced
+    complained_at = DateTimeField(db_field="complainedAt")  # the recipient reported it as spam
+    unsubscribed_at = DateTimeField(db_field="unsubscribedAt")  # through this campaign's link
+    # tracking (engine.tracking): raw counts, human ones (not suspected bots), and a capped event log
+    opens = IntField(default=0)
+    human_opens = IntField(db_field="humanOpens", default=0)
+    clicks = IntField(default=0)
+    human_clicks = IntField(db_field="humanClicks", default=0)
+    first_open_at = DateTimeField(db_field="firstOpenAt")
+    last_open_at = DateTimeField(db_field="lastOpenAt")
+    first_click_at = DateTimeField(db_field="firstClickAt")
+    last_click_at = DateTimeField(db_field="lastClickAt")
+    human_open_at = DateTimeField(db_field="humanOpenAt")  # the first human open
+    human_click_at = DateTimeField(db_field="humanClickAt")  # the first human click
+    last_human_click_at = DateTimeField(db_field="lastHumanClickAt")  # attribution's touch
+    events = EmbeddedDocumentListField(TrackingEvent)
 
     meta = {
         "collection": "communication_logs",
@@ -32,5 +73,7 @@ class Delivery(Document):
             ("campaign_id", "status", "customer_id"),
             ("batch_token", "status"),
             "vendor_message_id",
+            ("customer_id", "last_human_click_at"),
         ],
     }
+

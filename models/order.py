@@ -1,5 +1,5 @@
 """Orders: what customers bought, which drive the customers' totals."""
-from mongoengine import DateTimeField, Document, FloatField, ObjectIdField, StringField
+from mongoengine import DateTimeField, DictField, Document, FloatField, ObjectIdField, StringField
 
 from models.base import utcnow
 
@@ -15,6 +15,9 @@ class Order(Document):
     # the client's own order number: a re-sent order with the same one is recognised, not counted twice
     external_id = StringField(db_field="externalId", max_length=100)
     source = StringField()  # the bulk request or import chunk that wrote it (to credit its totals)
+    # the campaign credited with it, decided as it was recorded (engine.attribution): {campaign,
+    # delivery, touch, at}
+    attribution = DictField()
 
     meta = {
         "collection": "orders",
@@ -22,5 +25,6 @@ class Order(Document):
             ("customer_id", "-date", "-id"), ("-date", "-id"),
             {"fields": ["external_id"], "unique": True, "sparse": True},
             {"fields": ["source"], "sparse": True},
+            {"fields": ["attribution.campaign"], "sparse": True},
         ],
     }

@@ -9,8 +9,11 @@ from routes import (
     imports,
     orders,
     receipts,
+    reports,
     segments,
     suppressions,
+    templates,
+    tracking,
     unsubscribe,
     users,
 )
@@ -32,6 +35,9 @@ API_ONLY_BLUEPRINTS = (
     (imports.bp, "imports"),
     (suppressions.bp, "suppressions"),
     (unsubscribe.bp, "unsubscribe"),
+    (templates.bp, "templates"),
+    (tracking.bp, "t"),
+    (reports.bp, "reports"),
 )
 
 

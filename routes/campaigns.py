@@ -1,8 +1,9 @@
 """``/api/campaigns``: campaigns, their deliveries and actions; the legacy audience endpoints."""
-from flask import Blueprint
+from flask import Blueprint, Response
 from flask_login import current_user
 
 from controllers import campaigns as controller
+from controllers import reports
 from routes.endpoint import endpoint
 from schemas.campaign import (
     AudienceIn,
@@ -16,6 +17,8 @@ from schemas.campaign import (
     DeliveryQuery,
     LegacyCampaignIn,
 )
+from schemas.report import CampaignReportOut, ReportQuery
+from schemas.template import DecideIn, MessagePreviewIn, RenderedOut, TestSendIn, TestSendOut
 
 bp = Blueprint("campaigns", __name__)
 
@@ -66,6 +69,49 @@ def get_campaign(campaign_id):
 def list_deliveries(campaign_id, query):
     """A campaign's per-recipient delivery records."""
     return controller.list_deliveries(campaign_id, query)
+
+
+@bp.get("/<campaign_id>/report")
+@endpoint(query=ReportQuery, response=CampaignReportOut, errors=(404,), also=("text/csv",),
+          description="Every figure computed by aggregation in the database, from the same function as the "
+                      "campaign's stats and the campaign list. `format=csv`: the same numbers as rows of "
+                      "section,key,metric,value.")
+def campaign_report(campaign_id, query):
+    """A campaign's report."""
+    report = reports.campaign_report(campaign_id)
+    if query["format"] == "csv":
+        dumped = CampaignReportOut().dump(report)
+        return Response(reports.report_csv(report, dumped), content_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="campaign-{campaign_id}.csv"'})
+    return report
+
+
+@bp.post("/<campaign_id>/decide")
+@endpoint(body=DecideIn, response=CampaignDetailOut, errors=(404, 409, 503),
+          description="Ends an A/B test's wait: the named variant, else the rule's winner, else the leader goes "
+                      "to the rest of the audience (in the background, exactly once each). 409 unless the "
+                      "campaign is an A/B test still in its test. An empty body is fine.")
+def decide_campaign(campaign_id, body):
+    """Decide an A/B test now."""
+    return controller.with_stats(controller.decide(campaign_id, body))
+
+
+@bp.post("/<campaign_id>/preview")
+@endpoint(body=MessagePreviewIn, response=RenderedOut, errors=(404,),
+          description="Subject, preheader and bodies rendered for the customer, as sent but untracked.")
+def preview_campaign(campaign_id, body):
+    """Render the message for one customer."""
+    return controller.preview(campaign_id, body)
+
+
+@bp.post("/<campaign_id>/test-send")
+@endpoint(body=TestSendIn, response=TestSendOut, errors=(404,),
+          description="Sends the message now, through the configured vendor, to up to 5 addresses: marked as "
+                      "a test ([Test] subject, X-CRM-Test header), untracked, with no delivery record; counted "
+                      "nowhere. A vendor refusal is reported per address.")
+def test_send_campaign(campaign_id, body):
+    """Send test messages."""
+    return controller.test_send(campaign_id, body)
 
 
 def _action(action):

@@ -3,6 +3,7 @@ from datetime import timedelta
 
 from marshmallow import ValidationError, fields, pre_load, validate, validates, validates_schema
 
+from dates import iso_utc
 from models.base import utcnow
 from schemas.common import (
     ApiSchema,
@@ -80,6 +81,13 @@ class OrderQuery(PageQuery):
             raise ValidationError("Must not be before 'from'.", "to")
 
 
+def _attribution(order):
+    found = order.attribution if hasattr(order, "attribution") else order.get("attribution")
+    if not found:
+        return None
+    return {"campaignId": str(found["campaign"]), "touch": found["touch"], "at": iso_utc(found["at"])}
+
+
 class OrderOut(ApiSchema):
     """An order as the API returns it."""
 
@@ -89,6 +97,12 @@ class OrderOut(ApiSchema):
     date = UtcDateTime()
     external_id = fields.String(allow_none=True)
     created_at = UtcDateTime()
+    attribution = fields.Function(_attribution, allow_none=True, metadata={
+        "type": "object", "nullable": True,
+        "description": "The campaign credited with this order (last touch within its attribution window), "
+                       "decided when it was recorded; null when none.",
+        "properties": {"campaignId": {"type": "string"}, "touch": {"type": "string", "enum": ["click", "delivery"]},
+                       "at": {"type": "string", "format": "date-time"}}})
 
 
 OrderPage = page_of(OrderOut, "OrderPage")

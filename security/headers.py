@@ -52,7 +52,7 @@ def add_security_headers(response):
     response.headers["Content-Security-Policy"] = content_security_policy(hashes)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+    response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")  # a route may be stricter
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     if current_app.config.get("SESSION_COOKIE_SECURE"):
         response.headers["Strict-Transport-Security"] = HSTS

@@ -31,8 +31,12 @@ def read(value):
     return customer_id, campaign_id
 
 
-def url(customer_id, campaign_id=None):
-    """The absolute link, on ``PUBLIC_URL`` (else this server's local address)."""
+def base_url():
+    """Where links in messages point: ``PUBLIC_URL``, else this server's local address."""
     config = current_app.config
-    base = (config.get("PUBLIC_URL") or f"http://localhost:{config['PORT']}").rstrip("/")
-    return base + PATH + token(customer_id, campaign_id)
+    return (config.get("PUBLIC_URL") or f"http://localhost:{config['PORT']}").rstrip("/")
+
+
+def url(customer_id, campaign_id=None):
+    """The absolute link, on :func:`base_url`."""
+    return base_url() + PATH + token(customer_id, campaign_id)

@@ -380,9 +380,9 @@ def test_a_variant_a_campaign_could_not_use_is_rejected_with_the_reason(marketer
     assert [v["message"] for v in body["variants"]] == ["Hi {{firstName}}!"]
     assert body["rejected"] == [
         {"message": "Hello {{company}} friend",
-         "reason": "Unknown placeholder(s): {{company}}; allowed: {{name}}, {{firstName}}, {{email}}, {{totalSpend}}, {{unsubscribeUrl}}"},
+         "reason": "Unknown placeholder(s): {{company}}; allowed: {{name}}, {{firstName}}, {{lastName}}, {{email}}, {{totalSpend}}, {{numVisits}}, {{lastVisitDate}}, {{tags}}, {{customerSince}}, {{unsubscribeUrl}}"},
         {"message": "{{ name.upper() }}",
-         "reason": "Only placeholders like {{name}} are allowed: {{name}}, {{firstName}}, {{email}}, {{totalSpend}}, {{unsubscribeUrl}}"},
+         "reason": "Only placeholders like {{name}} are allowed: {{name}}, {{firstName}}, {{lastName}}, {{email}}, {{totalSpend}}, {{numVisits}}, {{lastVisitDate}}, {{tags}}, {{customerSince}}, {{unsubscribeUrl}}, with an optional fallback: {{ firstName | default(\"there\") }}"},
         {"message": "hi {{firstName}}!", "reason": "The same as another variant."},
         {"message": "", "reason": "The message is empty."}]
 
@@ -400,7 +400,7 @@ def test_every_accepted_variant_works_as_a_campaign_message(marketer, gemini):
     ("no json here", {"_schema": ["Not valid JSON: Expecting value: line 1 column 1 (char 0)"]}),
     ('{"variants": "Hi"}', {"variants": ["Must be a list."]}),
     ('{"variants": [{"message": "{{ secret }}"}, {"message": 5}]}', {
-        "variants[0]": ["Unknown placeholder(s): {{secret}}; allowed: {{name}}, {{firstName}}, {{email}}, {{totalSpend}}, {{unsubscribeUrl}}"],
+        "variants[0]": ["Unknown placeholder(s): {{secret}}; allowed: {{name}}, {{firstName}}, {{lastName}}, {{email}}, {{totalSpend}}, {{numVisits}}, {{lastVisitDate}}, {{tags}}, {{customerSince}}, {{unsubscribeUrl}}"],
         "variants[1]": ["The message is empty."]}),
 ], ids=["prose", "not-a-list", "none-usable"])
 def test_no_usable_variant_is_502(marketer, gemini, text, errors):

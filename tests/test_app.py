@@ -11,7 +11,7 @@ from app import create_app
 from config import ConfigError, finalize, from_env, production_problems
 from security.policy import POLICY, PUBLIC, Rule
 
-PUBLIC_ENDPOINTS = {"auth", "legacy_auth", "health", "docs", "swagger_ui", "receipts", "unsubscribe"}
+PUBLIC_ENDPOINTS = {"auth", "legacy_auth", "health", "docs", "swagger_ui", "receipts", "unsubscribe", "tracking"}
 
 
 def data_routes(app):

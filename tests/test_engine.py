@@ -101,12 +101,17 @@ def test_send_delivers_once_per_recipient_with_personal_messages(marketer, peopl
     assert campaign["status"] == "draft" and campaign["sentAt"] is None
     body = campaign_action(marketer, campaign["_id"])
     assert body["status"] == "completed" and body["sentAt"] and body["completedAt"] >= body["sentAt"]
+    none = {"unique": 0, "uniqueHuman": 0, "total": 0}
     assert body["stats"] == {"audienceSize": 5, "pending": 0, "sent": 5, "delivered": 0, "failed": 0,
                              "cancelled": 0, "awaitingReceipts": 5, "total": 5, "suppressed": 0,
-                             "failureReasons": []}
+                             "failureReasons": [], "handedOff": 5, "bounced": 0, "hardBounced": 0,
+                             "complaints": 0, "unsubscribed": 0, "opens": none, "clicks": none,
+                             "revenue": 0.0, "orders": 0, "revenuePerRecipient": 0.0}
     records = Delivery.objects(campaign_id=campaign["_id"]).order_by("email")
     assert [r.email for r in records] == [f"p{i}@shop.com" for i in range(3, 8)]
-    assert records[0].message == "Hi Person, you spent 300!"
+    sent = {m.to: m for m in engine.vendor(marketer.application).messages}
+    assert sent["p3@shop.com"].body == "Hi Person, you spent 300!"
+    assert all(r.message is None for r in records)  # rendered as sent: nothing personal kept per record
     assert all(r.status == "SENT" and r.attempts == 1 and r.vendor_message_id for r in records)
     again = marketer.post(f"/api/campaigns/{campaign['_id']}/send")
     assert again.status_code == 409

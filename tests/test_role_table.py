@@ -42,6 +42,7 @@ TABLE = {
     ("POST", "/api/suppressions"): MARKETER, ("GET", "/api/suppressions"): VIEWER,
     ("DELETE", "/api/suppressions/{email}"): MARKETER,
     ("GET", "/api/unsubscribe/{token}"): PUBLIC, ("POST", "/api/unsubscribe/{token}"): PUBLIC,
+    ("GET", "/api/t/o/{token}"): PUBLIC, ("GET", "/api/t/c/{token}"): PUBLIC,
     # campaigns
     ("GET", "/api/campaigns"): VIEWER, ("GET", "/campaigns"): VIEWER,
     ("POST", "/api/campaigns"): MARKETER, ("POST", "/campaigns"): MARKETER,
@@ -50,6 +51,15 @@ TABLE = {
     ("GET", "/api/campaigns/{campaign_id}"): VIEWER, ("GET", "/campaigns/{campaign_id}"): VIEWER,
     ("GET", "/api/campaigns/{campaign_id}/deliveries"): VIEWER,
     ("GET", "/campaigns/{campaign_id}/deliveries"): VIEWER,
+    **{(method, f"{prefix}/campaigns/{{campaign_id}}/{action}"): role
+       for prefix in ("/api", "") for method, action, role in (
+           ("POST", "preview", VIEWER), ("POST", "test-send", MARKETER), ("GET", "report", VIEWER),
+           ("POST", "decide", MARKETER))},
+    ("GET", "/api/reports/campaigns"): VIEWER,
+    # templates
+    ("GET", "/api/templates"): VIEWER, ("POST", "/api/templates"): MARKETER,
+    ("GET", "/api/templates/{template_id}"): VIEWER, ("PATCH", "/api/templates/{template_id}"): MARKETER,
+    ("DELETE", "/api/templates/{template_id}"): MARKETER,
     **{("POST", f"{prefix}/campaigns/{{campaign_id}}/{action}"): MARKETER
        for prefix in ("/api", "") for action in ("send", "pause", "resume", "cancel", "retry-failed")},
     # segments
@@ -83,7 +93,7 @@ def _concrete(path):
         .replace("customer_id", "64b7f0000000000000000000").replace("order_id", "64b7f0000000000000000000") \
         .replace("campaign_id", "64b7f0000000000000000000").replace("segment_id", "64b7f0000000000000000000") \
         .replace("key_id", "64b7f0000000000000000000").replace("user_id", "64b7f0000000000000000000") \
-        .replace("job_id", "64b7f0000000000000000000")
+        .replace("job_id", "64b7f0000000000000000000").replace("template_id", "64b7f0000000000000000000")
 
 
 @pytest.mark.parametrize("role", [ANONYMOUS, VIEWER, MARKETER, ADMIN])

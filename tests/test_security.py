@@ -31,12 +31,12 @@ def test_every_endpoint_has_a_policy_and_the_table_has_no_strays(app):
     assert set(POLICY) - endpoints == set(), "policy entries for routes that do not exist"
 
 
-CRM_DATA = ("customers.", "orders.", "campaigns.", "segments.", "imports.", "suppressions.")
+CRM_DATA = ("customers.", "orders.", "campaigns.", "segments.", "imports.", "suppressions.", "templates.", "reports.")
 # Reads that hand out the whole customer list at once: the people who may change it.
 MARKETER_READS = ("customers.download_csv",)
 # The signed link in messages: its own credential, able to unsubscribe one customer only.
-SIGNED_LINKS = ("unsubscribe.",)
-READ_ONLY_POSTS = ("check_audience_size", "preview_rules", "preview_segment")
+SIGNED_LINKS = ("unsubscribe.", "tracking.")  # a signed token names one customer or delivery
+READ_ONLY_POSTS = ("check_audience_size", "preview_rules", "preview_segment", "preview_campaign")
 # Authenticated by its own HMAC signature instead of a user (tests in test_engine.py).
 SIGNED_WEBHOOKS = ("receipts.receive_receipts",)
 ADMIN_ONLY = ("users.", "audit.", "customers.export_customer")  # the last: data-subject requests

@@ -1,0 +1,227 @@
+"""Opens, clicks and reports: the hottest routes a campaign creates, and its report at 100,000 recipients.
+
+    ./scripts/bench.sh tracking        # this alone; its section of bench/RESULTS.md is rewritten
+
+1. Pixel and click requests/s with wrk on loopback (gunicorn, one worker, the same settings as
+   bench/http.py): the CRM's ``/api/t/o/<token>`` and ``/api/t/c/<token>`` over BENCH_TRACKED (1,000)
+   recipients, each request a random one of them, against a bare Flask app doing the same single
+   ``update_one`` on the same records in the same store and answering the same GIF or redirect
+   (goal ≥ 0.7).
+2. The report of one campaign with BENCH_REPORT (100,000) delivery records and three events each
+   (300,000: opens and clicks, a tenth by bots), against one ``count_documents`` over the same records
+   (goal ≤ 5); on the embedded store and, unless BENCH_WIRE=0, over the wire on the stand-in at
+   BENCH_REPORT_WIRE (20,000: the stand-in reads every document for each stage).
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MARK_START, MARK_END = "<!-- tracking: bench/tracking.py -->", "<!-- end of tracking -->"
+
+
+def _tokens(paths_file, bare_file):
+    """Write wrk's path lists: the CRM's signed tokens and the bare app's ids, for every record."""
+    from flask import Flask
+
+    from bench.apps import SENT_AT, TRACKING_CAMPAIGN, tracked_deliveries
+    from engine import tracking
+
+    app = Flask("tokens")
+    app.config.update(SECRET_KEY="bench-secret-" + "x" * 40)
+    crm, bare = {"open": [], "click": []}, {"open": [], "click": []}
+    with app.app_context():
+        for i, doc in enumerate(tracked_deliveries()):
+            link = i % 2
+            crm["open"].append("/api/t/o/" + tracking.token(doc["_id"], TRACKING_CAMPAIGN, SENT_AT, tracking.OPEN))
+            crm["click"].append("/api/t/c/" + tracking.token(doc["_id"], TRACKING_CAMPAIGN, SENT_AT, tracking.CLICK,
+                                                             link))
+            bare["open"].append(f"/bare/o/{doc['_id']}")
+            bare["click"].append(f"/bare/c/{doc['_id']}/{link}")
+    paths_file.write_text(json.dumps(crm))
+    bare_file.write_text(json.dumps(bare))
+    return crm, bare
+
+
+def _lua(directory, name, paths):
+    script = Path(directory) / f"{name}.lua"
+    script.write_text("paths = {" + ",".join(json.dumps(p) for p in paths) + "}\n"
+                      "request = function()\n  return wrk.format(nil, paths[math.random(#paths)])\nend\n")
+    return str(script)
+
+
+def http_rows():
+    from bench.http import ROUNDS, App, _median_run, _row, wrk, wrk_available
+
+    if not wrk_available():
+        print("wrk is not installed: the pixel and click rows are skipped")
+        return []
+    env = {k: v for k, v in os.environ.items() if k not in ("MONGO_URI", "MONGODB_URI")}
+    env.update({"LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)})
+    with tempfile.TemporaryDirectory() as tmp:
+        crm_paths, bare_paths = _tokens(Path(tmp) / "crm.json", Path(tmp) / "bare.json")
+        scripts = {(side, kind): _lua(tmp, f"{side}-{kind}", paths[kind])
+                   for side, paths in (("crm", crm_paths), ("bare", bare_paths)) for kind in ("open", "click")}
+        apps = {"crm": App("crm_tracking", env, tmp).start(), "bare": App("bare_tracking", env, tmp).start()}
+        try:
+            runs = {key: [] for key in scripts}
+            for _ in range(ROUNDS):
+                for (side, kind), script in scripts.items():
+                    runs[(side, kind)].append(wrk(apps[side].base + "/", script=script))
+        finally:
+            for app in apps.values():
+                app.stop()
+    med = {key: _median_run(r) for key, r in runs.items()}
+    for key, run in med.items():
+        if run["non2xx"]:
+            raise RuntimeError(f"{key}: {run['non2xx']} responses were neither 2xx nor 3xx")
+    return [
+        _row("open pixel `GET /api/t/o/<token>` req/s, random recipient of 1,000",
+             "bare Flask: the same `update_one` on the same records, the same GIF, same gunicorn",
+             med[("crm", "open")], med[("bare", "open")], "≥ 0.7"),
+        _row("tracked link `GET /api/t/c/<token>` req/s (302)",
+             "bare Flask: the same `update_one`, the same redirect", med[("crm", "click")], med[("bare", "click")],
+             "≥ 0.7"),
+    ]
+
+
+def seed_report(n):
+    """A sent campaign with ``n`` records and three events each (two opens, one click; a tenth by bots)."""
+    from bson import ObjectId
+
+    from engine.tracking import HOUR
+    from models import Campaign, Delivery
+
+    started = datetime(2026, 1, 1, 9)
+    campaign = Campaign(name="Report", message="Hi", html='<a href="https://a.example/">a</a><a href="https://b.'
+                        'example/">b</a>', links=["https://a.example/", "https://b.example/"], status="completed",
+                        started_at=started, planned=started, audience_size=n,
+                        rules={"op": "AND", "rules": []}).save()
+    collection, batch = Delivery._get_collection(), []
+    for i in range(n):
+        bot = i % 10 == 0
+        first = started + timedelta(minutes=i % 4000)
+        events = [{"kind": "open", "at": first, "agent": "desktop", "bot": bot},
+                  {"kind": "open", "at": first + timedelta(hours=30), "agent": "mobile", "bot": False},
+                  {"kind": "click", "at": first + timedelta(hours=31), "link": i % 2, "agent": "mobile", "bot": False}]
+        for event in events:
+            event["hour"] = event["at"].strftime(HOUR)
+        batch.append({"_id": ObjectId(), "campaign": campaign.pk, "customer": ObjectId(), "email": f"r{i}@x.example",
+                      "status": "DELIVERED", "attempts": 1, "batch": "b", "createdAt": started, "sentAt": started,
+                      "deliveredAt": started, "opens": 2, "humanOpens": 1 if bot else 2, "clicks": 1,
+                      "humanClicks": 1, "firstOpenAt": first, "lastOpenAt": events[1]["at"],
+                      "firstClickAt": events[2]["at"], "lastClickAt": events[2]["at"], "events": events})
+        if len(batch) == 5000:
+            collection.insert_many(batch)
+            batch = []
+    if batch:
+        collection.insert_many(batch)
+    return campaign
+
+
+def report_one(n, repeats=3):
+    """In a child process (the store named by the environment): the report vs count_documents."""
+    import mongoengine
+
+    from app import create_app
+    from controllers.reports import campaign_report
+    from models import Delivery
+
+    app = create_app({"APP_ENV": "testing", "TESTING": True, "LOG_LEVEL": "WARNING", "MONGO_DB": "crm_bench",
+                      "VENDOR_RECEIPTS": False, "SCHEDULER_ENABLED": False})
+    with app.app_context():
+        db = mongoengine.get_db()
+        db.client.drop_database(db.name)
+        Delivery.ensure_indexes()
+        campaign = seed_report(n)
+        crm, base = [], []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            report = campaign_report(str(campaign.pk))
+            crm.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            count = Delivery._get_collection().count_documents({"campaign": campaign.pk})
+            base.append(time.perf_counter() - started)
+        assert count == n and report["opens"]["total"] == 2 * n and report["clicks"]["unique_human"] == n
+        assert sum(link["total"] for link in report["links"]) == n
+        db.client.drop_database(db.name)
+    print(json.dumps({"n": n, "crm_s": statistics.median(crm), "base_s": statistics.median(base)}))
+
+
+def report_rows():
+    from tests.processes import MongoStandIn, base_env
+
+    sides = [("embedded", int(os.environ.get("BENCH_REPORT", "100000")), base_env(PYTHONPATH=str(ROOT)), None)]
+    standin = None
+    if os.environ.get("BENCH_WIRE", "1") != "0":
+        logs = tempfile.mkdtemp()
+        standin = MongoStandIn(logs, engine="memory").start()
+        sides.append(("over the wire (stand-in)", int(os.environ.get("BENCH_REPORT_WIRE", "20000")),
+                      base_env(PYTHONPATH=str(ROOT), MONGO_URI=standin.uri("crm_bench"), MONGO_TIMEOUT_MS=600000),
+                      standin))
+    rows = []
+    try:
+        for store, n, env, _ in sides:
+            out = subprocess.run([sys.executable, "-m", "bench.tracking", "--report-one", str(n)], cwd=ROOT,
+                                 env=env, capture_output=True, text=True, timeout=7200)
+            lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+            if out.returncode or not lines:
+                raise RuntimeError(out.stdout[-2000:] + out.stderr[-4000:])
+            result = json.loads(lines[-1])
+            ratio = result["crm_s"] / result["base_s"]
+            print(f"report, {store}, {n:,} records / {3 * n:,} events: {result['crm_s']:.2f} s vs count_documents "
+                  f"{result['base_s']:.3f} s | ratio {ratio:.2f}", flush=True)
+            rows.append({"measure": f"campaign report ({store}), {n:,} deliveries and {3 * n:,} events",
+                         "baseline": "one `count_documents` over the same deliveries", "goal": "≤ 5",
+                         "crm": f"{result['crm_s']:.2f} s", "base": f"{result['base_s']:.3f} s", "ratio": ratio})
+    finally:
+        if standin is not None:
+            standin.stop()
+    return rows
+
+
+def write_section(rows):
+    """This benchmark's section of ``bench/RESULTS.md`` (replacing the previous one)."""
+    path = ROOT / "bench" / "RESULTS.md"
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    if MARK_START in text:
+        text = text[:text.index(MARK_START)] + text[text.index(MARK_END) + len(MARK_END):].lstrip("\n")
+    lines = [MARK_START, "## Opens, clicks and the campaign report", "",
+             f"Written by `./scripts/bench.sh tracking` (or the full run) on {datetime.utcnow():%Y-%m-%d %H:%M} UTC; "
+             "each figure beside its baseline measured in the same run (bench/tracking.py says how).", "",
+             "| measure | CRM | baseline (same run) | baseline figure | ratio | goal |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        verdict = ""
+        goal = row["goal"]
+        if goal[0] in "≥≤":
+            met = row["ratio"] >= float(goal[1:]) if goal[0] == "≥" else row["ratio"] <= float(goal[1:])
+            verdict = " (met)" if met else " (missed)"
+        lines.append(f"| {row['measure']} | {row['crm']} | {row['baseline']} | {row['base']} | {row['ratio']:.2f} | "
+                     f"{goal}{verdict} |")
+    lines += ["", MARK_END, ""]
+    path.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines))
+    print(f"wrote the tracking section of {path}")
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--report-one":
+        report_one(int(sys.argv[2]))
+        return
+    rows = http_rows()
+    for row in rows:
+        print(f"{row['measure']}: {row['crm']} vs {row['base']} | ratio {row['ratio']:.2f} (goal {row['goal']})")
+    rows += report_rows()
+    write_section(rows)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

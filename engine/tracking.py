@@ -1,0 +1,272 @@
+"""Open and click tracking: signed per-recipient tokens, one write per event, bots told apart.
+
+**Tokens.** A pixel or click URL carries ``base64url(delivery id, campaign id, hand-off second,
+variant, kind, link index) + HMAC-SHA256`` (16 bytes, keyed from ``UNSUBSCRIBE_SECRET``, else the
+session secret). It names a link by its index in the campaign's stored ``links``, never a URL, so
+no token can redirect anywhere the message did not link to; a token changed in any character, or
+naming a link past the end or a delivery that does not exist (erased), is unknown: 404, nothing
+recorded.
+
+**Recording.** Each event is one conditional update of its delivery record: raw and human counts,
+first/last times, the first human open/click, and the event (time, link, user-agent class, method,
+IP prefix /24 or /48 — never the full address) pushed onto a log capped at ``TRACKING_EVENT_LOG``
+(counts stay exact beyond it).
+
+**Bots** (``suspectedBot`` with a reason; counted raw, never human):
+- ``head``: a HEAD request (link checkers);
+- ``scanner``: a known security scanner's or tool's user agent;
+- ``privacy_proxy``: an open from Apple Mail Privacy Protection (its agent, or an address in
+  ``TRACKING_PROXY_NETWORKS``): it prefetches every image whether or not anyone reads the message;
+- ``too_soon``: within ``TRACKING_BOT_DELAY_S`` of the hand-off (scanners act on arrival; people do
+  not read that fast). Measured from the hand-off, which precedes delivery, so this never flags
+  more than "within N seconds of delivery" would;
+- ``all_links``: the recipient clicked every tracked link (two or more) within
+  ``TRACKING_ALL_LINKS_S``: all those clicks are marked, including ones recorded as human before
+  the last of them arrived.
+Gmail's image proxy (``GoogleImageProxy``) fetches the pixel when the person opens the message, so
+its open is **human**; Gmail caches the image, so later opens of the same message are not seen and
+the time is that of the first open. Other clients count as they come.
+"""
+import base64
+import hashlib
+import hmac
+import ipaddress
+import struct
+from functools import lru_cache
+from datetime import datetime, timedelta, timezone
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from flask import current_app
+from pymongo import ReturnDocument
+
+from engine.content import link_target
+from engine.templates import CUSTOMER_FIELDS
+from models import Campaign, Customer, Delivery
+from models.base import utcnow
+
+OPEN, CLICK = 0, 1
+KINDS = {OPEN: "open", CLICK: "click"}
+_PAYLOAD = struct.Struct(">12s12sIBBH")  # delivery, campaign, hand-off (unix s), variant, kind, link
+_MAC = 16
+_TOKEN_BYTES = _PAYLOAD.size + _MAC
+PATHS = {OPEN: "/api/t/o/", CLICK: "/api/t/c/"}
+HOUR = "%Y-%m-%dT%H:00:00Z"
+# agents of mail security scanners, link checkers and tools (lower case substrings)
+SCANNER_AGENTS = ("barracuda", "mimecast", "proofpoint", "symantec", "forcepoint", "trendmicro", "sophos",
+                  "fireeye", "ironport", "safelinks", "microsoft office protection", "bitdefender",
+                  "bot", "crawler", "spider", "curl/", "wget/", "python-requests", "python-urllib",
+                  "go-http-client", "okhttp", "java/", "headlesschrome", "phantomjs", "preview")
+APPLE_PROXY_AGENT = "Mozilla/5.0"  # exactly this, nothing after it: Apple's Mail Privacy Protection
+GMAIL_PROXY = "googleimageproxy"
+
+
+def _key():
+    config = current_app.config
+    secret = config.get("UNSUBSCRIBE_SECRET") or config["SECRET_KEY"]
+    return hmac.new(secret.encode(), b"crm.tracking", hashlib.sha256).digest()
+
+
+def _b64(raw):
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def token(delivery_id, campaign_id, sent_at, kind, link=0, variant=0):
+    """The signed token for one delivery's pixel (``OPEN``) or link ``link`` (``CLICK``)."""
+    seconds = int(sent_at.replace(tzinfo=timezone.utc).timestamp())
+    payload = _PAYLOAD.pack(ObjectId(delivery_id).binary, ObjectId(campaign_id).binary, seconds, variant,
+                            kind, link)
+    return _b64(payload + hmac.new(_key(), payload, hashlib.sha256).digest()[:_MAC])
+
+
+def url(base, delivery_id, campaign_id, sent_at, kind, link=0, variant=0):
+    """The absolute pixel or click URL on ``base``."""
+    return base + PATHS[kind] + token(delivery_id, campaign_id, sent_at, kind, link, variant)
+
+
+def read(value, kind):
+    """``{delivery, campaign, sentAt, variant, link}`` from a token of ``kind``, or None when it is
+    not one of ours (any change to any character makes it fail)."""
+    if not isinstance(value, str) or len(value) != -(-_TOKEN_BYTES * 4 // 3) or not value.isascii():
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except ValueError:
+        return None
+    if len(raw) != _TOKEN_BYTES or _b64(raw) != value:  # one encoding only: no alternative spellings
+        return None
+    payload, mac = raw[:_PAYLOAD.size], raw[_PAYLOAD.size:]
+    if not hmac.compare_digest(mac, hmac.new(_key(), payload, hashlib.sha256).digest()[:_MAC]):
+        return None
+    delivery, campaign, seconds, variant, token_kind, link = _PAYLOAD.unpack(payload)
+    if token_kind != kind:
+        return None
+    try:
+        return {"delivery": ObjectId(delivery), "campaign": ObjectId(campaign), "variant": variant, "link": link,
+                "sentAt": datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None)}
+    except InvalidId:
+        return None
+
+
+def ip_prefix(address):
+    """The /24 (IPv4) or /48 (IPv6) network of an address; None when there is none."""
+    try:
+        ip = ipaddress.ip_address((address or "").split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    bits = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
+
+
+def agent_class(agent, address, networks):
+    """``(class, bot reason or None)`` of a request's user agent (and address, for proxies)."""
+    text = (agent or "").strip()
+    lowered = text.lower()
+    if GMAIL_PROXY in lowered:
+        return "image_proxy", None
+    if text == APPLE_PROXY_AGENT or _in_networks(address, networks):
+        return "privacy_proxy", "privacy_proxy"
+    if any(name in lowered for name in SCANNER_AGENTS):
+        return "scanner", "scanner"
+    if not text:
+        return "unknown", None
+    if any(word in lowered for word in ("mobile", "iphone", "android", "ipad")):
+        return "mobile", None
+    return "desktop", None
+
+
+def _in_networks(address, networks):
+    try:
+        ip = ipaddress.ip_address((address or "").split("%")[0])
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def proxy_networks(config):
+    """``TRACKING_PROXY_NETWORKS`` parsed (validated at start-up)."""
+    return tuple(ipaddress.ip_network(n.strip(), strict=False)
+                 for n in (config.get("TRACKING_PROXY_NETWORKS") or "").split(",") if n.strip())
+
+
+def classify(kind, claims, now, method, agent, address):
+    """The event to record, with ``bot`` and ``reason`` by the rules above (all but ``all_links``)."""
+    config = current_app.config
+    agent_kind, reason = agent_class(agent, address, proxy_networks(config))
+    if reason == "privacy_proxy" and kind == CLICK:
+        reason = None  # a proxy fetches images, not links: a click from its address is a person's
+    if method == "HEAD":
+        reason = "head"
+    elif reason is None and (now - claims["sentAt"]).total_seconds() < config["TRACKING_BOT_DELAY_S"]:
+        reason = "too_soon"
+    event = {"kind": KINDS[kind], "at": now, "agent": agent_kind, "ip": ip_prefix(address), "method": method,
+             "bot": reason is not None, "hour": now.strftime(HOUR)}  # the report's series groups by it
+    if kind == CLICK:
+        event["link"] = claims["link"]
+    if reason:
+        event["reason"] = reason
+    return event
+
+
+def record(kind, claims, method, agent, address, link_count=0):
+    """Record one event on its delivery (one write); the delivery's campaign and customer, or None
+    when the delivery does not exist (nothing recorded)."""
+    now = utcnow()
+    event = classify(kind, claims, now, method, agent, address)
+    name = "open" if kind == OPEN else "click"
+    human = not event["bot"]
+    update = {
+        "$inc": {f"{name}s": 1, f"human{name.capitalize()}s": int(human)},
+        "$min": {f"first{name.capitalize()}At": now},
+        "$max": {f"last{name.capitalize()}At": now},
+        "$push": {"events": {"$each": [event], "$slice": -current_app.config["TRACKING_EVENT_LOG"]}},
+    }
+    if human:
+        update["$min"][f"human{name.capitalize()}At"] = now
+        if kind == CLICK:
+            update["$max"]["lastHumanClickAt"] = now
+    collection = Delivery._get_collection()
+    projection = {"campaign": 1, "customer": 1}
+    if kind == CLICK and link_count >= 2:
+        projection.update(events=1, clicks=1, humanClicks=1, humanClickAt=1)
+    doc = collection.find_one_and_update({"_id": claims["delivery"], "campaign": claims["campaign"]}, update,
+                                         projection=projection, return_document=ReturnDocument.AFTER)
+    if doc is not None and "events" in projection:
+        _all_links(collection, doc, link_count, now)
+    return doc
+
+
+def _all_links(collection, doc, link_count, now):
+    """Mark the burst when the recipient's clicks within ``TRACKING_ALL_LINKS_S`` cover every link.
+
+    Concurrent clicks each write first and read after, so the last writer always sees the whole
+    burst; the mark is a compare-and-set on the counts it read, so it applies once."""
+    window = timedelta(seconds=current_app.config["TRACKING_ALL_LINKS_S"])
+    events = doc.get("events") or []
+    burst = [e for e in events if e["kind"] == "click" and now - e["at"] <= window]
+    if len({e.get("link") for e in burst}) < link_count:
+        return
+    unmarked = [e for e in burst if not e.get("bot")]
+    if not unmarked:
+        return
+    for event in unmarked:
+        event.update(bot=True, reason="all_links")
+    human = [e["at"] for e in events if e["kind"] == "click" and not e.get("bot")]
+    fields = {"events": events, "humanClicks": max(0, doc.get("humanClicks", 0) - len(unmarked))}
+    change = {"$set": fields}
+    if fields["humanClicks"] == 0:
+        change["$unset"] = {"humanClickAt": "", "lastHumanClickAt": ""}
+    else:
+        if human:
+            fields["lastHumanClickAt"] = max(human)
+        first = doc.get("humanClickAt")
+        if first is not None and any(e["at"] == first for e in unmarked):
+            fields["humanClickAt"] = min(human) if human else first
+    collection.update_one({"_id": doc["_id"], "clicks": doc["clicks"], "humanClicks": doc.get("humanClicks", 0)},
+                          change)
+
+
+class _NoCampaign(LookupError):
+    pass
+
+
+@lru_cache(maxsize=1024)
+def _links(campaign_id, variant):
+    """The tracked links of a campaign's message (of A/B ``variant``): content never changes once created."""
+    campaign = Campaign.objects(pk=campaign_id).only("links", "variants").first()
+    if campaign is None:
+        raise _NoCampaign(campaign_id)  # not cached: lru_cache keeps answers only
+    if campaign.variants:
+        return tuple(campaign.variants[variant]["links"]) if variant < len(campaign.variants) else ()
+    return tuple(campaign.links or ())
+
+
+def track_open(value, method, agent, address):
+    """Record an open for a pixel token; None when the token is unknown (nothing recorded)."""
+    claims = read(value, OPEN)
+    return None if claims is None else record(OPEN, claims, method, agent, address)
+
+
+def track_click(value, method, agent, address):
+    """Record a click for a link token and return where it goes; None when the token is unknown or
+    names no link of its message (nothing recorded)."""
+    claims = read(value, CLICK)
+    if claims is None:
+        return None
+    try:
+        links = _links(claims["campaign"], claims["variant"])
+    except _NoCampaign:
+        return None
+    if claims["link"] >= len(links):
+        return None
+    doc = record(CLICK, claims, method, agent, address, len(links))
+    if doc is None:
+        return None
+    link = links[claims["link"]]
+    customer = {}
+    if "{" in link:  # personal values in the path or query: the customer's, now
+        customer = Customer._get_collection().find_one(
+            {"_id": doc["customer"]}, dict.fromkeys(CUSTOMER_FIELDS, 1)) or {}
+    return link_target(link, customer)
