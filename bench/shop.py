@@ -255,24 +255,16 @@ def write_section(rows):
     """Write the rows as their own section of ``bench/RESULTS.md`` (replacing the previous one)."""
     from datetime import datetime, timezone
 
-    path = os.path.join(ROOT, "bench", "RESULTS.md")
-    text = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
-    if MARK_START in text:
-        text = text[:text.index(MARK_START)] + text[text.index(MARK_END) + len(MARK_END):].lstrip("\n")
-    lines = [MARK_START, "## A small shop's workload, end to end", "",
+    from bench import TABLE_HEAD, replace_section, table_row
+
+    lines = ["## A small shop's workload, end to end", "",
              f"Written by `./scripts/bench.sh shop` (or the full run) on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} "
              "UTC. Each step's time beside a raw baseline on the same store in the same run (ratio: CRM ÷ "
              "baseline, so here higher is slower); over the wire, every command the stand-in received was "
              "counted with pymongo's command monitoring and divided by the step's items: round trips per "
-             "item, a figure that holds on any MongoDB (goal ≤ 0.01, ratio ≤ 1).", "",
-             "| measure | CRM | baseline (same run) | baseline figure | ratio | goal |", "|---|---|---|---|---|---|"]
-    for row in rows:
-        lines.append(f"| {row['measure']} | {row['crm']} | {row['baseline']} | {row['base']} | "
-                     f"{row['ratio']:.2f} | {row['goal']} |")
-    lines += ["", MARK_END, ""]
-    with open(path, "w") as out:
-        out.write(text.rstrip("\n") + "\n\n" + "\n".join(lines))
-    print(f"wrote the shop section of {path}")
+             "item, a figure that holds on any MongoDB (goal ≤ 0.01, ratio ≤ 1).", "", *TABLE_HEAD]
+    lines += [table_row(row) for row in rows]
+    replace_section("shop", MARK_START, MARK_END, lines)
 
 
 def main():

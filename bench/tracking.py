@@ -190,25 +190,16 @@ def report_rows():
 
 def write_section(rows):
     """This benchmark's section of ``bench/RESULTS.md`` (replacing the previous one)."""
-    path = ROOT / "bench" / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    if MARK_START in text:
-        text = text[:text.index(MARK_START)] + text[text.index(MARK_END) + len(MARK_END):].lstrip("\n")
-    lines = [MARK_START, "## Opens, clicks and the campaign report", "",
+    from bench import TABLE_HEAD, replace_section, table_row
+
+    lines = ["## Opens, clicks and the campaign report", "",
              f"Written by `./scripts/bench.sh tracking` (or the full run) on {datetime.utcnow():%Y-%m-%d %H:%M} UTC; "
-             "each figure beside its baseline measured in the same run (bench/tracking.py says how).", "",
-             "| measure | CRM | baseline (same run) | baseline figure | ratio | goal |", "|---|---|---|---|---|---|"]
+             "each figure beside its baseline measured in the same run (bench/tracking.py says how).", "", *TABLE_HEAD]
     for row in rows:
-        verdict = ""
         goal = row["goal"]
-        if goal[0] in "≥≤":
-            met = row["ratio"] >= float(goal[1:]) if goal[0] == "≥" else row["ratio"] <= float(goal[1:])
-            verdict = " (met)" if met else " (missed)"
-        lines.append(f"| {row['measure']} | {row['crm']} | {row['baseline']} | {row['base']} | {row['ratio']:.2f} | "
-                     f"{goal}{verdict} |")
-    lines += ["", MARK_END, ""]
-    path.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines))
-    print(f"wrote the tracking section of {path}")
+        met = row["ratio"] >= float(goal[1:]) if goal[0] == "≥" else row["ratio"] <= float(goal[1:])
+        lines.append(table_row(row, " (met)" if met else " (missed)"))
+    replace_section("tracking", MARK_START, MARK_END, lines)
 
 
 def main():

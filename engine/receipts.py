@@ -1,8 +1,9 @@
 """Delivery receipts (the vendor's word on each message), applied idempotently in one bulk write.
 
 Bounces and complaints suppress the address, with the reason: a hard bounce or a complaint at once,
-soft bounces once ``SOFT_BOUNCE_LIMIT`` of them arrived within 30 days (each counted once per
-delivery, in the ``soft_bounces`` collection, which MongoDB empties after the window).
+soft bounces once ``SOFT_BOUNCE_LIMIT`` of them arrived within 30 days (each counted once per send
+attempt, however often its receipt is posted, in the ``soft_bounces`` collection, which MongoDB
+empties after the window).
 """
 from datetime import timedelta
 
@@ -57,7 +58,8 @@ def apply(receipts):
             if bounce == "hard":
                 hard.setdefault(record["email"].lower(), record["campaign"])
             elif bounce == "soft":
-                soft.append({"email": record["email"].lower(), "at": at, "delivery": record["_id"]})
+                soft.append({"email": record["email"].lower(), "at": at, "delivery": record["_id"],
+                             "attempt": record.get("attempts", 0)})
         if receipt.get("complaint") and record.get("complainedAt") is None:
             record["complainedAt"] = at
             complaints[record["_id"]] = at

@@ -158,7 +158,8 @@ def failure_reasons(campaign_pk, limit=10):
 def records_for_receipts(delivery_ids, vendor_ids):
     """The records receipts name: by delivery id, then (only for vendor message ids not found that
     way) by vendor message id; one query per ``MONGO_MAX_IN`` ids, each answered by an index."""
-    projection = {"status": 1, "vendorMessageId": 1, "sentAt": 1, "campaign": 1, "email": 1, "complainedAt": 1}
+    projection = {"status": 1, "vendorMessageId": 1, "sentAt": 1, "campaign": 1, "email": 1, "complainedAt": 1,
+                  "attempts": 1}
     found = {}
     for chunk in in_chunks(delivery_ids):
         found.update((doc["_id"], doc) for doc in _deliveries().find({"_id": {"$in": chunk}}, projection))

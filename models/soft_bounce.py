@@ -1,5 +1,5 @@
 """Soft bounces per address: ``SOFT_BOUNCE_LIMIT`` within 30 days suppress it (engine.receipts)."""
-from mongoengine import DateTimeField, Document, ObjectIdField, StringField
+from mongoengine import DateTimeField, Document, IntField, ObjectIdField, StringField
 
 
 class SoftBounce(Document):
@@ -7,7 +7,10 @@ class SoftBounce(Document):
 
     email = StringField(required=True)
     at = DateTimeField(required=True)
-    delivery_id = ObjectIdField(db_field="delivery", required=True, unique=True)  # one per delivery, ever
+    delivery_id = ObjectIdField(db_field="delivery", required=True)
+    attempt = IntField(required=True)  # the delivery's send attempt: a retried send may bounce again
 
     meta = {"collection": "soft_bounces",
-            "indexes": [("email", "at"), {"fields": ["at"], "expireAfterSeconds": 31 * 24 * 3600}]}
+            "indexes": [("email", "at"), {"fields": ["at"], "expireAfterSeconds": 31 * 24 * 3600},
+                        # one per send attempt, however often (or concurrently) its receipt is posted
+                        {"fields": ["delivery_id", "attempt"], "unique": True}]}

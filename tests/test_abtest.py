@@ -261,3 +261,29 @@ def test_assignment_is_even_and_reproducible():
     assert groups == [abtest.variant_of(campaign, i, 30, 3) for i in ids]
     assert abs(groups.count(None) / 20_000 - 0.7) < 0.015
     assert all(abs(groups.count(v) / 20_000 - 0.1) < 0.01 for v in range(3))
+
+
+def test_a_test_planner_still_running_after_the_decision_stops(shop, monkeypatch):
+    """The decision resets the cursor while a test planner may still be between batches: its next batch
+    must not move the cursor of the winner's planning (or the first customers would never get the winner)."""
+    from engine import control, planner, sender
+    from models import Customer
+
+    shop.application.config["DISPATCH_BATCH_SIZE"] = 50
+    campaign = _ab(shop)
+    pk = Campaign.objects.get(pk=campaign["_id"]).pk
+    with shop.application.app_context():
+        Campaign.objects(pk=pk).update_one(set__status="sending")
+        control.start_ab_test(pk)
+        stale = Campaign.objects.get(pk=pk)  # the test planner's view, phase "test", cursor at the start
+        queued = []
+        monkeypatch.setattr(control.runner, "submit", lambda *job: queued.append(job))
+        assert shop.post(f"/api/campaigns/{campaign['_id']}/decide", json={"variant": "B"}).status_code == 200
+        first = list(Customer._get_collection().find({}, {"email": 1, "subscribed": 1}).sort("_id", 1).limit(50))
+        moved = planner._plan_batch(stale, first, lambda *args: sender.deliver_batch(*args), None)
+        assert moved is False
+        jobs.run_campaign(*queued[0][1:])  # the winner's planning runs now
+    assert engine.wait_idle(shop.application, 60)
+    records = list(Delivery.objects)
+    assert len(records) == len({r.customer_id for r in records}) == PEOPLE
+    assert Campaign.objects.get(pk=pk).status == "completed"

@@ -209,6 +209,24 @@ def test_summary_numbers_come_from_the_server(marketer, finished_campaign, gemin
     assert "delivered: 8" in prompt and "@example.com" not in prompt
 
 
+def test_summary_uses_the_engagement_and_attributed_revenue(marketer, finished_campaign, gemini):
+    from models import Delivery, Order
+
+    records = list(Delivery.objects(status="DELIVERED"))
+    Delivery.objects(pk__in=[r.pk for r in records[:3]]).update(set__opens=2, set__human_opens=1)
+    Delivery.objects(pk=records[0].pk).update(set__clicks=1, set__human_clicks=1)
+    Order(customer_id=records[0].customer_id, amount=150.0, attribution={
+        "campaign": finished_campaign.pk, "delivery": records[0].pk, "touch": "click", "at": records[0].created_at}).save()
+    gemini.script.append(answer("3 people opened, 1 clicked, and it earned 150 from 1 order."))
+    response = marketer.post(f"/api/ai/campaigns/{finished_campaign.pk}/summary")
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert (body["stats"]["revenue"], body["stats"]["orders"]) == (150.0, 1)
+    assert body["stats"]["opens"]["uniqueHuman"] == 3 and body["stats"]["clicks"]["uniqueHuman"] == 1
+    prompt = gemini.requests[-1]["body"]["contents"][0]["parts"][0]["text"]
+    assert "Attributed revenue: 150 from 1 orders" in prompt and "who clicked: 1" in prompt
+
+
 def test_summary_with_an_invented_number_is_refused(marketer, finished_campaign, gemini):
     gemini.script.append(answer("Great: 8 delivered and a 95% open rate!"))
     response = marketer.post(f"/api/ai/campaigns/{finished_campaign.pk}/summary")

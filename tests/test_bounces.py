@@ -110,3 +110,30 @@ def test_the_simulated_vendor_reports_what_it_decided():
     complaints = [r for r in receipts if r.get("complaint")]
     assert 60 < len(hard) < 140 and 60 < len(soft) < 140 and 100 < len(complaints) < 200
     assert all(r["status"] == "FAILED" for r in hard + soft) and all(r["status"] == "DELIVERED" for r in complaints)
+
+
+def test_a_soft_bounce_reported_twice_by_racing_webhooks_counts_once(shop):
+    from engine import receipts
+
+    _, ids = _campaign(shop)
+    record = Delivery.objects.get(pk=ids["p2@shop.com"])
+
+    def bounce():
+        return [{"email": "p2@shop.com", "at": record.sent_at, "delivery": record.pk, "attempt": record.attempts}]
+
+    with shop.application.app_context():  # two posts of one receipt, each having read the record as SENT
+        receipts._suppress({}, bounce(), {}, {})
+        receipts._suppress({}, bounce(), {}, {})
+    assert SoftBounce.objects(email="p2@shop.com").count() == 1
+
+
+def test_a_retried_send_that_bounces_again_counts_again(shop):
+    campaign, ids = _campaign(shop)
+    for _ in range(3):
+        assert _signed(shop, [_receipt(ids["p3@shop.com"], bounce="soft")]).get_json()["applied"] == 1
+        if Suppression.objects(email="p3@shop.com"):
+            break
+        assert shop.post(f"/api/campaigns/{campaign['_id']}/retry-failed").status_code == 202
+        assert engine.wait_idle(shop.application, 30)
+    assert SoftBounce.objects(email="p3@shop.com").count() == 3
+    assert Suppression.objects.get(email="p3@shop.com").note == "3 soft bounces in 30 days"

@@ -124,6 +124,19 @@ def test_a_deleted_delivery_records_nothing(sent, anon):
     assert anon.get(_path(_urls(messages["ada@shop.com"].html)[0])).status_code == 404
 
 
+def _one_sent(make_app, **settings):
+    """An app with ``settings`` that has sent the two-link message to Ada; the app."""
+    from tests.factories import make_user, signed_in
+
+    app = make_app(**settings)
+    client = signed_in(app, make_user())
+    seed_customers([{"name": "Ada", "email": "ada@shop.com"}])
+    created = client.post("/api/campaigns", json={"name": "N", "html": HTML, "rules": []}).get_json()
+    client.post(f"/api/campaigns/{created['_id']}/send")
+    assert engine.wait_idle(app, 30)
+    return app
+
+
 # --- bots ----------------------------------------------------------------------------------------------
 APPLE_PROXY = "Mozilla/5.0"
 GMAIL_PROXY = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
@@ -211,14 +224,7 @@ def test_a_burst_of_parallel_clicks_on_every_link_is_marked_once(sent, app, cloc
     ("TRACKING_BOT_DELAY_S", 60, 30, True),
 ])
 def test_the_too_soon_threshold_is_a_setting(make_app, clock, setting, value, wait, bot):
-    from tests.factories import make_user, signed_in
-
-    app = make_app(**{setting: value})
-    client = signed_in(app, make_user())
-    seed_customers([{"name": "Ada", "email": "ada@shop.com"}])
-    created = client.post("/api/campaigns", json={"name": "N", "html": HTML, "rules": []}).get_json()
-    client.post(f"/api/campaigns/{created['_id']}/send")
-    assert engine.wait_idle(app, 30)
+    app = _one_sent(make_app, **{setting: value})
     clock.advance(seconds=wait)
     app.test_client().get(_path(_urls(_sent(app)[-1].html)[3]), headers={"User-Agent": PERSON})
     assert _events()[0][3] is bot
@@ -226,14 +232,7 @@ def test_the_too_soon_threshold_is_a_setting(make_app, clock, setting, value, wa
 
 @pytest.mark.parametrize("window, gap_ms, bot", [(1, 900, True), (1, 1500, False), (3, 2500, True)])
 def test_the_all_links_window_is_a_setting(make_app, clock, window, gap_ms, bot):
-    from tests.factories import make_user, signed_in
-
-    app = make_app(TRACKING_ALL_LINKS_S=window)
-    client = signed_in(app, make_user())
-    seed_customers([{"name": "Ada", "email": "ada@shop.com"}])
-    created = client.post("/api/campaigns", json={"name": "N", "html": HTML, "rules": []}).get_json()
-    client.post(f"/api/campaigns/{created['_id']}/send")
-    assert engine.wait_idle(app, 30)
+    app = _one_sent(make_app, TRACKING_ALL_LINKS_S=window)
     clock.advance(hours=1)
     first, second = (_path(u) for u in _urls(_sent(app)[-1].html)[:2])
     app.test_client().get(first, headers={"User-Agent": PERSON})
@@ -247,14 +246,7 @@ def test_the_all_links_window_is_a_setting(make_app, clock, window, gap_ms, bot)
     ("203.0.113.0/24, 2001:db8::/32", "2001:db8::1", True), ("", "17.1.2.3", False),
 ])
 def test_the_proxy_networks_are_a_setting(make_app, clock, networks, address, bot):
-    from tests.factories import make_user, signed_in
-
-    app = make_app(TRACKING_PROXY_NETWORKS=networks)
-    client = signed_in(app, make_user())
-    seed_customers([{"name": "Ada", "email": "ada@shop.com"}])
-    created = client.post("/api/campaigns", json={"name": "N", "html": HTML, "rules": []}).get_json()
-    client.post(f"/api/campaigns/{created['_id']}/send")
-    assert engine.wait_idle(app, 30)
+    app = _one_sent(make_app, TRACKING_PROXY_NETWORKS=networks)
     clock.advance(hours=1)
     app.test_client().get(_path(_urls(_sent(app)[-1].html)[3]), headers={"User-Agent": PERSON},
                           environ_base={"REMOTE_ADDR": address})
@@ -262,14 +254,7 @@ def test_the_proxy_networks_are_a_setting(make_app, clock, networks, address, bo
 
 
 def test_the_event_log_is_capped_and_the_counts_stay_exact(make_app, clock):
-    from tests.factories import make_user, signed_in
-
-    app = make_app(TRACKING_EVENT_LOG=3)
-    client = signed_in(app, make_user())
-    seed_customers([{"name": "Ada", "email": "ada@shop.com"}])
-    created = client.post("/api/campaigns", json={"name": "N", "html": HTML, "rules": []}).get_json()
-    client.post(f"/api/campaigns/{created['_id']}/send")
-    assert engine.wait_idle(app, 30)
+    app = _one_sent(make_app, TRACKING_EVENT_LOG=3)
     clock.advance(hours=1)
     pixel = _path(_urls(_sent(app)[-1].html)[3])
     for _ in range(7):
@@ -310,3 +295,25 @@ def test_a_viewer_sees_the_events_without_full_addresses(sent, anon, viewer_clie
     assert ada["events"] == [{"kind": "click", "at": ada["firstClickAt"], "link": 0, "agent": "desktop",
                               "ip": "2001:db8:1234::/48", "method": "GET", "suspectedBot": False, "reason": None}]
     assert "message" not in ada  # nothing personal beyond the address (no unsubscribe token)
+
+
+def test_a_stale_burst_mark_changes_nothing(sent, app, clock):
+    """Two racing last clicks both see the whole burst; the one applying second must not undo what came
+    between (a later click) nor take the burst off the human count twice."""
+    from engine import tracking
+
+    messages, _ = sent
+    first, second = (_path(u).rsplit("/", 1)[1] for u in _urls(messages["ada@shop.com"].html)[:2])
+    with app.test_request_context():
+        tracking.track_click(first, "GET", PERSON, "198.51.100.7")
+        clock.advance(milliseconds=200)
+        tracking.track_click(second, "GET", PERSON, "198.51.100.7")  # the burst: marked
+        view = Delivery._get_collection().find_one({"email": "ada@shop.com"})
+        clock.advance(hours=2)
+        tracking.track_click(first, "GET", PERSON, "198.51.100.7")  # a person, later
+        # the other racer now applies its mark from the view it read when the burst completed
+        tracking._all_links(Delivery._get_collection(), {**view, "events": [
+            {**e, "bot": False} for e in view["events"]], "humanClicks": 2}, 2, view["events"][-1]["at"])
+    record = Delivery.objects.get(email="ada@shop.com")
+    assert (record.clicks, record.human_clicks, len(record.events)) == (3, 1, 3)
+    assert [e.bot for e in record.events] == [True, True, False]

@@ -75,18 +75,23 @@ def campaign_summary(campaign_id):
     rates = {"delivered_percent": _rate(numbers["delivered"], attempted),
              "failed_percent": _rate(numbers["failed"], attempted)}
     reasons = numbers["failure_reasons"][:3]
+    opens, clicks = numbers["opens"]["unique_human"], numbers["clicks"]["unique_human"]
     facts = "\n".join([
         f"Campaign: {campaign.name} ({campaign.status})",
         f"Audience: {numbers['audience_size'] or 0}; sent and awaiting receipt: {numbers['sent']}; "
         f"delivered: {numbers['delivered']}; failed: {numbers['failed']}; pending: {numbers['pending']}",
         f"Delivered: {rates['delivered_percent']}%; failed: {rates['failed_percent']}%",
         "Top failure reasons: " + (", ".join(f"{r['reason']} ({r['count']})" for r in reasons) or "none"),
+        f"People who opened (suspected bots left out): {opens}; who clicked: {clicks}",
+        f"Attributed revenue: {numbers['revenue']:g} from {numbers['orders']} orders; "
+        f"revenue per recipient: {numbers['revenue_per_recipient']:g}",
     ])
     text = gemini.generate(facts, system=SUMMARY_INSTRUCTION).text.strip()
     allowed = _allowed_numbers(
         numbers["audience_size"] or 0, numbers["sent"], numbers["delivered"], numbers["failed"],
         numbers["pending"], numbers["total"], attempted, rates["delivered_percent"], rates["failed_percent"],
-        *[r["count"] for r in reasons],
+        *[r["count"] for r in reasons], opens, clicks, numbers["orders"], numbers["revenue"],
+        numbers["revenue_per_recipient"], f"{numbers['revenue']:g}", f"{numbers['revenue_per_recipient']:g}",
     ) | _numbers_in(campaign.name) | _numbers_in(" ".join(str(r["reason"]) for r in reasons))
     stray = sorted(_numbers_in(text) - allowed)
     if stray:
@@ -96,6 +101,8 @@ def campaign_summary(campaign_id):
         "campaign_id": campaign.pk,
         "stats": {"audience_size": numbers["audience_size"] or 0, "sent": numbers["sent"],
                   "delivered": numbers["delivered"], "failed": numbers["failed"], "pending": numbers["pending"],
-                  "failure_reasons": reasons, **rates},
+                  "failure_reasons": reasons, "opens": numbers["opens"], "clicks": numbers["clicks"],
+                  "revenue": numbers["revenue"], "orders": numbers["orders"],
+                  "revenue_per_recipient": numbers["revenue_per_recipient"], **rates},
         "summary": text,
     }
