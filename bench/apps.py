@@ -142,13 +142,16 @@ def crm_tracking():
 
 
 def bare_tracking():
-    """Flask alone, the same delivery records: the pixel does one ``update_one`` (``$inc``) and answers the
-    same GIF; the link does the same update and redirects to the link at that index."""
+    """Flask alone, the same delivery records in the same (patched) embedded store: the pixel does one
+    ``update_one`` (``$inc``) and answers the same GIF; the link does the same update and redirects to
+    the link at that index."""
     import mongomock
     from flask import Flask, Response, redirect
 
+    from models.embedded import patch_mongomock
     from routes.tracking import PIXEL
 
+    patch_mongomock()  # the same store as the CRM's: an _id is looked up, not scanned for
     app = Flask("bare")
     deliveries = mongomock.MongoClient()["bench"]["communication_logs"]
     deliveries.insert_many(tracked_deliveries())

@@ -204,7 +204,7 @@ def write_section(rows):
 
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--report-one":
-        report_one(int(sys.argv[2]))
+        report_one(int(sys.argv[2]), int(os.environ.get("BENCH_REPEATS", "3")))
         return
     rows = http_rows()
     for row in rows:

@@ -146,9 +146,13 @@ def _in_networks(address, networks):
 
 
 def proxy_networks(config):
-    """``TRACKING_PROXY_NETWORKS`` parsed (validated at start-up)."""
-    return tuple(ipaddress.ip_network(n.strip(), strict=False)
-                 for n in (config.get("TRACKING_PROXY_NETWORKS") or "").split(",") if n.strip())
+    """``TRACKING_PROXY_NETWORKS`` parsed (validated at start-up; parsed once per value)."""
+    return _networks(config.get("TRACKING_PROXY_NETWORKS") or "")
+
+
+@lru_cache(maxsize=8)
+def _networks(value):
+    return tuple(ipaddress.ip_network(n.strip(), strict=False) for n in value.split(",") if n.strip())
 
 
 def classify(kind, claims, now, method, agent, address):

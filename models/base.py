@@ -26,7 +26,10 @@ class TimestampedDocument(Document):
     meta = {"abstract": True}
 
     def save(self, *args, **kwargs):
-        """Save, stamping ``updatedAt``."""
+        """Save, stamping ``updatedAt`` (a new document's is its ``createdAt``: two clock reads could
+        straddle a millisecond)."""
         if self.pk is not None:
             self.updated_at = utcnow()
+        else:
+            self.updated_at = self.created_at
         return super().save(*args, **kwargs)
