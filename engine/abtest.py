@@ -43,6 +43,13 @@ def variant_of(campaign_id, customer_id, test_percent, variants):
     return min(variants - 1, int(at / share * variants)) if at < share else None
 
 
+def arms(rows, metric):
+    """The rule's arms from per-variant figures (``engine.reports.by_variant``): recipients handed
+    off, unique human opens or clicks, and the attributed revenue with its sum of squares."""
+    return [{"n": row["handed_off"], "successes": row[metric]["unique_human"] if metric != "revenue" else 0,
+             "sum": row["revenue"], "sumsq": row["revenue_sumsq"]} for row in rows]
+
+
 def wilson(successes, n):
     """The 95% Wilson score interval of a rate."""
     if n == 0:

@@ -19,6 +19,7 @@ from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
 
 from engine.templates import INTERNAL_PREFIX, TemplateProblem, check_template, render
+from services.unsubscribe import example_url
 
 MAX_LINKS = 200  # tracked links per message (a click token holds the index in two bytes)
 _HREF = re.compile(r"""(\shref\s*=\s*)("[^"]*"|'[^']*'|[^\s"'=<>`]+)""", re.IGNORECASE)
@@ -185,9 +186,7 @@ def link_target(link, customer):
 def preview(campaign, customer):
     """``{subject, preheader, html, text}`` of ``campaign`` for ``customer``, untracked; its
     unsubscribe link is an example that unsubscribes nobody."""
-    from services.unsubscribe import PATH, base_url
-
     fields = campaign.content()
-    built = build(fields, customer, base_url() + PATH + "preview")
+    built = build(fields, customer, example_url("preview"))
     preheader = render(fields["preheader"], customer) if fields.get("preheader") else None
     return {"subject": built.subject, "preheader": preheader, "html": built.html, "text": built.text}

@@ -169,14 +169,6 @@ def start_ab_test(campaign_pk):
         {"$set": {"abTest.phase": AB_TEST, "abTest.decideAt": utcnow() + timedelta(minutes=minutes)}})
 
 
-def arms(campaign):
-    """Each variant's test figures for :func:`engine.abtest.evaluate`."""
-    metric = campaign.ab_test["metric"]
-    rows = reports.by_variant(campaign)
-    return [{"n": row["handed_off"], "successes": row[metric]["unique_human"] if metric != "revenue" else 0,
-             "sum": row["revenue"], "sumsq": row["revenue_sumsq"]} for row in rows]
-
-
 def decide(campaign_pk, variant=None, deadline=False):
     """Choose the winner and send it to the rest of the audience (the rule of :mod:`engine.abtest`):
     ``variant`` (an index) when the marketer names it; else the rule's winner when it is met; else,
@@ -193,7 +185,7 @@ def decide(campaign_pk, variant=None, deadline=False):
     if campaign.status != SENDING or ab.get("phase") not in (AB_TEST, AB_WAITING):
         raise InvalidTransition("decide", campaign.status if campaign.status != SENDING else f"in its {ab.get('phase')} phase")
     config = current_app.config
-    result = abtest.evaluate(arms(campaign), ab["metric"], config["AB_MIN_SAMPLE"], config["AB_CONFIDENCE"],
+    result = abtest.evaluate(abtest.arms(reports.by_variant(campaign), ab["metric"]), ab["metric"], config["AB_MIN_SAMPLE"], config["AB_CONFIDENCE"],
                              seed=str(campaign_pk))
     if variant is not None:
         winner, by = variant, "manual"

@@ -138,8 +138,7 @@ def variants(campaign):
     if not rows:
         return []
     metric = campaign.ab_test["metric"]
-    arms = [{"n": r["handed_off"], "successes": r[metric]["unique_human"] if metric != "revenue" else 0,
-             "sum": r["revenue"], "sumsq": r["revenue_sumsq"]} for r in rows]
+    arms = abtest.arms(rows, metric)
     chances = abtest.probabilities(arms, metric, seed=str(campaign.pk))
     out = []
     for index, (row, arm) in enumerate(zip(rows, arms)):

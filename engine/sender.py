@@ -293,8 +293,6 @@ def send_tests(campaign, recipients):
     """Send ``campaign``'s message to ``recipients`` (``[(address, customer data)]``) now, marked as a
     test: ``[Test]`` subject, untracked, no delivery record, no receipt, counted nowhere. One result
     per address: ``{email, sent, error}``."""
-    from services.unsubscribe import PATH, base_url
-
     config = current_app.config
     vendor = current_app.extensions["engine"].vendor(config)
     fields = campaign.content()
@@ -303,7 +301,7 @@ def send_tests(campaign, recipients):
         session = None
         for address, customer in recipients:
             try:
-                built = content.build(fields, customer, base_url() + PATH + "test")
+                built = content.build(fields, customer, unsubscribe.example_url("test"))
             except Exception as exc:
                 results.append({"email": address, "sent": False, "error": f"render: {type(exc).__name__}: {exc}"})
                 continue

@@ -37,6 +37,11 @@ def base_url():
     return (config.get("PUBLIC_URL") or f"http://localhost:{config['PORT']}").rstrip("/")
 
 
+def example_url(label):
+    """A link in the unsubscribe link's place that unsubscribes nobody (previews, test sends)."""
+    return base_url() + PATH + label
+
+
 def url(customer_id, campaign_id=None):
     """The absolute link, on :func:`base_url`."""
     return base_url() + PATH + token(customer_id, campaign_id)

@@ -68,8 +68,6 @@ def test_the_test_group_is_a_seeded_even_split_and_the_rest_waits(shop, clock):
     stats = sent["stats"]
     assert stats["audienceSize"] == PEOPLE and stats["pending"] == PEOPLE - len(records)  # the rest: waiting
     subjects = {m.to: m.subject for m in engine.vendor(shop.application).messages}
-    assert {subjects[r.email] for r in records if r.variant == 1} == {f"Last chance, {r.email[:-9].title()}"
-                                                                      for r in records if r.variant == 1} or True
     assert all(subjects[r.email] == "Our sale" for r in records if r.variant == 0)
     assert all(subjects[r.email].startswith("Last chance, Person") for r in records if r.variant == 1)
     with shop.application.app_context():  # the sweep does not count a waiting test as stalled
