@@ -11,7 +11,10 @@
    of the documents that had that key when they were last written (every insert and update passes
    through mongomock's uniqueness check, which keeps the map), and a query that names a document by
    ``_id`` (equality or ``$in``) or by every field of a unique index (equality, or ``$in`` for a
-   one-field index) reads those candidates instead of the whole collection. The map may hold stale ids (a document changed or deleted since): every
+   one-field index) reads those candidates instead of the whole collection. While mongomock's own
+   check runs on the indexes this module does not decide, the maps are neither read nor rebuilt (a map
+   rebuilt then, from a document a refused update had changed in place, lost its old key). The map
+   may hold stale ids (a document changed or deleted since): every
    candidate is checked with mongomock's own matcher, so the answer is exactly the scan's. A document
    whose key is not a plain value (an array, a sub-document) is always a candidate; a query or key of
    any other shape (dotted fields, partial or TTL indexes, operators) is scanned as before.
@@ -42,6 +45,7 @@ LOCKED_METHODS = {
 ORIGINAL = {}  # mongomock's own scanning methods, by name (tests compare the two)
 PLAIN = (str, ObjectId, int, float)  # key values a map holds (bool is an int: harmless, it is checked)
 _MAPS = "_crm_unique_maps"
+_NARROWED = "_crm_indexes_narrowed"  # set while mongomock's own check runs on some of the indexes
 
 
 def patch_mongomock():
@@ -118,7 +122,7 @@ def _maps(store):
 def _candidate_ids(collection, spec):
     """The ids that can match ``spec`` (a superset), or None when the collection must be scanned."""
     store = collection._store
-    if not isinstance(spec, dict) or store._ttl_indexes:
+    if not isinstance(spec, dict) or store._ttl_indexes or store.__dict__.get(_NARROWED):
         return None
     wanted = spec.get("_id")
     if _plain(wanted):
@@ -182,10 +186,12 @@ def _patch_unique_lookups(Collection):
         if others or irregular:  # mongomock's own scan for every index this module does not decide
             indexes = store.indexes
             store.indexes = {name: indexes[name] for name in list(others) + irregular}
+            store.__dict__[_NARROWED] = True  # the maps are neither read nor rebuilt for the narrowed set
             try:
                 ensure_uniques(self, new_data)
             finally:
                 store.indexes = indexes
+                store.__dict__[_NARROWED] = False
         return None
 
     Collection._iter_documents = _iter_documents
