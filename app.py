@@ -21,6 +21,8 @@ def create_app(config=None):
     app = Flask(__name__, static_folder=None)
     app.config.update(config_module.from_env())
     app.config.update(config or {})
+    if "APP_ENV" in (config or {}):
+        app.config["APP_ENV_CHOSEN"] = True
     configure_logging(app)
     config_module.finalize(app.config)
     app.url_map.strict_slashes = False

@@ -25,6 +25,12 @@ MIN_SECRET_LENGTH = 32
 MIN_SECRET_DISTINCT_CHARS = 7
 MIN_SECRET_BITS = 128
 MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+# Secrets production checks: the app's own (strength and placeholders) and others' (placeholders only)
+OWN_SECRETS = (("SECRET_KEY", "SESSION_SECRET"), ("UNSUBSCRIBE_SECRET", "UNSUBSCRIBE_SECRET"),
+               ("VENDOR_WEBHOOK_SECRET", "VENDOR_WEBHOOK_SECRET"))
+OTHER_SECRETS = ("GOOGLE_CLIENT_SECRET", "SMTP_PASSWORD")
+PLACEHOLDER_WORDS = ("change-me", "change_me", "changeme", "example", "secret", "placeholder", "replace-me",
+                     "your-")  # a value containing one was copied from documentation (none is likely by chance)
 
 
 class ConfigError(RuntimeError):
@@ -96,8 +102,13 @@ SETTINGS = [
     *_settings(
         "Runtime",
         ("APP_ENV", "lower", "development", "only `development` and `testing` relax anything: every other "
-         "value (`staging`, a typo) is production, which refuses to start with a missing or weak "
-         "`SESSION_SECRET`, insecure cookies or `LOGIN_DISABLED`", {"aliases": ("FLASK_ENV",), "active": True}),
+         "value (`staging`, a typo) is production, which refuses to start with a missing, weak or "
+         "placeholder secret, insecure cookies or `LOGIN_DISABLED`. Left unset it means development only "
+         "while that is safe: with Google sign-in configured, or gunicorn listening beyond loopback, the "
+         "server refuses to start until APP_ENV is set", {"aliases": ("FLASK_ENV",), "active": True,
+                                                          "shown": "development (see the text)"}),
+        ("FIRST_USER_ADMIN", "flag", False, "development only: with no `ADMIN_EMAILS`, the first user to "
+         "sign in becomes admin (refused in production)"),
         ("PORT", "int", 5000, "port for `serve.sh` (`HOST` 127.0.0.1: set `HOST=0.0.0.0` to listen beyond "
          "this machine, which a development server warns about loudly; `THREADS` 8)", {"active": True}),
         ("LOG_LEVEL", "upper", "INFO", "log level", {"active": True}),
@@ -123,7 +134,8 @@ SETTINGS = [
         "Sessions",
         ("SESSION_SECRET", "text", None, "the app's signing secret (sessions, Authlib state, unsubscribe "
          "links unless `UNSUBSCRIBE_SECRET`); production needs 32+ random characters and an estimated 128 "
-         f"bits (no runs, sequences or repeats): {SECRET_HINT}",
+         "bits (no runs, sequences or repeats) and refuses documentation placeholders (values containing "
+         f"`change-me`, `example`, `secret`, …): {SECRET_HINT}",
          {"aliases": ("SECRET_KEY",), "key": "SECRET_KEY", "shown": "unset → random per start in development",
           "example": "", "active": True}),
         ("SESSION_COOKIE_SECURE", "flag", None, "`Secure` flag on the session cookie",
@@ -247,8 +259,8 @@ SETTINGS = [
          "the webhook did not accept (doubling from `VENDOR_RECEIPT_DELAY_S`)"),
         ("VENDOR_RECEIPT_GIVE_UP_H", "positive", 72, "how long it keeps trying before it drops a receipt "
          "(as real vendors retry for days)"),
-        ("VENDOR_WEBHOOK_SECRET", "text", None, "signs delivery receipts; set it in production and in every "
-         "worker", {"shown": "random per process in development", "example": ""}),
+        ("VENDOR_WEBHOOK_SECRET", "text", None, "signs delivery receipts; set it in production (checked as "
+         "`SESSION_SECRET` is; unset, the receipt webhook answers 503) and in every worker", {"shown": "random per process in development", "example": ""}),
         ("SMTP_HOST", "text", "localhost", "the SMTP vendor's server", {"example": "smtp.example.com"}),
         ("SMTP_PORT", "int", 25, "its port", {"example": "587"}),
         ("SMTP_FROM", "text", "crm@localhost", "the sender address", {"example": "news@example.com"}),
@@ -265,8 +277,9 @@ SETTINGS = [
          "from)"),
         ("IMPORT_LEASE_S", "positive", 300, "how long a running import may go without a heartbeat before "
          "another worker takes it over"),
-        ("UNSUBSCRIBE_SECRET", "text", None, "signs the one-click unsubscribe links and (a key derived from it) the open and click tracking links in messages; set one "
-         "that outlives session-secret rotations, or old links stop working",
+        ("UNSUBSCRIBE_SECRET", "text", None, "signs the one-click unsubscribe links and (a key derived from "
+         "it) the open and click tracking links in messages; set one that outlives session-secret "
+         "rotations, or old links stop working; production checks it as it checks `SESSION_SECRET`",
          {"shown": "unset → the session secret", "example": ""}),
     ),
     *_settings(
@@ -326,6 +339,7 @@ def from_env(environ=None):
     if config["SESSION_COOKIE_SECURE"] is None:
         config["SESSION_COOKIE_SECURE"] = config["FRONTEND_URL"].startswith("https://")
     config["REMEMBER_COOKIE_SECURE"] = config["SESSION_COOKIE_SECURE"]
+    config["APP_ENV_CHOSEN"] = _env(env, "APP_ENV", "FLASK_ENV") is not None  # development asked for, or fallen into
     return {**config, **FIXED}
 
 
@@ -432,6 +446,8 @@ def finalize(config):
         problems = production_problems(config)
         if problems:
             raise ConfigError("Refusing to start in production: " + "; ".join(problems))
+    elif not config.get("APP_ENV_CHOSEN") and google_configured(config):
+        raise ConfigError(UNCHOSEN_ENV.format(why="Google sign-in is configured"))
     if config.get("LOGIN_DISABLED") and config.get("APP_ENV") != "development":
         raise ConfigError("LOGIN_DISABLED is only allowed with APP_ENV=development")
     if not config.get("SECRET_KEY"):
@@ -460,6 +476,28 @@ def secret_bits(secret):
     return len(secret) * math.log2(pool)
 
 
+UNCHOSEN_ENV = ("Refusing to start: APP_ENV is not set and {why}, so development mode (relaxed checks, "
+                "insecure cookies, a development admin key) would be fallen into rather than chosen. Set "
+                "APP_ENV=production, or APP_ENV=development if a development server is really meant.")
+
+
+def google_configured(config):
+    return bool(config.get("GOOGLE_CLIENT_ID") and config.get("GOOGLE_CLIENT_SECRET"))
+
+
+def secret_problem(name, value, own=True):
+    """Why secret ``value`` (setting ``name``) is unfit for production, or None: it looks copied from
+    documentation (a placeholder word), or, for the app's own secrets, it is short or guessable."""
+    lowered = value.lower()
+    word = next((word for word in PLACEHOLDER_WORDS if word in lowered), None)
+    if word:
+        return f"{name} is a placeholder (it contains {word!r}); make one with {MAKE_SECRET}"
+    if own and (len(value) < MIN_SECRET_LENGTH or secret_bits(value) < MIN_SECRET_BITS):
+        return (f"{name} is weak (use {MIN_SECRET_LENGTH}+ random characters, at least {MIN_SECRET_BITS} bits: "
+                f"{MAKE_SECRET})")
+    return None
+
+
 def is_production(config):
     """Only ``development`` and ``testing`` relax anything; any other value is production."""
     return config.get("APP_ENV") not in RELAXED_ENVS
@@ -468,17 +506,19 @@ def is_production(config):
 def production_problems(config):
     """Why this config is unsafe for production (empty when it is fine)."""
     problems = []
-    secret = config.get("SECRET_KEY") or ""
-    if not secret:
+    if not config.get("SECRET_KEY"):
         problems.append("SESSION_SECRET (or SECRET_KEY) is not set")
-    elif len(secret) < MIN_SECRET_LENGTH or secret_bits(secret) < MIN_SECRET_BITS:
-        problems.append(f"SESSION_SECRET is weak (use {MIN_SECRET_LENGTH}+ random characters, at least "
-                        f"{MIN_SECRET_BITS} bits: {MAKE_SECRET})")
+    secrets_set = [(name, config.get(key), True) for key, name in OWN_SECRETS]
+    secrets_set += [(name, config.get(name), False) for name in OTHER_SECRETS]
+    problems += [problem for name, value, own in secrets_set
+                 if value and (problem := secret_problem(name, value, own))]
+    if config.get("FIRST_USER_ADMIN"):
+        problems.append("FIRST_USER_ADMIN is set (production makes admins only from ADMIN_EMAILS)")
     if not config.get("SESSION_COOKIE_SECURE"):
         problems.append("SESSION_COOKIE_SECURE is off (serve over https and set FRONTEND_URL to https)")
     if config.get("LOGIN_DISABLED"):
         problems.append("LOGIN_DISABLED is set")
-    google = config.get("GOOGLE_CLIENT_ID") and config.get("GOOGLE_CLIENT_SECRET")
+    google = google_configured(config)
     restricted = config.get("ALLOWED_EMAIL_DOMAINS") or config.get("INVITED_EMAILS")
     if google and not restricted and not config.get("ALLOW_ANY_GOOGLE_ACCOUNT"):
         problems.append("sign-in is open to every Google account: set ALLOWED_EMAIL_DOMAINS or "

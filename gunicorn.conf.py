@@ -27,9 +27,15 @@ util.write_error = write_json_error
 
 
 def on_starting(server):
-    """In the master, before any worker exists: a development server without Google sign-in mints
-    its one admin key here and prints it once; workers accept it by its hash (security/api_keys.py)."""
+    """In the master, before any worker exists: a server listening beyond loopback with no APP_ENV
+    refuses to start (development must be chosen, not fallen into); a development server without
+    Google sign-in mints its one admin key here and prints it once; workers accept it by its hash
+    (security/api_keys.py)."""
     settings = app_config.from_env()
+    exposed = [address for address in server.cfg.bind if not _loopback(address)]
+    if exposed and not settings["APP_ENV_CHOSEN"]:
+        raise SystemExit(app_config.UNCHOSEN_ENV.format(why="gunicorn listens beyond loopback on "
+                                                             + ", ".join(exposed)))
     if settings["APP_ENV"] != "development" or (settings["GOOGLE_CLIENT_ID"] and settings["GOOGLE_CLIENT_SECRET"]):
         return
     from models.api_key import hash_key

@@ -39,9 +39,9 @@ def _verified_email(claims, settings):
 def sign_in(claims, settings):
     """Create or refresh the User for verified ID-token claims (one atomic upsert) and return it.
 
-    New users get ``admin`` when their email is in ADMIN_EMAILS, else DEFAULT_ROLE. In development
-    and testing only, with no ADMIN_EMAILS, the first user of a deployment without admins becomes
-    admin; production has no such bootstrap (it requires ADMIN_EMAILS).
+    New users get ``admin`` when their email is in ADMIN_EMAILS, else DEFAULT_ROLE. Only when
+    FIRST_USER_ADMIN asks for it (development and testing: production refuses the setting), with no
+    ADMIN_EMAILS, the first user of a deployment without admins becomes admin.
     """
     sub = claims.get("sub")
     if not sub:
@@ -65,7 +65,7 @@ def sign_in(claims, settings):
         set_on_insert__role=ADMIN if email in admin_emails else settings["DEFAULT_ROLE"],
         set_on_insert__disabled=False,
     )
-    if (not admin_emails and not is_production(settings) and user.role != ADMIN
+    if (settings.get("FIRST_USER_ADMIN") and not admin_emails and not is_production(settings) and user.role != ADMIN
             and _claim_first_admin(user)):
         user.reload()
     return user

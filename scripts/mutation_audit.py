@@ -346,6 +346,27 @@ MUTATIONS = [
      '    rule = g.get("audit_rule")',
      "    rule = rule_for(request.endpoint) if request.endpoint else None",
      ["tests/test_security.py::test_options_requests_never_write_audit_entries"]),
+    # --- issue 24 items 2 and 3: secrets, and development chosen rather than fallen into ---
+    ("production takes documentation placeholders as secrets", "config.py",
+     "    word = next((word for word in PLACEHOLDER_WORDS if word in lowered), None)",
+     "    word = None",
+     ["tests/test_app.py::test_production_checks_every_secret_and_refuses_placeholders"]),
+    ("production checks only the session secret", "config.py",
+     "    secrets_set = [(name, config.get(key), True) for key, name in OWN_SECRETS]",
+     "    secrets_set = [(name, config.get(key), True) for key, name in OWN_SECRETS[:1]]",
+     ["tests/test_app.py::test_production_checks_every_secret_and_refuses_placeholders"]),
+    ("an unset APP_ENV with Google configured starts as development", "config.py",
+     '    elif not config.get("APP_ENV_CHOSEN") and google_configured(config):',
+     "    elif False:",
+     ["tests/test_app.py::test_development_must_be_chosen_when_google_sign_in_is_configured"]),
+    ("an unset APP_ENV beyond loopback starts as development", "gunicorn.conf.py",
+     '    if exposed and not settings["APP_ENV_CHOSEN"]:',
+     "    if False:",
+     ["tests/test_server.py::test_a_server_beyond_loopback_without_app_env_refuses_to_start"]),
+    ("the first user becomes admin without being asked for", "controllers/auth.py",
+     '    if (settings.get("FIRST_USER_ADMIN") and not admin_emails',
+     "    if (not admin_emails",
+     ["tests/test_security.py::test_first_user_admin_only_when_asked_for_and_never_in_production"]),
 ]
 only = sys.argv[1:]
 # Running jobs on the request thread makes that test hang rather than fail (the request itself then

@@ -101,6 +101,9 @@ def test_defaults():
 
 STRONG = "Zq8vN3kP0wXe7RtY2uIo5pAs9dFg4hJl"
 HTTPS = {"FRONTEND_URL": "https://crm.example.com"}
+GOOGLE = {"GOOGLE_CLIENT_ID": "id", "GOOGLE_CLIENT_SECRET": "GOCSPX-r4nd0mG00gl3v4lu3Qx7",
+          "ADMIN_EMAILS": "boss@example.com", "ALLOWED_EMAIL_DOMAINS": "example.com",
+          "PUBLIC_URL": "https://crm.example.com"}
 
 
 @pytest.mark.parametrize(
@@ -108,7 +111,7 @@ HTTPS = {"FRONTEND_URL": "https://crm.example.com"}
     [
         ({"APP_ENV": "production", **HTTPS}, "SESSION_SECRET (or SECRET_KEY) is not set"),
         ({"FLASK_ENV": "production", **HTTPS}, "SESSION_SECRET (or SECRET_KEY) is not set"),
-        ({"APP_ENV": "production", "SESSION_SECRET": "short-secret", **HTTPS}, "weak"),
+        ({"APP_ENV": "production", "SESSION_SECRET": "short-value", **HTTPS}, "weak"),
         ({"APP_ENV": "production", "SESSION_SECRET": "a" * 64, **HTTPS}, "weak"),
         ({"APP_ENV": "production", "SESSION_SECRET": "0123456789" * 3 + "0123", **HTTPS}, "weak"),
         ({"APP_ENV": "production", "SESSION_SECRET": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ", **HTTPS}, "weak"),
@@ -124,6 +127,49 @@ HTTPS = {"FRONTEND_URL": "https://crm.example.com"}
 def test_production_refuses_unsafe_config(environ, problem):
     with pytest.raises(ConfigError, match=re.escape(problem)):
         finalize(from_env(environ))
+
+
+README_SESSION_SECRET = "change-me-to-48-random-characters-from-secrets-token-urlsafe"  # the README's own example
+
+
+@pytest.mark.parametrize("name, value, problem", [
+    ("SESSION_SECRET", README_SESSION_SECRET, "SESSION_SECRET is a placeholder (it contains 'change-me')"),
+    ("SESSION_SECRET", "Zq8vN3kP0wXe7RtY2uIoEXAMPLE5pAs9dFg4hJl", "SESSION_SECRET is a placeholder"),
+    ("SESSION_SECRET", "my-Secret-Zq8vN3kP0wXe7RtY2uIo5pAs9dFg4hJl", "SESSION_SECRET is a placeholder"),
+    ("UNSUBSCRIBE_SECRET", "x", "UNSUBSCRIBE_SECRET is weak"),
+    ("UNSUBSCRIBE_SECRET", "changeme" + STRONG, "UNSUBSCRIBE_SECRET is a placeholder"),
+    ("VENDOR_WEBHOOK_SECRET", "x", "VENDOR_WEBHOOK_SECRET is weak"),
+    ("VENDOR_WEBHOOK_SECRET", "change-me-too", "VENDOR_WEBHOOK_SECRET is a placeholder"),
+    ("GOOGLE_CLIENT_SECRET", "your-google-client-secret", "GOOGLE_CLIENT_SECRET is a placeholder"),
+    ("SMTP_PASSWORD", "change-me", "SMTP_PASSWORD is a placeholder"),
+    ("FIRST_USER_ADMIN", "true", "FIRST_USER_ADMIN is set"),
+])
+def test_production_checks_every_secret_and_refuses_placeholders(name, value, problem):
+    environ = {"APP_ENV": "production", "SESSION_SECRET": STRONG, **HTTPS, name: value}
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        finalize(from_env(environ))
+
+
+def test_production_accepts_real_secrets_everywhere():
+    environ = {"APP_ENV": "production", **HTTPS, "SESSION_SECRET": secrets.token_urlsafe(48),
+               "UNSUBSCRIBE_SECRET": secrets.token_urlsafe(48), "VENDOR_WEBHOOK_SECRET": secrets.token_hex(32),
+               "SMTP_PASSWORD": "hunter2"}  # not ours to judge beyond placeholders
+    assert finalize(from_env(environ))
+
+
+@pytest.mark.parametrize("environ, refused", [
+    ({}, False),  # nothing configured: development, safely
+    ({**GOOGLE}, True),  # Google configured and no APP_ENV: a stranger's account would sign in to a dev server
+    ({**GOOGLE, "APP_ENV": "development"}, False),  # asked for
+    ({**GOOGLE, "FLASK_ENV": "development"}, False),
+    ({"GOOGLE_CLIENT_ID": "id"}, False),  # half a client is no sign-in
+])
+def test_development_must_be_chosen_when_google_sign_in_is_configured(environ, refused):
+    if refused:
+        with pytest.raises(ConfigError, match="APP_ENV is not set and Google sign-in is configured"):
+            finalize(from_env(environ))
+    else:
+        assert finalize(from_env(environ))["APP_ENV"] == "development"
 
 
 @pytest.mark.parametrize("make", [lambda: secrets.token_urlsafe(32), lambda: secrets.token_hex(16),
@@ -143,10 +189,6 @@ def test_a_setting_that_must_be_positive_refuses_anything_else_by_name(name, val
 def test_a_random_hex_secret_with_few_distinct_characters_is_accepted():
     # token_hex(16) drew this in CI: nine distinct characters, 128 random bits
     assert not production_problems({"SECRET_KEY": "d92dfede27eddfede5d6def217e5f66e", "SESSION_COOKIE_SECURE": True})
-
-
-GOOGLE = {"GOOGLE_CLIENT_ID": "id", "GOOGLE_CLIENT_SECRET": "secret", "ADMIN_EMAILS": "boss@example.com",
-          "ALLOWED_EMAIL_DOMAINS": "example.com", "PUBLIC_URL": "https://crm.example.com"}
 
 
 @pytest.mark.parametrize("change, problem", [

@@ -282,7 +282,7 @@ def test_roles_from_admin_emails_and_default_role(make_app, google_login):
 
 
 def test_first_user_becomes_admin_without_admin_emails(make_app, google_login, caplog):
-    app = make_app()
+    app = make_app(FIRST_USER_ADMIN=True)
     with caplog.at_level(logging.WARNING):
         google_login(app.test_client(), sub="first", email="first@example.com")
     google_login(app.test_client(), sub="second", email="second@example.com")
@@ -291,19 +291,20 @@ def test_first_user_becomes_admin_without_admin_emails(make_app, google_login, c
     assert any("first user to sign in" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize("app_env, becomes_admin", [("development", True), ("testing", True),
-                                                    ("production", False), ("staging", False)])
-def test_first_user_admin_exists_only_outside_production(app, app_env, becomes_admin):
+@pytest.mark.parametrize("app_env, asked, becomes_admin", [
+    ("development", True, True), ("testing", True, True), ("development", False, False), ("testing", False, False),
+    ("production", True, False), ("staging", True, False)])
+def test_first_user_admin_only_when_asked_for_and_never_in_production(app, app_env, asked, becomes_admin):
     from controllers.auth import sign_in
 
     claims = {"sub": "first", "email": "first@example.com", "email_verified": True}
-    user = sign_in(claims, {**app.config, "APP_ENV": app_env, "ADMIN_EMAILS": []})
+    user = sign_in(claims, {**app.config, "APP_ENV": app_env, "ADMIN_EMAILS": [], "FIRST_USER_ADMIN": asked})
     assert (user.role == ADMIN) is becomes_admin
     assert User.objects(role=ADMIN).count() == (1 if becomes_admin else 0)
 
 
 def test_no_bootstrap_admin_when_an_admin_exists(make_app, google_login):
-    app = make_app()
+    app = make_app(FIRST_USER_ADMIN=True)
     make_user(ADMIN, email="existing-admin@example.com")
     google_login(app.test_client(), sub="newcomer", email="new@example.com")
     assert User.objects.get(google_id="newcomer").role == VIEWER

@@ -110,6 +110,25 @@ def test_development_server_beyond_loopback_warns_loudly(tmp_path, host, app_env
     assert ("DEVELOPMENT SERVER LISTENING BEYOND THIS MACHINE" in server.output()) is warned
 
 
+@pytest.mark.parametrize("host, app_env, starts", [
+    ("0.0.0.0", None, False), ("127.0.0.1", None, True), ("0.0.0.0", "development", True),
+])
+def test_a_server_beyond_loopback_without_app_env_refuses_to_start(tmp_path, host, app_env, starts):
+    """Development is asked for, not fallen into: no APP_ENV on a public address is refused."""
+    env = base_env(GOOGLE_CLIENT_ID="", GOOGLE_CLIENT_SECRET="", SCHEDULER_ENABLED="false")
+    env.pop("APP_ENV", None)
+    env.pop("FLASK_ENV", None)
+    if app_env:
+        env["APP_ENV"] = app_env
+    server = Gunicorn(env, tmp_path, workers=1, host=host)
+    if starts:
+        server.start().stop()
+    else:
+        with pytest.raises(Exception):
+            server.start()
+        assert "APP_ENV is not set and gunicorn listens beyond loopback" in server.output()
+
+
 def _children(pid):
     """The process ids whose parent is ``pid`` (read from /proc)."""
     found = []
