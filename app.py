@@ -78,6 +78,7 @@ def register_extensions(app):
         )
     cors.init_app(
         app,
+        resources={r"^(?!/api/t/).*": {}},  # every route but the links in mail (images and navigations)
         origins=config_module.cors_origins(app.config),
         supports_credentials=True,
         expose_headers=["X-Total-Count", "X-Request-ID", "Retry-After"],

@@ -82,6 +82,8 @@ def init_request_logging(app):
     def finish_request(response):
         request_id = g.get("request_id") or _incoming_request_id()
         response.headers[REQUEST_ID_HEADER] = request_id
+        if not access_log.isEnabledFor(logging.INFO):
+            return response
         duration_ms = round((time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000, 2)
         user = g.get("_login_user")
         user_id = user.get_id() if user is not None and user.is_authenticated else None

@@ -110,18 +110,20 @@ def memory():
 
 
 # --- opens and clicks (bench/tracking.py) ---------------------------------------------------------------
-TRACKED = int(os.environ.get("BENCH_TRACKED", "1000"))
+TRACKED_ENV = "BENCH_TRACKED_NOW"  # how many records the tracking apps hold (bench/tracking.py sets it)
 TRACKING_CAMPAIGN = ObjectId("64b7f1000000000000000001")
 TRACKING_HTML = '<p>Hi</p><a href="https://shop.example/a">A</a><a href="https://shop.example/b">B</a>'
 SENT_AT = datetime(2024, 1, 1)
 
 
-def tracked_deliveries():
-    """``TRACKED`` delivery records of one campaign, handed off long ago (people read later)."""
+def tracked_deliveries(n=None):
+    """``n`` (else ``$BENCH_TRACKED_NOW``, else 1,000) delivery records of one campaign, handed off
+    long ago (people read later)."""
+    n = int(os.environ.get(TRACKED_ENV, "1000")) if n is None else n
     return [{"_id": ObjectId(f"64b7f2{i + 1:018x}"), "campaign": TRACKING_CAMPAIGN,
              "customer": ObjectId(f"64b7f{i + 1:019x}"), "email": f"c{i}@example.com", "status": "DELIVERED",
              "vendorMessageId": f"<{i}@crm.local>", "attempts": 1, "batch": "bench", "createdAt": SENT_AT,
-             "sentAt": SENT_AT} for i in range(TRACKED)]
+             "sentAt": SENT_AT} for i in range(n)]
 
 
 def crm_tracking():
@@ -136,35 +138,58 @@ def crm_tracking():
         Campaign(id=TRACKING_CAMPAIGN, name="Bench", message="Hi", html=TRACKING_HTML,
                  links=["https://shop.example/a", "https://shop.example/b"], status="completed",
                  rules={"op": "AND", "rules": []}).save(force_insert=True)
+        Delivery.ensure_indexes()  # first, as at every start: the store keeps its unique-key maps from here on
         Delivery._get_collection().insert_many(tracked_deliveries())
-        Delivery.ensure_indexes()
     return app
 
 
+def _delivery_indexes():
+    """The delivery collection's index specs as the CRM declares them (MongoEngine's, resolved)."""
+    from models import Delivery
+
+    return Delivery._meta["index_specs"]
+
+
 def bare_tracking():
-    """Flask alone, the same delivery records in the same (patched) embedded store: the pixel does one
-    ``update_one`` (``$inc``) and answers the same GIF; the link does the same update and redirects to
-    the link at that index."""
+    """Flask alone, the same delivery records in the same (patched) embedded store, doing **the same
+    single update** the CRM's tracking does (``engine.tracking.event_update``: counts, times, the
+    event on the capped log; the event a fixed one for a person on a desktop): the pixel does that
+    ``update_one`` and answers the same GIF; the link does the same for a click and redirects to the
+    link at that index. What the CRM does beyond it (the token's signature, classifying the agent,
+    reading the record back to mark bursts, the app's hooks) is what the ratio measures."""
     import mongomock
     from flask import Flask, Response, redirect
 
+    from engine.tracking import CLICK, HOUR, OPEN, event_update
+    from models.base import utcnow
     from models.embedded import patch_mongomock
     from routes.tracking import PIXEL
 
     patch_mongomock()  # the same store as the CRM's: an _id is looked up, not scanned for
     app = Flask("bare")
     deliveries = mongomock.MongoClient()["bench"]["communication_logs"]
+    for spec in _delivery_indexes():  # the CRM's indexes: every update maintains the same ones
+        deliveries.create_index(spec["fields"], unique=spec.get("unique", False))
     deliveries.insert_many(tracked_deliveries())
     links = ["https://shop.example/a", "https://shop.example/b"]
+    cap = 100  # TRACKING_EVENT_LOG's default
+
+    def event(kind, link=None):
+        now = utcnow()
+        found = {"kind": "open" if kind == OPEN else "click", "at": now, "agent": "desktop", "ip": "203.0.113.0/24",
+                 "method": "GET", "bot": False, "hour": now.strftime(HOUR)}
+        if link is not None:
+            found["link"] = link
+        return found
 
     @app.get("/bare/o/<delivery>")
     def pixel(delivery):
-        deliveries.update_one({"_id": ObjectId(delivery)}, {"$inc": {"opens": 1}})
+        deliveries.update_one({"_id": ObjectId(delivery)}, event_update(OPEN, event(OPEN), cap))
         return Response(PIXEL, content_type="image/gif")
 
     @app.get("/bare/c/<delivery>/<int:index>")
     def click(delivery, index):
-        deliveries.update_one({"_id": ObjectId(delivery)}, {"$inc": {"clicks": 1}})
+        deliveries.update_one({"_id": ObjectId(delivery)}, event_update(CLICK, event(CLICK, index), cap))
         return redirect(links[index], code=302)
 
     @app.get("/healthz")

@@ -53,9 +53,9 @@ class App(Process):
         return self
 
 
-def wrk(url, headers=(), script=None):
-    """``{"rps", "p50_ms", "p99_ms", "non2xx"}`` of one wrk run."""
-    args = ["wrk", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{DURATION_S}s", "--latency", url]
+def wrk(url, headers=(), script=None, seconds=None):
+    """``{"rps", "p50_ms", "p99_ms", "non2xx"}`` of one wrk run (``seconds``: else BENCH_HTTP_SECONDS)."""
+    args = ["wrk", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{seconds or DURATION_S}s", "--latency", url]
     for header in headers:
         args += ["-H", header]
     if script:

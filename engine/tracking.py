@@ -63,7 +63,11 @@ GMAIL_PROXY = "googleimageproxy"
 
 def _key():
     config = current_app.config
-    secret = config.get("UNSUBSCRIBE_SECRET") or config["SECRET_KEY"]
+    return _derived_key(config.get("UNSUBSCRIBE_SECRET") or config["SECRET_KEY"])
+
+
+@lru_cache(maxsize=4)
+def _derived_key(secret):
     return hmac.new(secret.encode(), b"crm.tracking", hashlib.sha256).digest()
 
 
@@ -114,10 +118,11 @@ def ip_prefix(address):
         ip = ipaddress.ip_address((address or "").split("%")[0])
     except ValueError:
         return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+    if ip.version == 6 and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
-    bits = 24 if ip.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
+    if ip.version == 4:
+        return f"{ipaddress.IPv4Address(int(ip) >> 8 << 8)}/24"
+    return f"{ipaddress.IPv6Address(int(ip) >> 80 << 80)}/48"
 
 
 def agent_class(agent, address, networks):
@@ -174,30 +179,51 @@ def classify(kind, claims, now, method, agent, address):
     return event
 
 
-def record(kind, claims, method, agent, address, link_count=0):
-    """Record one event on its delivery (one write); the delivery's campaign and customer, or None
-    when the delivery does not exist (nothing recorded)."""
-    now = utcnow()
-    event = classify(kind, claims, now, method, agent, address)
-    name = "open" if kind == OPEN else "click"
-    human = not event["bot"]
+def event_update(kind, event, cap):
+    """The one update that records ``event`` (from :func:`classify`) on its delivery: raw and human
+    counts, first and last times, the first human one, the event on the log capped at ``cap``."""
+    name = "Open" if kind == OPEN else "Click"
+    now, human = event["at"], not event["bot"]
     update = {
-        "$inc": {f"{name}s": 1, f"human{name.capitalize()}s": int(human)},
-        "$min": {f"first{name.capitalize()}At": now},
-        "$max": {f"last{name.capitalize()}At": now},
-        "$push": {"events": {"$each": [event], "$slice": -current_app.config["TRACKING_EVENT_LOG"]}},
+        "$inc": {f"{name.lower()}s": 1, f"human{name}s": int(human)},
+        "$min": {f"first{name}At": now},
+        "$max": {f"last{name}At": now},
+        "$push": {"events": {"$each": [event], "$slice": -cap}},
     }
     if human:
-        update["$min"][f"human{name.capitalize()}At"] = now
+        update["$min"][f"human{name}At"] = now
         if kind == CLICK:
             update["$max"]["lastHumanClickAt"] = now
+    return update
+
+
+def record(kind, claims, method, agent, address, link_count=0, customer=False):
+    """Record one event on its delivery (one write). Its record (``customer`` asks for the
+    customer's id), or None when the delivery does not exist (nothing recorded).
+
+    An open, or a click that needs no customer and cannot complete a burst over every link (one
+    link, or no click of the recipient's within ``TRACKING_ALL_LINKS_S`` before it: a conditional
+    update says which), is a plain update (the database answers whether it matched); a click that
+    may complete a burst reads the record back. Of two clicks at once, the second to write sees the
+    first's time, so it reads the record back and sees both."""
+    now = utcnow()
+    event = classify(kind, claims, now, method, agent, address)
+    update = event_update(kind, event, current_app.config["TRACKING_EVENT_LOG"])
     collection = Delivery._get_collection()
-    projection = {"campaign": 1, "customer": 1}
-    if kind == CLICK and link_count >= 2:
+    which = {"_id": claims["delivery"], "campaign": claims["campaign"]}
+    burst = kind == CLICK and link_count >= 2
+    if burst and not customer:  # no click within the window before this one: no burst can be complete
+        cutoff = now - timedelta(seconds=current_app.config["TRACKING_ALL_LINKS_S"])
+        if collection.update_one({**which, "$or": [{"lastClickAt": None}, {"lastClickAt": {"$lt": cutoff}}]},
+                                 update).matched_count:
+            return {}
+    elif not (burst or customer):
+        return {} if collection.update_one(which, update).matched_count else None
+    projection = {"customer": 1}
+    if burst:
         projection.update(events=1, clicks=1, humanClicks=1, humanClickAt=1)
-    doc = collection.find_one_and_update({"_id": claims["delivery"], "campaign": claims["campaign"]}, update,
-                                         projection=projection, return_document=ReturnDocument.AFTER)
-    if doc is not None and "events" in projection:
+    doc = collection.find_one_and_update(which, update, projection=projection, return_document=ReturnDocument.AFTER)
+    if doc is not None and burst:
         _all_links(collection, doc, link_count, now)
     return doc
 
@@ -265,12 +291,13 @@ def track_click(value, method, agent, address):
         return None
     if claims["link"] >= len(links):
         return None
-    doc = record(CLICK, claims, method, agent, address, len(links))
+    link = links[claims["link"]]
+    personal = "{" in link  # personal values in the path or query: the customer's, now
+    doc = record(CLICK, claims, method, agent, address, len(links), customer=personal)
     if doc is None:
         return None
-    link = links[claims["link"]]
     customer = {}
-    if "{" in link:  # personal values in the path or query: the customer's, now
+    if personal:
         customer = Customer._get_collection().find_one(
             {"_id": doc["customer"]}, dict.fromkeys(CUSTOMER_FIELDS, 1)) or {}
     return link_target(link, customer)

@@ -39,7 +39,7 @@ MUTATIONS = [
      "    if False:",
      ["tests/test_tracking.py::test_proxy_scanner_head_and_gmail_opens_are_told_apart"]),
     ("a burst over every link is never marked", "engine/tracking.py",
-     '    if doc is not None and "events" in projection:\n        _all_links(collection, doc, link_count, now)',
+     '    if doc is not None and burst:\n        _all_links(collection, doc, link_count, now)',
      '    if False:\n        _all_links(collection, doc, link_count, now)',
      ["tests/test_tracking.py::test_clicking_every_link_within_a_second_marks_the_whole_burst",
       "tests/test_tracking.py::test_a_burst_of_parallel_clicks_on_every_link_is_marked_once"]),
@@ -367,6 +367,15 @@ MUTATIONS = [
      '    if (settings.get("FIRST_USER_ADMIN") and not admin_emails',
      "    if (not admin_emails",
      ["tests/test_security.py::test_first_user_admin_only_when_asked_for_and_never_in_production"]),
+    ("the pixel loads and refreshes the browser's session", "security/sessions.py",
+     "        if request.path.startswith(SESSIONLESS_PATHS):",
+     "        if False:",
+     ["tests/test_tracking.py::test_a_signed_in_browser_fetching_the_pixel_leaves_its_session_alone"]),
+    ("a click's fast path ignores a recent click", "engine/tracking.py",
+     '{"lastClickAt": {"$lt": cutoff}}]}',
+     '{"lastClickAt": {"$exists": True}}]}',
+     ["tests/test_tracking.py::test_a_click_after_a_quiet_spell_is_one_plain_update_and_a_quick_second_click_still_marks_the_burst",
+      "tests/test_tracking.py::test_clicking_every_link_within_a_second_marks_the_whole_burst"]),
 ]
 only = sys.argv[1:]
 # Running jobs on the request thread makes that test hang rather than fail (the request itself then

@@ -5,6 +5,7 @@ inlines its start-up code), so instead of ``'unsafe-inline'`` the CSP of each HT
 SHA-256 hash of exactly the inline scripts that response contains.
 """
 import base64
+import functools
 import hashlib
 import re
 
@@ -26,7 +27,12 @@ def _script_hashes(html):
 
 def content_security_policy(script_hashes=()):
     """The CSP: same-origin everything, API origins for fetch, no framing."""
-    connect = " ".join(["'self'", *config_module.cors_origins(current_app.config)])
+    return _policy(tuple(config_module.cors_origins(current_app.config)), tuple(script_hashes))
+
+
+@functools.lru_cache(maxsize=64)
+def _policy(origins, script_hashes):
+    connect = " ".join(["'self'", *origins])
     return "; ".join([
         "default-src 'self'",
         "script-src " + " ".join(["'self'", *script_hashes]),

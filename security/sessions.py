@@ -28,7 +28,25 @@ OPTIONS = {
 }
 
 
-class AppDatabaseSessionInterface(MongoDBSessionInterface):
+SESSIONLESS_PATHS = ("/api/t/",)  # links in mail (pixel, clicks): nobody's session is read or written
+
+
+class SessionlessPaths:
+    """A session interface that opens no session for :data:`SESSIONLESS_PATHS` (Flask's null
+    session: reads see it empty, nothing is saved): a pixel fetched by a signed-in browser neither
+    loads nor refreshes that person's session."""
+
+    def open_session(self, app, request):
+        if request.path.startswith(SESSIONLESS_PATHS):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
+class AppRedisSessionInterface(SessionlessPaths, RedisSessionInterface):
+    """Flask-Session's Redis store, without sessions on :data:`SESSIONLESS_PATHS`."""
+
+
+class AppDatabaseSessionInterface(SessionlessPaths, MongoDBSessionInterface):
     """Flask-Session's MongoDB store on a collection of the app's own connection.
 
     Flask-Session insists on a ``pymongo.MongoClient`` (and otherwise connects to localhost), which
@@ -72,7 +90,7 @@ def init_app(app):
     if url:
         import redis
 
-        app.session_interface = RedisSessionInterface(app, client=redis.Redis.from_url(url), **OPTIONS)
+        app.session_interface = AppRedisSessionInterface(app, client=redis.Redis.from_url(url), **OPTIONS)
     else:
         collection = mongoengine.get_db()["sessions"]
         app.session_interface = AppDatabaseSessionInterface(app, collection, **OPTIONS)

@@ -1,6 +1,7 @@
 """Opens and clicks: the pixel and rewritten links in sent messages, signed tokens that name a delivery and
 a link index (never a URL), bots told apart from people, and what each event records."""
 import re
+import time
 
 import pytest
 
@@ -317,3 +318,40 @@ def test_a_stale_burst_mark_changes_nothing(sent, app, clock):
     record = Delivery.objects.get(email="ada@shop.com")
     assert (record.clicks, record.human_clicks, len(record.events)) == (3, 1, 3)
     assert [e.bot for e in record.events] == [True, True, False]
+
+
+def test_a_signed_in_browser_fetching_the_pixel_leaves_its_session_alone(sent, client):
+    """A staff member reading a campaign in the same browser: the pixel neither reads nor refreshes
+    their session (nor sets a cookie); the same session on an API request is refreshed."""
+    from security.sessions import SEEN
+
+    messages, _ = sent
+    pixel = _path(_urls(messages["ada@shop.com"].html)[3])
+    stale = time.time() - 50 * 60
+    with client.session_transaction() as session:
+        session[SEEN] = stale
+    response = client.get(pixel, headers={"User-Agent": PERSON})
+    assert response.status_code == 200 and "Set-Cookie" not in response.headers
+    with client.session_transaction() as session:
+        assert session[SEEN] == stale
+    assert client.get("/api/auth/me").status_code == 200
+    with client.session_transaction() as session:
+        assert session[SEEN] > stale
+
+
+def test_a_click_after_a_quiet_spell_is_one_plain_update_and_a_quick_second_click_still_marks_the_burst(
+        sent, anon, clock):
+    """The fast path (no click within the window before this one) never hides a burst: two links
+    clicked 0.2 s apart are both marked, whichever path each click took."""
+    messages, _ = sent
+    links = [_path(url) for url in _urls(messages["bob@shop.com"].html)[:2]]
+    assert anon.get(links[0], headers={"User-Agent": PERSON}).status_code == 302
+    clock.advance(hours=2)
+    assert anon.get(links[1], headers={"User-Agent": PERSON}).status_code == 302  # alone in its window
+    assert [e.bot for e in Delivery.objects.get(email="bob@shop.com").events] == [False, False]
+    clock.advance(seconds=0.2)
+    assert anon.get(links[0], headers={"User-Agent": PERSON}).status_code == 302  # completes a burst
+    record = Delivery.objects.get(email="bob@shop.com")
+    assert [(e.link, e.bot, e.reason) for e in record.events] == [
+        (0, False, None), (1, True, "all_links"), (0, True, "all_links")]
+    assert (record.clicks, record.human_clicks) == (3, 1)
