@@ -1,4 +1,14 @@
-"""Blueprint registration: each resource under ``/api/...``; the seed's resources also unprefixed."""
+"""Blueprint registration: each resource under ``/api/...``; the seed's resources also unprefixed.
+
+Resource ids in paths use the ``id`` converter: any segment but the fixed paths that sit beside
+``/<id>`` routes (``/bulk``, ``/export.csv``, ``/preview``, ``/create-audience``,
+``/check-audience-size``). So ``PATCH /api/customers/export.csv`` or ``GET /api/orders/bulk`` is a 405
+whose ``Allow`` names the fixed route's methods, not a look-up of a customer called "export.csv".
+"""
+import re
+
+from werkzeug.routing import BaseConverter
+
 from routes import (
     ai,
     api_keys,
@@ -41,8 +51,18 @@ API_ONLY_BLUEPRINTS = (
 )
 
 
+FIXED_SEGMENTS = ("bulk", "export.csv", "preview", "create-audience", "check-audience-size")
+
+
+class IdConverter(BaseConverter):
+    """One path segment that is not one of :data:`FIXED_SEGMENTS`."""
+
+    regex = r"(?!(?:" + "|".join(re.escape(s) for s in FIXED_SEGMENTS) + r")\Z)[^/]+"
+
+
 def register_blueprints(app):
     """Mount every Blueprint at ``/api/<name>`` and at the legacy alias ``/<name>``."""
+    app.url_map.converters["id"] = IdConverter
     for blueprint, prefix in BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix=f"/api/{prefix}")
         app.register_blueprint(blueprint, url_prefix=f"/{prefix}", name=f"legacy_{blueprint.name}")

@@ -57,21 +57,21 @@ def create_campaign(body):
     return controller.create_campaign(body, current_user)
 
 
-@bp.get("/<campaign_id>")
+@bp.get("/<id:campaign_id>")
 @endpoint(response=CampaignDetailOut)
 def get_campaign(campaign_id):
     """A campaign with its delivery statistics."""
     return controller.with_stats(controller.get_campaign(campaign_id))
 
 
-@bp.get("/<campaign_id>/deliveries")
+@bp.get("/<id:campaign_id>/deliveries")
 @endpoint(query=DeliveryQuery, response=DeliveryPage)
 def list_deliveries(campaign_id, query):
     """A campaign's per-recipient delivery records."""
     return controller.list_deliveries(campaign_id, query)
 
 
-@bp.get("/<campaign_id>/report")
+@bp.get("/<id:campaign_id>/report")
 @endpoint(query=ReportQuery, response=CampaignReportOut, errors=(404,), also=("text/csv",),
           description="Every figure computed by aggregation in the database, from the same function as the "
                       "campaign's stats and the campaign list. `format=csv`: the same numbers as rows of "
@@ -86,7 +86,7 @@ def campaign_report(campaign_id, query):
     return report
 
 
-@bp.post("/<campaign_id>/decide")
+@bp.post("/<id:campaign_id>/decide")
 @endpoint(body=DecideIn, response=CampaignDetailOut, errors=(404, 409, 503),
           description="Ends an A/B test's wait: the named variant, else the rule's winner, else the leader goes "
                       "to the rest of the audience (in the background, exactly once each). 409 unless the "
@@ -96,7 +96,7 @@ def decide_campaign(campaign_id, body):
     return controller.with_stats(controller.decide(campaign_id, body))
 
 
-@bp.post("/<campaign_id>/preview")
+@bp.post("/<id:campaign_id>/preview")
 @endpoint(body=MessagePreviewIn, response=RenderedOut, errors=(404,),
           description="Subject, preheader and bodies rendered for the customer, as sent but untracked.")
 def preview_campaign(campaign_id, body):
@@ -104,7 +104,7 @@ def preview_campaign(campaign_id, body):
     return controller.preview(campaign_id, body)
 
 
-@bp.post("/<campaign_id>/test-send")
+@bp.post("/<id:campaign_id>/test-send")
 @endpoint(body=TestSendIn, response=TestSendOut, errors=(404,),
           description="Sends the message now, through the configured vendor, to up to 5 addresses: marked as "
                       "a test ([Test] subject, X-CRM-Test header), untracked, with no delivery record; counted "
@@ -134,4 +134,4 @@ def _action(action):
 
 
 for _name in controller.ACTIONS:
-    bp.add_url_rule(f"/<campaign_id>/{_name}", view_func=_action(_name), methods=["POST"])
+    bp.add_url_rule(f"/<id:campaign_id>/{_name}", view_func=_action(_name), methods=["POST"])

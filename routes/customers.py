@@ -90,21 +90,21 @@ def download_csv(query):
     return response
 
 
-@bp.get("/<customer_id>")
+@bp.get("/<id:customer_id>")
 @endpoint(response=CustomerOut)
 def get_customer(customer_id):
     """Read one customer."""
     return controller.get_customer(customer_id)
 
 
-@bp.patch("/<customer_id>")
+@bp.patch("/<id:customer_id>")
 @endpoint(body=CustomerPatch, response=CustomerOut, errors=(409,))
 def update_customer(customer_id, body):
     """Change a customer's name and/or email."""
     return controller.update_customer(customer_id, body)
 
 
-@bp.get("/<customer_id>/export")
+@bp.get("/<id:customer_id>/export")
 @endpoint(response=CustomerExportOut,
           description="Admin only, audited: everything stored about the customer (a data subject's "
                       "access request), as JSON.")
@@ -113,7 +113,7 @@ def export_customer(customer_id):
     return controller.export_customer(customer_id)
 
 
-@bp.delete("/<customer_id>")
+@bp.delete("/<id:customer_id>")
 @endpoint(query=CustomerDeleteQuery, status=204, errors=(403,),
           description="Their orders are deleted with them. With `erase=true` (admin only, audited as "
                       "`customer.erase`) their delivery records are anonymised too: no address, no message.")

@@ -42,7 +42,7 @@ def list_orders(query):
     return controller.list_orders(query)
 
 
-@bp.get("/<order_id>")
+@bp.get("/<id:order_id>")
 @endpoint(response=OrderOut)
 def get_order(order_id):
     """Read one order."""

@@ -40,28 +40,28 @@ def preview_rules(body):
     return controller.preview(body)
 
 
-@bp.get("/<segment_id>")
+@bp.get("/<id:segment_id>")
 @endpoint(response=SegmentDetailOut, description="audienceSize is counted now (segments are dynamic).")
 def get_segment(segment_id):
     """Read a segment, with its audience size."""
     return controller.get_segment_with_size(segment_id)
 
 
-@bp.post("/<segment_id>/preview")
+@bp.post("/<id:segment_id>/preview")
 @endpoint(response=PreviewOut)
 def preview_segment(segment_id):
     """Audience size and a sample for a saved segment."""
     return controller.preview_segment(segment_id)
 
 
-@bp.patch("/<segment_id>")
+@bp.patch("/<id:segment_id>")
 @endpoint(body=SegmentPatch, response=SegmentOut, errors=(409,))
 def update_segment(segment_id, body):
     """Rename a segment or replace its rules."""
     return controller.update_segment(segment_id, body)
 
 
-@bp.delete("/<segment_id>")
+@bp.delete("/<id:segment_id>")
 @endpoint(status=204, errors=(409,), description="409 while a scheduled, sending or paused campaign uses it.")
 def delete_segment(segment_id):
     """Delete a segment."""

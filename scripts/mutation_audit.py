@@ -376,6 +376,11 @@ MUTATIONS = [
      '{"lastClickAt": {"$exists": True}}]}',
      ["tests/test_tracking.py::test_a_click_after_a_quiet_spell_is_one_plain_update_and_a_quick_second_click_still_marks_the_burst",
       "tests/test_tracking.py::test_clicking_every_link_within_a_second_marks_the_whole_burst"]),
+    # --- issue 24 item 9: fixed paths beside /<id> routes ---
+    ("a fixed path beside /<id> is looked up as an id", "routes/__init__.py",
+     '    regex = r"(?!(?:" + "|".join(re.escape(s) for s in FIXED_SEGMENTS) + r")\\Z)[^/]+"',
+     '    regex = r"[^/]+"',
+     ["tests/test_app.py::test_a_fixed_path_beside_an_id_route_answers_405_with_its_own_methods"]),
 ]
 only = sys.argv[1:]
 # Running jobs on the request thread makes that test hang rather than fail (the request itself then

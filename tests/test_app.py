@@ -60,6 +60,27 @@ def test_wrong_method_is_json_405(client, method, path):
     assert response.headers["Allow"]
 
 
+@pytest.mark.parametrize("method, path, allowed", [
+    ("patch", "/api/customers/export.csv", {"GET", "HEAD", "OPTIONS"}),
+    ("delete", "/api/customers/export.csv", {"GET", "HEAD", "OPTIONS"}),
+    ("patch", "/customers/export.csv", {"GET", "HEAD", "OPTIONS"}),
+    ("get", "/api/customers/bulk", {"POST", "OPTIONS"}),
+    ("delete", "/api/customers/bulk", {"POST", "OPTIONS"}),
+    ("get", "/api/orders/bulk", {"POST", "OPTIONS"}),
+    ("get", "/api/segments/preview", {"POST", "OPTIONS"}),
+    ("patch", "/api/segments/preview", {"POST", "OPTIONS"}),
+    ("get", "/api/campaigns/create-audience", {"POST", "OPTIONS"}),
+    ("get", "/api/campaigns/check-audience-size", {"POST", "OPTIONS"}),
+])
+def test_a_fixed_path_beside_an_id_route_answers_405_with_its_own_methods(admin_client, method, path, allowed):
+    """Not a look-up of a record called "bulk" (a 400 or 404): the fixed route's methods, truly."""
+    response = getattr(admin_client, method)(path, headers={"Origin": "http://localhost:5000"})
+    assert response.status_code == 405, response.get_json()
+    assert set(response.headers["Allow"].split(", ")) == allowed
+    preflight = admin_client.options(path)
+    assert set(preflight.headers["Allow"].split(", ")) == allowed
+
+
 def test_oversized_body_is_json_413(client):
     body = '{"name": "%s", "email": "a@example.com"}' % ("x" * (1024 * 1024 + 1))
     response = client.post("/api/customers", data=body, content_type="application/json")
