@@ -36,11 +36,15 @@ def list_api_keys(query, actor, role):
     return paginate(queryset, query["page"], query["per_page"])
 
 
-def revoke_api_key(key_id, actor, role):
-    """Revoke a key at once (idempotent); another user's key is not found."""
+def revoke_api_key(key_id, actor, role, via_key=False):
+    """Revoke a key at once (idempotent); another user's key is not found. Through a key (``via_key``,
+    acting with ``role``), only a key with no more rights than ``role``."""
     pk = object_id_or_404("API key", key_id)
-    if not _visible(actor, role).filter(pk=pk).count():
+    target = _visible(actor, role).filter(pk=pk).only("role").first()
+    if target is None:
         raise ApiError.not_found("API key", key_id)
+    if via_key and not at_least(role, target.role):
+        raise ApiError(403, f"A key acting as {role} cannot revoke a key with the {target.role} role")
     ApiKey.objects(pk=pk, revoked_at=None).update_one(set__revoked_at=utcnow())
 
 

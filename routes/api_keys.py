@@ -19,7 +19,7 @@ bp = Blueprint("api_keys", __name__)
                       "or outranks the key that would have made it.")
 def create_api_key(body):
     """Create an API key."""
-    if g.get("api_key_id") is not None:
+    if g.get("auth_via") == "api_key":  # any key, the development admin key included
         raise ApiError(403, "An API key cannot create API keys: sign in, or use `flask create-api-key`")
     document, key = controller.create_api_key(body, signed_in_user(), effective_role())
     document.key = key  # shown in this answer only; the document stores its hash
@@ -34,7 +34,10 @@ def list_api_keys(query):
 
 
 @bp.delete("/<key_id>")
-@endpoint(status=204, description="Takes effect at once. Another user's key is 404 unless you are admin.")
+@endpoint(status=204, errors=(403,),
+          description="Takes effect at once. Another user's key is 404 unless you are admin. Through an "
+                      "API key, only keys with no more rights than the calling key can be revoked (403): "
+                      "a viewer key of an admin cannot revoke the admin's keys.")
 def revoke_api_key(key_id):
     """Revoke an API key."""
-    controller.revoke_api_key(key_id, signed_in_user(), effective_role())
+    controller.revoke_api_key(key_id, signed_in_user(), effective_role(), via_key=g.get("auth_via") == "api_key")

@@ -1,13 +1,14 @@
 """``/api/auth``: Google sign-in, session status, logout."""
-from flask import Blueprint, current_app, redirect
+from flask import Blueprint, current_app, g, redirect
 from flask_login import current_user
 
 from controllers.auth import sign_in
 from routes.endpoint import endpoint
 from routes.helpers import signed_in_user
 from schemas.common import MessageOut
-from schemas.user import AuthStatusOut, UserOut
+from schemas.user import AuthStatusOut, MeOut, UserOut
 from security.sessions import end_session, start_session
+from security.policy import effective_role
 from services import google_oauth
 
 bp = Blueprint("auth", __name__)
@@ -48,8 +49,20 @@ def logout():
     return {"message": "Logout successful"}
 
 
+class _Acting:
+    """A user as this request acts: its effective ``role``, the account's ``user_role``, and how
+    it signed in (a viewer-role key of an admin acts as a viewer, and says so)."""
+
+    def __init__(self, user):
+        self._user, self.role, self.user_role = user, effective_role(), user.role
+        self.auth_via = g.get("auth_via") or "session"
+
+    def __getattr__(self, name):
+        return getattr(self._user, name)
+
+
 @bp.get("/me")
-@endpoint(response=UserOut)
+@endpoint(response=MeOut)
 def me():
-    """The signed-in user, with their role."""
-    return signed_in_user()
+    """The signed-in user, with the role this request acts with."""
+    return _Acting(signed_in_user())

@@ -30,6 +30,15 @@ class UserOut(ApiSchema):
     disabled = fields.Boolean()
 
 
+class MeOut(UserOut):
+    """``GET /auth/me``: the caller, acting with ``role``."""
+
+    role = fields.String(metadata={"enum": list(ROLES), "description": "the role this request acts with: "
+                                   "through an API key, the lower of the key's and the account's"})
+    user_role = fields.String(metadata={"enum": list(ROLES), "description": "the account's own role"})
+    auth_via = fields.String(metadata={"enum": ["session", "api_key"]})
+
+
 class AuthStatusOut(ApiSchema):
     """``GET /auth/status``: always answered; ``user`` only when signed in."""
 

@@ -381,6 +381,19 @@ MUTATIONS = [
      '    regex = r"(?!(?:" + "|".join(re.escape(s) for s in FIXED_SEGMENTS) + r")\\Z)[^/]+"',
      '    regex = r"[^/]+"',
      ["tests/test_app.py::test_a_fixed_path_beside_an_id_route_answers_405_with_its_own_methods"]),
+    # --- issue 24 item 7: keys ---
+    ("the development admin key can mint keys", "routes/api_keys.py",
+     '    if g.get("auth_via") == "api_key":  # any key, the development admin key included',
+     '    if g.get("api_key_id") is not None:',
+     ["tests/test_hardening.py::test_development_admin_key_without_google"]),
+    ("a key revokes keys with more rights than its own", "controllers/api_keys.py",
+     "    if via_key and not at_least(role, target.role):",
+     "    if False:",
+     ["tests/test_hardening.py::test_a_viewer_key_of_an_admin_acts_as_a_viewer_and_cannot_revoke_the_admins_keys"]),
+    ("/auth/me reports the account's role through a key", "routes/auth.py",
+     "        self._user, self.role, self.user_role = user, effective_role(), user.role",
+     "        self._user, self.role, self.user_role = user, user.role, user.role",
+     ["tests/test_hardening.py::test_a_viewer_key_of_an_admin_acts_as_a_viewer_and_cannot_revoke_the_admins_keys"]),
 ]
 only = sys.argv[1:]
 # Running jobs on the request thread makes that test hang rather than fail (the request itself then

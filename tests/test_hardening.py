@@ -146,6 +146,25 @@ def test_development_admin_key_without_google(make_app, caplog):
     me = app.test_client().get("/api/auth/me", headers=bearer(key))
     assert me.status_code == 200 and me.get_json()["role"] == ADMIN
     assert ApiKey.objects.count() == 0  # held in memory only: gone with the process
+    minted = app.test_client().post("/api/api-keys", headers=bearer(key), json={"name": "forever", "role": ADMIN})
+    assert minted.status_code == 403  # it cannot make a key that would outlive it
+    assert ApiKey.objects.count() == 0
+
+
+def test_a_viewer_key_of_an_admin_acts_as_a_viewer_and_cannot_revoke_the_admins_keys(app, admin_client):
+    admin_key = admin_client.post("/api/api-keys", json={"name": "deploy"}).get_json()
+    viewer_key = admin_client.post("/api/api-keys", json={"name": "dashboard", "role": VIEWER}).get_json()
+    other_viewer = admin_client.post("/api/api-keys", json={"name": "tv", "role": VIEWER}).get_json()
+    anon = app.test_client()
+    me = anon.get("/api/auth/me", headers=bearer(viewer_key["key"])).get_json()
+    assert (me["role"], me["userRole"], me["authVia"]) == (VIEWER, ADMIN, "api_key")
+    refused = anon.delete(f"/api/api-keys/{admin_key['_id']}", headers=bearer(viewer_key["key"]))
+    assert refused.status_code == 403
+    assert ApiKey.objects.get(pk=admin_key["_id"]).revoked_at is None
+    assert anon.get("/api/customers", headers=bearer(admin_key["key"])).status_code == 200
+    assert anon.delete(f"/api/api-keys/{other_viewer['_id']}", headers=bearer(viewer_key["key"])).status_code == 204
+    assert admin_client.get("/api/auth/me").get_json()["role"] == ADMIN  # a session acts with the account's role
+    assert admin_client.get("/api/auth/me").get_json()["authVia"] == "session"
 
 
 @pytest.mark.parametrize("overrides", [
