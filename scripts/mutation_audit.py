@@ -394,6 +394,14 @@ MUTATIONS = [
      "        self._user, self.role, self.user_role = user, effective_role(), user.role",
      "        self._user, self.role, self.user_role = user, user.role, user.role",
      ["tests/test_hardening.py::test_a_viewer_key_of_an_admin_acts_as_a_viewer_and_cannot_revoke_the_admins_keys"]),
+    ("empty groups do not count toward the rule limit", "segments/compiler.py",
+     "            count += 1\n            if count > MAX_RULES:\n                raise _TooMany\n            if is_group(child):\n                walk(child, depth + 1, child_path)\n                continue\n",
+     "            if is_group(child):\n                walk(child, depth + 1, child_path)\n                continue\n            count += 1\n            if count > MAX_RULES:\n                raise _TooMany\n",
+     ["tests/test_segments.py::test_groups_count_toward_the_limit_and_the_walk_stops_there"]),
+    ("the rule walk goes on past the limit", "segments/compiler.py",
+     "    except _TooMany:  # stop there: the rest is not worth walking\n        errors.insert(0, RuleError(TOO_MANY, path))",
+     "    except _TooMany:  # stop there: the rest is not worth walking\n        errors.insert(0, RuleError(TOO_MANY, path))\n        count = 0\n        walk({**group, \"rules\": group[\"rules\"][MAX_RULES:]}, 0, path)",
+     ["tests/test_segments.py::test_groups_count_toward_the_limit_and_the_walk_stops_there"]),
 ]
 only = sys.argv[1:]
 # Running jobs on the request thread makes that test hang rather than fail (the request itself then

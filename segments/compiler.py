@@ -1,7 +1,7 @@
 """The audience rule language, compiled to a MongoDB filter document (pure functions, no I/O).
 
 A rule is ``{"field", "operator", "value"}``; a group is ``{"op": "AND"|"OR", "rules": [...]}`` and
-may nest (depth ≤ 5, ≤ 50 rules in all). The legacy flat body (``rules`` + ``logicalOperator``) is the
+may nest (depth ≤ 5, ≤ 50 rules and groups in all). The legacy flat body (``rules`` + ``logicalOperator``) is the
 one-group case. Values arrive as text (the legacy client sends every value as a string) or JSON and
 are coerced by field type, so no client value can become an operator or a pattern.
 
@@ -45,7 +45,8 @@ OPERATORS_BY_TYPE = {
 OPERATORS = tuple(dict.fromkeys(op for ops in OPERATORS_BY_TYPE.values() for op in ops))
 GROUP_OPERATORS = {"AND": "$and", "OR": "$or"}
 MAX_DEPTH = 5
-MAX_RULES = 50
+MAX_RULES = 50  # rules and groups together: 45,000 empty groups are no cheaper to walk than rules
+TOO_MANY = f"At most {MAX_RULES} rules and groups in all."
 MAX_LIST = 100
 MAX_NUMBER = 1e15
 MAX_DAYS = 36500
@@ -278,16 +279,15 @@ def check_tree(group, path=("rules",)):
             raise RuleError("Must be a list of rules and groups.", (*node_path, "rules"))
         for index, child in enumerate(children):
             child_path = (*node_path, "rules", index) if depth else (*path, index)
+            count += 1
+            if count > MAX_RULES:  # at once: the walk never goes past the limit
+                raise RuleError(TOO_MANY, path)
             if is_group(child):
                 walk(child, depth + 1, child_path)
-            else:
-                count += 1
-                if isinstance(child, dict):
-                    extra = sorted(set(child) - {"field", "operator", "value"})
-                    if extra:
-                        raise RuleError("Unknown field.", (*child_path, extra[0]))
-        if count > MAX_RULES:
-            raise RuleError(f"At most {MAX_RULES} rules in all.", path)
+            elif isinstance(child, dict):
+                extra = sorted(set(child) - {"field", "operator", "value"})
+                if extra:
+                    raise RuleError("Unknown field.", (*child_path, extra[0]))
 
     walk(group, 0, path)
 
@@ -314,10 +314,12 @@ def rule_errors(group, path=("rules",)):
             return
         for index, child in enumerate(children):
             child_path = (*node_path, "rules", index) if depth else (*path, index)
+            count += 1
+            if count > MAX_RULES:
+                raise _TooMany
             if is_group(child):
                 walk(child, depth + 1, child_path)
                 continue
-            count += 1
             extra = sorted(set(child) - {"field", "operator", "value"}) if isinstance(child, dict) else []
             if extra:
                 errors.append(RuleError("Unknown field.", (*child_path, extra[0])))
@@ -326,10 +328,15 @@ def rule_errors(group, path=("rules",)):
             except RuleError as exc:
                 errors.append(exc)
 
-    walk(group, 0, path)
-    if count > MAX_RULES:
-        errors.insert(0, RuleError(f"At most {MAX_RULES} rules in all.", path))
+    try:
+        walk(group, 0, path)
+    except _TooMany:  # stop there: the rest is not worth walking
+        errors.insert(0, RuleError(TOO_MANY, path))
     return errors
+
+
+class _TooMany(Exception):
+    pass
 
 
 MATCH_NOTHING = {"_id": {"$exists": False}}

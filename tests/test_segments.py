@@ -407,3 +407,18 @@ def test_a_rule_body_with_several_errors_reports_every_one_by_path(client):
     errors = response.get_json()["errors"]
     assert set(errors) >= {"rules[0].value", "rules[1].field", "rules[2].rules[0].operator",
                            "rules[2].rules[1].value", "rules[3].extra"}, errors
+
+
+def test_groups_count_toward_the_limit_and_the_walk_stops_there(client):
+    """45,000 empty groups took 2.7 s a request: groups count like rules, and nothing past the 51st
+    node is looked at (a bad group at 60 is not reported)."""
+    import json
+
+    empty = json.dumps({"rules": [{"rules": []}] * 45000}, separators=(",", ":"))  # 585 KB
+    response = client.post("/api/segments/preview", data=empty, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["errors"] == {"rules": ["At most 50 rules and groups in all."]}
+    mixed = [{"op": "AND", "rules": []}] * 59 + [{"op": "XOR", "rules": []}]
+    response = client.post("/api/segments/preview", json={"rules": mixed})
+    assert response.get_json()["errors"] == {"rules": ["At most 50 rules and groups in all."]}
+    assert client.post("/api/segments/preview", json={"rules": [{"op": "AND", "rules": []}] * 50}).status_code == 200
