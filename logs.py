@@ -14,12 +14,24 @@ _HANDLER_MARK = "_crm_handler"
 access_log = logging.getLogger("crm.access")
 
 
-EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+# Any address the API accepts: a dot-atom local part in any script, or a quoted one (raw, or with the
+# quotes escaped as in a JSON line); a domain that is a name (any script, dots optional) or an address
+# literal [...]. Quotes and backslashes around an address are left alone, so a JSON line stays JSON.
+_QUOTED = r'\\"[^"\\]*\\"|(?<![^\s<(])"[^"\\\r\n]*"'  # raw: opening a word, not closing a JSON string
+_ATOM = r"""[^\s<>()\[\],;:@"'\\]+"""
+_DOMAIN = r"""\[[^\]\s"\\]*\]|[^\s<>()\[\],;:@"'\\]+"""
+EMAIL = re.compile(f"(?:({_QUOTED})|({_ATOM}))@({_DOMAIN})")
+
+
+def _masked(match):
+    quoted, atom, domain = match.groups()
+    return ("" if quoted else atom[0]) + "***@" + domain
 
 
 def mask_emails(text):
-    """``ada.lovelace@example.com`` → ``a***@example.com``: logs keep the domain, never the address."""
-    return EMAIL.sub(r"\1***@\2", text)
+    """``ada.lovelace@example.com`` → ``a***@example.com``: logs keep the domain, never the address
+    (``"quoted"@x`` → ``***@x``)."""
+    return EMAIL.sub(_masked, text)
 
 
 class EmailMaskingFormatter(logging.Formatter):
@@ -53,6 +65,7 @@ def configure_logging(app):
         formatter = JsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(process)d",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
+            json_ensure_ascii=False,  # UTF-8 lines: an address in any script is masked as written
         )
     handler.setFormatter(EmailMaskingFormatter(formatter))
     handler.addFilter(RequestIdFilter())

@@ -1,6 +1,7 @@
 """Customers out as CSV, streamed: a cursor read in batches, written a few hundred rows at a time."""
 import csv
 import io
+import unicodedata
 
 from controllers.customers import list_filter
 from controllers.segments import get_segment
@@ -10,13 +11,18 @@ from segments import compile_group
 
 COLUMNS = ("id", "name", "email", "tags", "subscribed", "unsubscribedAt", "totalSpend", "numVisits",
            "lastVisitDate", "createdAt")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")  # and fullwidth = + - @
 ROWS_PER_WRITE = 500
 
 
 def spreadsheet_safe(text):
-    """Text a spreadsheet would run as a formula, prefixed with ``'`` so it is shown as text (OWASP)."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    """Text a spreadsheet would run as a formula, prefixed with ``'`` so it is shown as text (OWASP):
+    judged by its first visible character (invisible format characters such as U+200B or U+FEFF
+    in front do not hide a formula)."""
+    start = 0
+    while start < len(text) and unicodedata.category(text[start]) == "Cf":
+        start += 1
+    return "'" + text if text.startswith(FORMULA_STARTS, start) else text
 
 
 def _row(doc):

@@ -32,6 +32,7 @@ from errors import flatten_errors
 from models import ImportJob, ImportRowError, Suppression
 from models.base import utcnow
 from models.import_job import COMPLETED, FAILED, QUEUED, RUNNING
+from schemas.common import storable_problem
 
 log = logging.getLogger(__name__)
 BUCKET = "imports"
@@ -252,6 +253,11 @@ class _Chunk:
             if isinstance(item, str):  # a row that could not even be read as the header's columns
                 self.items.append(None)
                 self.errors.append((line, None, item))
+                continue
+            problem = storable_problem(item, 3)  # what the API refuses in a body (NUL, lone surrogates)
+            if problem is not None:
+                self.items.append(None)
+                self.errors.append((line, problem[0], problem[1]))
                 continue
             try:
                 self.items.append(schema.load(item))

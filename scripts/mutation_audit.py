@@ -402,6 +402,22 @@ MUTATIONS = [
      "    except _TooMany:  # stop there: the rest is not worth walking\n        errors.insert(0, RuleError(TOO_MANY, path))",
      "    except _TooMany:  # stop there: the rest is not worth walking\n        errors.insert(0, RuleError(TOO_MANY, path))\n        count = 0\n        walk({**group, \"rules\": group[\"rules\"][MAX_RULES:]}, 0, path)",
      ["tests/test_segments.py::test_groups_count_toward_the_limit_and_the_walk_stops_there"]),
+    ("invisible characters hide a formula from the CSV guard", "controllers/export.py",
+     '    while start < len(text) and unicodedata.category(text[start]) == "Cf":',
+     "    while False:",
+     ["tests/test_consent.py::test_formulas_behind_fullwidth_signs_or_invisible_characters_are_escaped_too"]),
+    ("fullwidth signs start no formula", "controllers/export.py",
+     'FORMULA_STARTS = ("=", "+", "-", "@", "\\t", "\\r", "\\uff1d", "\\uff0b", "\\uff0d", "\\uff20")',
+     'FORMULA_STARTS = ("=", "+", "-", "@", "\\t", "\\r")',
+     ["tests/test_consent.py::test_formulas_behind_fullwidth_signs_or_invisible_characters_are_escaped_too"]),
+    ("imports store NUL the API refuses", "engine/imports.py",
+     "            if problem is not None:\n                self.items.append(None)",
+     "            if False:\n                self.items.append(None)",
+     ["tests/test_imports.py::test_a_row_with_text_the_api_refuses_is_a_row_error_not_a_stored_customer"]),
+    ("quoted local parts and address literals reach the logs", "logs.py",
+     'EMAIL = re.compile(f"(?:({_QUOTED})|({_ATOM}))@({_DOMAIN})")',
+     'EMAIL = re.compile(r"()([A-Za-z0-9._%+-]+)@([A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)+)")',
+     ["tests/test_observability.py::test_every_address_the_api_accepts_is_masked_and_a_json_line_stays_json"]),
 ]
 only = sys.argv[1:]
 # Running jobs on the request thread makes that test hang rather than fail (the request itself then

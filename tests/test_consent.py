@@ -148,3 +148,12 @@ def test_the_export_holds_every_customer_once(client, count):
         seed_customers([{"name": f"N{i}", "email": f"n{i}@x.com"} for i in range(count)])
     rows = _rows(client.get("/api/customers/export.csv"))
     assert len(rows) == count + 1 and len({row[2] for row in rows[1:]}) == count
+
+
+@pytest.mark.parametrize("name", ["\uff1dHYPERLINK(\"http://evil\")", "\uff0b1", "\uff0d1", "\uff20SUM(A1)",
+                                  "\u200b=1+1", "\ufeff+SUM(A1)", "\u2060\u200b@SUM(A1)", "\u200d-1"])
+def test_formulas_behind_fullwidth_signs_or_invisible_characters_are_escaped_too(client, name):
+    seed_customers([{"name": name, "email": "x@shop.com"}, {"name": "\u200bPlain", "email": "y@shop.com"}])
+    rows = {row[2]: row for row in _rows(client.get("/api/customers/export.csv"))[1:]}
+    assert rows["x@shop.com"][1] == "'" + name
+    assert rows["y@shop.com"][1] == "\u200bPlain"  # invisible, then text: left as it is

@@ -242,3 +242,12 @@ def test_a_suppressions_file_adds_each_address_once_and_campaigns_skip_them(clie
     campaign = client.post("/api/campaigns", json={"name": "Hi", "message": "Hi", "rules": []}).get_json()
     done = campaign_action(client, campaign["_id"])
     assert (done["stats"]["total"], done["stats"]["suppressed"]) == (1, 1)
+
+
+def test_a_row_with_text_the_api_refuses_is_a_row_error_not_a_stored_customer(client):
+    """NUL (and lone surrogates) are refused in every API body; an import row is no back door."""
+    text = "name,email\r\nNul\x00Byte,nul@shop.com\r\nFine,fine@shop.com\r\n"
+    job = finished(client, upload(client, text))
+    assert job["counts"]["inserted"] == 1 and job["counts"]["failed"] == 1
+    assert row_errors(client, job) == [(2, "name", "Text may not contain NUL characters or unpaired surrogates.")]
+    assert Customer.objects(email="nul@shop.com").count() == 0

@@ -156,3 +156,25 @@ def test_customer_searches_are_audited_without_the_addresses(client, staff_user)
     events = list(AuditEvent.objects(action="customer.search").order_by("at"))
     assert [e.details for e in events] == [{"email": "a***@example.com"}, {"q": "Lovelace"}]
     assert {e.actor_email for e in events} == {staff_user.email} and all(e.request_id for e in events)
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+@pytest.mark.parametrize("address, shown", [
+    ("user@[192.168.0.1]", "u***@[192.168.0.1]"),
+    ('"quoted"@x', "***@x"),
+    ('"with space"@shop.example', "***@shop.example"),
+    ("ada@bücher.de", "a***@bücher.de"),
+    ("ädä@xn--bcher-kva.example", "ä***@xn--bcher-kva.example"),
+    ("a.b+tag@sub.example.co.uk", "a***@sub.example.co.uk"),
+])
+def test_every_address_the_api_accepts_is_masked_and_a_json_line_stays_json(make_app, caplog, log_format,
+                                                                           address, shown):
+    make_app(LOG_FORMAT=log_format)
+    with caplog.at_level(logging.WARNING):
+        logging.getLogger("services.vendors").warning("vendor refused %s", address)
+    line = _our_handler().format(caplog.records[-1])
+    local = address.rsplit("@", 1)[0]
+    assert local not in line and local.strip('"') not in line
+    assert shown in line
+    if log_format == "json":
+        assert json.loads(line)["message"] == f"vendor refused {shown}"
