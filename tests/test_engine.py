@@ -487,3 +487,49 @@ def test_sweep_requeues_lost_batches_and_stalled_plans(engine_app, marketer, peo
         assert jobs.sweep(runner.submit) == (0, 0, 0)
     assert Campaign.objects.get(pk=campaign["_id"]).status == "completed"
     assert all(r.status == "SENT" and r.attempts == 2 for r in Delivery.objects(campaign_id=campaign["_id"]))
+
+
+# --- receipts and the sender's own outcome writes: each update touches only the state it read -----------
+def _batch(n=3, token="tok"):
+    from bson import ObjectId
+
+    from engine import store
+
+    campaign = ObjectId()
+    docs = [store.new_record(campaign, {"_id": ObjectId(), "email": f"r{i}@shop.com"}, token, datetime(2026, 1, 1),
+                             "crm.test") for i in range(n)]
+    store.insert_records(docs)
+    return [doc["_id"] for doc in docs]
+
+
+def _statuses(ids):
+    return [Delivery.objects.get(pk=i).status for i in ids]
+
+
+def test_a_receipt_that_overtakes_the_senders_outcome_write_is_kept(app):
+    """The vendor's DELIVERED for the middle record arrives before the sender writes the chunk's
+    outcome: the outcome write (PENDING → SENT) leaves the delivered record alone."""
+    from engine import store
+
+    with app.app_context():
+        ids = _batch()
+        at = datetime(2026, 1, 1, 0, 5)
+        store.apply_receipt_groups({("DELIVERED", None, at, True, None): [ids[1]]})
+        store.record_outcomes("tok", ids, at, {}, at)
+        assert _statuses(ids) == ["SENT", "DELIVERED", "SENT"]
+
+
+@pytest.mark.parametrize("read_as_pending", [True, False])
+def test_a_receipt_applied_on_a_stale_read_never_overwrites_a_final_record(app, read_as_pending):
+    """receipts.apply read the record as PENDING or SENT, but it is DELIVERED by the time its update
+    runs (another receipt won): the FAILED update changes nothing."""
+    from engine import store
+
+    with app.app_context():
+        ids = _batch(1)
+        at = datetime(2026, 1, 1, 0, 5)
+        store.record_outcomes("tok", ids, at, {}, at)
+        store.apply_receipt_groups({("DELIVERED", None, at, False, None): ids})
+        store.apply_receipt_groups({("FAILED", "bounced", at, read_as_pending, "hard"): ids})
+        record = Delivery.objects.get(pk=ids[0])
+        assert (record.status, record.error, record.bounce) == ("DELIVERED", None, None)

@@ -418,3 +418,33 @@ def test_trusted_proxies_decide_whose_address_is_limited(make_app, proxies, forw
     statuses = [client.get("/api/auth/google", headers={"X-Forwarded-For": value},
                            environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code for value in forwarded]
     assert [status == 429 for status in statuses] == limited
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("delete", "/api/customers/{id}", None),
+    ("patch", "/api/customers/{id}", {"name": "Mallory was here"}),
+    ("put", "/api/customers/by-email/victim@example.com", {"name": "Mallory was here"}),
+])
+def test_csrf_origin_check_covers_delete_patch_and_put(make_app, method, path, body):
+    app = make_app()
+    client = signed_in(app, make_user(MARKETER))
+    victim = Customer(name="Victim", email="victim@example.com").save()
+    response = getattr(client, method)(path.format(id=victim.pk), json=body,
+                                       headers={"Origin": "https://evil.example.com"})
+    assert response.status_code == 403
+    assert error_of(response)["error"].startswith("Cross-site request refused")
+    assert Customer.objects.get(pk=victim.pk).name == "Victim"
+
+
+def test_a_disabled_users_key_is_refused_even_if_it_was_never_revoked(app, client, staff_user):
+    """Disabling revokes keys; the key check refuses a disabled owner on its own too (a user
+    disabled straight in the database, by a script or a restore, has live keys)."""
+    key = client.post("/api/api-keys", json={"name": "k"}).get_json()["key"]
+    assert app.test_client().get("/api/customers", headers=bearer(key)).status_code == 200
+    User.objects(pk=staff_user.pk).update_one(set__disabled=True)
+    assert ApiKey.objects.get().revoked_at is None
+    assert app.test_client().get("/api/customers", headers=bearer(key)).status_code == 401
+    from security.api_keys import authenticate
+
+    with app.test_request_context():
+        assert authenticate(key) is None  # the key check itself, not only Flask-Login's is_active after it

@@ -251,3 +251,11 @@ def test_a_row_with_text_the_api_refuses_is_a_row_error_not_a_stored_customer(cl
     assert job["counts"]["inserted"] == 1 and job["counts"]["failed"] == 1
     assert row_errors(client, job) == [(2, "name", "Text may not contain NUL characters or unpaired surrogates.")]
     assert Customer.objects(email="nul@shop.com").count() == 0
+
+
+def test_an_error_on_a_row_spanning_lines_is_reported_on_its_first_line(client):
+    text = ('name,email\r\n"Multi\r\nline\r\nname",not-an-email\r\nFine,fine@shop.com\r\n'
+            '"Two\r\nlines",a@shop.com,extra\r\n')
+    job = finished(client, upload(client, text))
+    assert row_errors(client, job) == [(2, "email", "Not a valid email address."),
+                                       (6, None, "Expected 2 columns, found 3.")]

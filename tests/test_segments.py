@@ -422,3 +422,20 @@ def test_groups_count_toward_the_limit_and_the_walk_stops_there(client):
     response = client.post("/api/segments/preview", json={"rules": mixed})
     assert response.get_json()["errors"] == {"rules": ["At most 50 rules and groups in all."]}
     assert client.post("/api/segments/preview", json={"rules": [{"op": "AND", "rules": []}] * 50}).status_code == 200
+
+
+def test_relative_dates_are_computed_from_utc_whatever_the_servers_time_zone(monkeypatch):
+    import time as clock
+
+    from datetime import timezone
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9: a local clock would move the cutoff by nine hours
+    clock.tzset()
+    try:
+        compiled = compile_rules([rule("lastVisitDate", "withinLastDays", "1")], "AND")
+    finally:
+        monkeypatch.delenv("TZ")
+        clock.tzset()
+    cutoff = compiled["lastVisitDate"]["$gte"]
+    expected = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=1)
+    assert abs((cutoff - expected).total_seconds()) < 60
