@@ -275,6 +275,8 @@ SETTINGS = [
          "and kept in GridFS, never whole in memory)"),
         ("IMPORT_CHUNK_ROWS", "count", 1000, "rows written per chunk (the unit a resumed import restarts "
          "from)"),
+        ("IMPORT_FAILED_UPLOAD_HOURS", "int", 0, "how long a failed import keeps its uploaded file (personal "
+         "data) for inspection; 0 deletes it when the job fails. Finished jobs never keep theirs"),
         ("IMPORT_LEASE_S", "positive", 300, "how long a running import may go without a heartbeat before "
          "another worker takes it over"),
         ("UNSUBSCRIBE_SECRET", "text", None, "signs the one-click unsubscribe links and (a key derived from "

@@ -32,9 +32,13 @@ def create_import(upload, form, schema, max_bytes, actor=None, enqueue=True):
             upload.stream, upload.filename, data["type"], data["mapping"], max_bytes)
     except imports.UploadProblem as exc:
         raise ApiError(exc.status, exc.message, exc.errors) from exc
-    job = ImportJob(type=data["type"], filename=(upload.filename or "upload.csv")[:255], file_id=file_id,
-                    size=size, delimiter=delimiter, columns=columns, mode=data["mode"],
-                    created_by=user_id(actor)).save()
+    try:
+        job = ImportJob(type=data["type"], filename=(upload.filename or "upload.csv")[:255], file_id=file_id,
+                        size=size, delimiter=delimiter, column_pairs=[[c, f] for c, f in columns.items()],
+                        mode=data["mode"], created_by=user_id(actor)).save()
+    except BaseException:
+        imports.delete_upload(file_id)  # no job points at it: it would be kept forever
+        raise
     if enqueue:
         try:
             runner.submit("crm.run_import", str(job.pk))

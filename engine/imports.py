@@ -119,6 +119,10 @@ def column_fields(job_type, header, mapping):
         name = column.strip()
         if name in mapping:
             target = mapping[name]
+            if target is not None and target not in fields:
+                errors.setdefault("mapping", []).append(
+                    f"Column {name!r} is mapped to {target!r}, which is not one of {', '.join(fields)} (or null).")
+                continue
         elif _normal(name) in by_normal:
             target = by_normal[_normal(name)]
         else:
@@ -363,16 +367,33 @@ def run_import(job_id, progress=None):
                 log.warning("import %s could not be handed back", job.pk)
             raise
         log.exception("import %s failed", job.pk)
-        ImportJob.objects(pk=job.pk, worker=worker).update_one(
-            set__status=FAILED, set__error=f"{type(exc).__name__}: {exc}"[:500], set__finished_at=utcnow())
+        if ImportJob.objects(pk=job.pk, worker=worker).update_one(
+                set__status=FAILED, set__error=f"{type(exc).__name__}: {exc}"[:500], set__finished_at=utcnow()):
+            expire_uploads(job.pk)
         return FAILED
     return COMPLETED
 
 
 def fail(job_id, reason):
     """End a queued or running job as ``failed`` with ``reason`` (a job that could not go on)."""
-    ImportJob.objects(pk=job_id, status__in=(QUEUED, RUNNING)).update_one(
-        set__status=FAILED, set__error=reason[:500], set__finished_at=utcnow())
+    if ImportJob.objects(pk=job_id, status__in=(QUEUED, RUNNING)).update_one(
+            set__status=FAILED, set__error=reason[:500], set__finished_at=utcnow()):
+        expire_uploads(job_id)
+
+
+def expire_uploads(job_id=None):
+    """Delete the uploads of failed jobs (``job_id``'s, or every one) older than
+    ``IMPORT_FAILED_UPLOAD_HOURS``; how many. The job keeps its counts and row errors."""
+    cutoff = utcnow() - timedelta(hours=current_app.config["IMPORT_FAILED_UPLOAD_HOURS"])
+    which = {"status": FAILED, "finishedAt": {"$lte": cutoff}, "fileId": {"$ne": None}}
+    if job_id is not None:
+        which["_id"] = ObjectId(str(job_id))
+    expired = 0
+    for job in ImportJob.objects(__raw__=which).only("file_id"):
+        delete_upload(job.file_id)
+        ImportJob.objects(pk=job.pk).update_one(unset__file_id=True)
+        expired += 1
+    return expired
 
 
 class _LostJob(Exception):

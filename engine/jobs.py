@@ -60,6 +60,7 @@ def sweep(submit):
             submit("crm.deliver_batch", campaign_id, token)
     for job_id in imports.stale_jobs():  # an import whose worker died resumes from its last chunk
         submit("crm.run_import", job_id)
+    imports.expire_uploads()  # failed imports' files past IMPORT_FAILED_UPLOAD_HOURS
     return started, len(replan), sum(len(tokens) for tokens in batches.values())
 
 

@@ -4,6 +4,7 @@ from mongoengine import (
     DictField,
     Document,
     IntField,
+    ListField,
     ObjectIdField,
     StringField,
 )
@@ -31,7 +32,10 @@ class ImportJob(Document):
     file_id = ObjectIdField(db_field="fileId")  # the upload, in GridFS until the job finishes
     size = IntField(default=0)  # bytes
     delimiter = StringField(max_length=1, default=",")
-    columns = DictField()  # file column → field (None: ignored)
+    # file column → field (None: ignored), as [column, field] pairs: a header may say anything ("$x",
+    # "E.Mail"), and a document key may not; jobs from before kept a dict under "columns"
+    column_pairs = ListField(ListField(StringField(null=True)), db_field="columnPairs")
+    legacy_columns = DictField(db_field="columns")
     mode = StringField(default="merge")
     counts = DictField(default=zero_counts)
     rows_done = IntField(db_field="rowsDone", default=0)
@@ -45,6 +49,11 @@ class ImportJob(Document):
     finished_at = DateTimeField(db_field="finishedAt")
 
     meta = {"collection": "import_jobs", "indexes": [("-created_at", "-id"), "status"]}
+
+    @property
+    def columns(self):
+        """``{file column: field or None}``."""
+        return dict(self.column_pairs) if self.column_pairs else dict(self.legacy_columns or {})
 
 
 class ImportRowError(Document):

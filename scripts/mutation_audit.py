@@ -455,6 +455,27 @@ MUTATIONS = [
      "    return datetime.now(timezone.utc).replace(tzinfo=None)",
      "    return datetime.now()",
      ["tests/test_segments.py::test_relative_dates_are_computed_from_utc_whatever_the_servers_time_zone"]),
+    # --- issue 24 item 5: import mappings and uploads ---
+    ("a mapping may name any field", "engine/imports.py",
+     "            if target is not None and target not in fields:",
+     "            if False:",
+     ["tests/test_imports.py::test_odd_mappings_are_400s_that_keep_no_upload"]),
+    ("column names are stored as document keys", "controllers/imports.py",
+     "column_pairs=[[c, f] for c, f in columns.items()],",
+     "legacy_columns=columns,",
+     ["tests/test_imports.py::test_column_names_no_document_key_could_hold_import_as_any_other"]),
+    ("a job that cannot be saved leaves its upload", "controllers/imports.py",
+     "        imports.delete_upload(file_id)  # no job points at it: it would be kept forever",
+     "        pass",
+     ["tests/test_imports.py::test_a_job_that_cannot_be_saved_leaves_no_upload_behind"]),
+    ("a failed import keeps its upload", "engine/imports.py",
+     "            set__status=FAILED, set__error=f\"{type(exc).__name__}: {exc}\"[:500], set__finished_at=utcnow()):\n            expire_uploads(job.pk)",
+     "            set__status=FAILED, set__error=f\"{type(exc).__name__}: {exc}\"[:500], set__finished_at=utcnow()):\n            pass",
+     ["tests/test_imports.py::test_a_failed_import_keeps_its_upload_only_as_long_as_the_setting_says"]),
+    ("the sweep never expires failed uploads", "engine/jobs.py",
+     "    imports.expire_uploads()  # failed imports' files past IMPORT_FAILED_UPLOAD_HOURS",
+     "    pass",
+     ["tests/test_imports.py::test_a_failed_import_keeps_its_upload_only_as_long_as_the_setting_says"]),
 ]
 only = sys.argv[1:]
 # Running jobs on the request thread makes that test hang rather than fail (the request itself then

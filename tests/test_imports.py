@@ -259,3 +259,56 @@ def test_an_error_on_a_row_spanning_lines_is_reported_on_its_first_line(client):
     job = finished(client, upload(client, text))
     assert row_errors(client, job) == [(2, "email", "Not a valid email address."),
                                        (6, None, "Expected 2 columns, found 3.")]
+
+
+@pytest.mark.parametrize("mapping", [{"name": "$set"}, {"name": "name", "email": "email.$"}, {"": "name"},
+                                     {"name\u0000": "name"}, {"$where": "name"}])
+def test_odd_mappings_are_400s_that_keep_no_upload(client, mapping):
+    response = upload(client, "name,email\r\nAda,ada@shop.com\r\n", mapping=mapping)
+    assert response.status_code == 400, response.get_json()
+    assert any(key.startswith("mapping") for key in response.get_json()["errors"]), response.get_json()
+    assert stored_files() == (0, 0)
+    assert ImportJob.objects.count() == 0
+
+
+def test_column_names_no_document_key_could_hold_import_as_any_other(client):
+    """A header may say "$where" or "E.Mail" (a 500 that kept the upload, before)."""
+    text = "$where,E.Mail,Tags.\r\nAda,ada@shop.com,vip\r\n"
+    job = finished(client, upload(client, text, mapping={"$where": "name", "E.Mail": "email", "Tags.": "tags"}))
+    assert job["status"] == "completed" and job["counts"]["inserted"] == 1, job
+    assert job["columns"] == {"$where": "name", "E.Mail": "email", "Tags.": "tags"}
+    assert Customer.objects.get(email="ada@shop.com").tags == ["vip"]
+    assert stored_files() == (0, 0)  # a finished job keeps no upload
+
+
+def test_a_job_that_cannot_be_saved_leaves_no_upload_behind(client, monkeypatch):
+    from models import ImportJob as Job
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("the database refused the job")
+
+    monkeypatch.setattr(Job, "save", refuse)
+    assert upload(client, "name,email\r\nAda,ada@shop.com\r\n").status_code == 500  # the server's fault
+    assert stored_files() == (0, 0)
+
+
+@pytest.mark.parametrize("hours", [0, 2])
+def test_a_failed_import_keeps_its_upload_only_as_long_as_the_setting_says(make_app, clock, monkeypatch, hours):
+    from engine import imports, jobs, runner
+    from tests.factories import make_user, signed_in
+
+    app = make_app(IMPORT_FAILED_UPLOAD_HOURS=hours)
+    client = signed_in(app, make_user("marketer", email="m@shop.com"))
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug, not an outage")
+
+    monkeypatch.setattr(imports, "_write", broken)
+    job = finished(client, upload(client, "name,email\r\nAda,ada@shop.com\r\n"))
+    assert job["status"] == "failed"
+    assert stored_files() == ((1, 1) if hours else (0, 0))
+    clock.advance(hours=hours + 1)
+    with app.app_context():
+        jobs.sweep(runner.submit)
+    assert stored_files() == (0, 0)
+    assert client.get(f"/api/imports/{job['_id']}").get_json()["status"] == "failed"  # the job itself stays
