@@ -476,6 +476,21 @@ MUTATIONS = [
      "    imports.expire_uploads()  # failed imports' files past IMPORT_FAILED_UPLOAD_HOURS",
      "    pass",
      ["tests/test_imports.py::test_a_failed_import_keeps_its_upload_only_as_long_as_the_setting_says"]),
+    # --- issue 24 items 14-16: more of the outside audit's mutations ---
+    ("a replay loses its Location", "routes/idempotency.py",
+     'KEPT_HEADERS = ("Location", "Content-Type")',
+     'KEPT_HEADERS = ("Content-Type",)',
+     ["tests/test_bulk.py::test_a_replayed_create_returns_the_first_answer_and_writes_nothing",
+      "tests/test_imports.py::test_an_import_replayed_with_its_idempotency_key_starts_no_second_job"]),
+    ("stats.total is not the sum of its parts", "engine/reports.py",
+     '"suppressed": suppressed, "total": audience - suppressed}',
+     '"suppressed": suppressed, "total": audience}',
+     ["tests/test_engine.py", "tests/test_counts.py", "tests/test_reports.py", "tests/test_engine_control.py",
+      "tests/test_consent.py"]),
+    ("a chunk run again reports its first row's error twice", "engine/imports.py",
+     "    ImportRowError.objects(job_id=job.pk, row__gte=first_line).delete()  # a chunk run again",
+     "    ImportRowError.objects(job_id=job.pk, row__gt=first_line).delete()  # a chunk run again",
+     ["tests/test_imports.py::test_a_chunk_run_again_reports_its_first_rows_error_once"]),
 ]
 only = sys.argv[1:]
 # Running jobs on the request thread makes that test hang rather than fail (the request itself then

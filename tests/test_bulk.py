@@ -220,6 +220,7 @@ def test_a_replayed_create_returns_the_first_answer_and_writes_nothing(client, c
     replay = client.post(path, json=payload, headers={"Idempotency-Key": "k-1"})
     assert (replay.status_code, replay.get_json()) == (first.status_code, first.get_json())
     assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.headers.get("Location") == first.headers.get("Location")  # where the created thing is
     assert _documents() == written
     seed = Customer.objects.get(email="seed@x.com")
     assert (seed.total_spend, seed.num_visits) == ((12.0, 1) if path == "/api/orders" else

@@ -312,3 +312,30 @@ def test_a_failed_import_keeps_its_upload_only_as_long_as_the_setting_says(make_
         jobs.sweep(runner.submit)
     assert stored_files() == (0, 0)
     assert client.get(f"/api/imports/{job['_id']}").get_json()["status"] == "failed"  # the job itself stays
+
+
+def test_an_import_replayed_with_its_idempotency_key_starts_no_second_job(client):
+    text = "name,email\r\nAda,ada@shop.com\r\n"
+    first = upload(client, text, headers={"Idempotency-Key": "import-1"})
+    replay = upload(client, text, headers={"Idempotency-Key": "import-1"})
+    assert first.status_code == replay.status_code == 202
+    assert replay.get_json()["_id"] == first.get_json()["_id"]
+    assert replay.headers["Location"] == first.headers["Location"]
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert ImportJob.objects.count() == 1
+
+
+def test_a_chunk_run_again_reports_its_first_rows_error_once(client, monkeypatch):
+    """A worker that dies after writing a chunk's row errors but before recording the chunk as done:
+    the next worker runs the chunk again and its errors are replaced, not repeated."""
+    from engine import imports
+
+    real = imports._commit
+
+    def twice(*args):  # the chunk committed, then committed again as its next worker would
+        real(*args)
+        real(*args)
+
+    monkeypatch.setattr(imports, "_commit", twice)
+    job = finished(client, upload(client, "name,email\r\nBad,not-an-email\r\nAda,ada@shop.com\r\n"))
+    assert row_errors(client, job) == [(2, "email", "Not a valid email address.")]
