@@ -1,4 +1,5 @@
 """Customer operations."""
+import json
 import re
 
 from mongoengine.errors import NotUniqueError
@@ -14,7 +15,7 @@ from controllers.common import (
 )
 from engine import ingest
 from errors import ApiError
-from models import Customer, Delivery, Order
+from models import Customer, Delivery, IdempotentResponse, ImportRowError, Order
 from models.base import utcnow
 from services import events
 
@@ -150,5 +151,22 @@ def erase_customer(customer_id):
     up; their ``customer`` id now points at nothing.
     """
     pk = object_id_or_404("customer", customer_id)
+    found = Customer.objects(pk=pk).only("email").first()
     delete_customer(customer_id)
     Delivery.objects(customer_id=pk).update(set__email=ERASED_EMAIL, set__message="", set__error=None)
+    _forget_copies(pk, found.email if found else None)
+
+
+ERASED_ANSWER = json.dumps({"error": "What this request created was erased on a data subject's request"})
+
+
+def _forget_copies(pk, email):
+    """Copies of the customer kept elsewhere: an answer kept for an Idempotency-Key replay (it would
+    return the erased name and email for a day) becomes a 410 saying so, writing nothing again; an
+    import's row error that names the address is deleted. Matched in the database, by id or address."""
+    needles = [re.escape(str(pk))] + ([re.escape(email)] if email else [])
+    mentions = {"$regex": "|".join(needles), "$options": "i"}
+    IdempotentResponse.objects(__raw__={"body": mentions}).update(
+        set__status=410, set__body=ERASED_ANSWER, set__headers={"Content-Type": "application/json"})
+    if email:
+        ImportRowError.objects(__raw__={"message": mentions}).delete()

@@ -491,6 +491,14 @@ MUTATIONS = [
      "    ImportRowError.objects(job_id=job.pk, row__gte=first_line).delete()  # a chunk run again",
      "    ImportRowError.objects(job_id=job.pk, row__gt=first_line).delete()  # a chunk run again",
      ["tests/test_imports.py::test_a_chunk_run_again_reports_its_first_rows_error_once"]),
+    ("erasure leaves the customer in kept answers", "controllers/customers.py",
+     '    IdempotentResponse.objects(__raw__={"body": mentions}).update(',
+     '    IdempotentResponse.objects(__raw__={"body": "nothing"}).update(',
+     ["tests/test_data_subject.py::test_erasure_reaches_kept_answers_and_import_errors"]),
+    ("erasure leaves the address in import errors", "controllers/customers.py",
+     '        ImportRowError.objects(__raw__={"message": mentions}).delete()',
+     '        pass',
+     ["tests/test_data_subject.py::test_erasure_reaches_kept_answers_and_import_errors"]),
 ]
 only = sys.argv[1:]
 # Running jobs on the request thread makes that test hang rather than fail (the request itself then

@@ -64,3 +64,29 @@ def test_erase_flag_is_validated(client, ada, query, status):
     if status == 400:
         assert "erase" in error_of(response)["errors"] or "x" in error_of(response)["errors"]
         assert Customer.objects(email="ada@example.com").count() == 1
+
+
+def test_erasure_reaches_kept_answers_and_import_errors(admin_client):
+    """A replay of the create must not return the erased name and email for a day (nor create them
+    again), and an import's row error naming the address goes too; others' copies stay."""
+    from models import IdempotentResponse, ImportJob, ImportRowError
+
+    created = admin_client.post("/api/customers", json={"name": "Zed Erased", "email": "zed@example.com"},
+                                headers={"Idempotency-Key": "zed-1"})
+    other = admin_client.post("/api/customers", json={"name": "Kept", "email": "kept@example.com"},
+                              headers={"Idempotency-Key": "kept-1"})
+    job = ImportJob(type="orders", filename="o.csv").save()
+    ImportRowError(job_id=job.pk, row=2, field="customerEmail", message="No customer has the email zed@example.com.").save()
+    ImportRowError(job_id=job.pk, row=3, field="customerEmail", message="No customer has the email kept@example.com.").save()
+    assert admin_client.delete(f"/api/customers/{created.get_json()['_id']}?erase=true").status_code == 204
+
+    replay = admin_client.post("/api/customers", json={"name": "Zed Erased", "email": "zed@example.com"},
+                               headers={"Idempotency-Key": "zed-1"})
+    assert replay.status_code == 410 and replay.headers["Idempotent-Replayed"] == "true"
+    assert "Zed" not in replay.get_data(as_text=True) and "zed@" not in replay.get_data(as_text=True)
+    assert Customer.objects(email="zed@example.com").count() == 0
+    assert not IdempotentResponse.objects(__raw__={"body": {"$regex": "zed@example.com"}}).count()
+    kept = admin_client.post("/api/customers", json={"name": "Kept", "email": "kept@example.com"},
+                             headers={"Idempotency-Key": "kept-1"})
+    assert (kept.status_code, kept.get_json()) == (other.status_code, other.get_json())
+    assert [e.row for e in ImportRowError.objects(job_id=job.pk)] == [3]
