@@ -478,3 +478,15 @@ def test_two_apps_in_one_process_each_ask_their_own_model(make_app, gemini):
         assert first.extensions["gemini"] is not second.extensions["gemini"]
     finally:
         other.stop()
+
+
+@pytest.mark.parametrize("depth", [40, 3000, 200000])
+def test_a_deeply_nested_answer_is_a_502_not_a_500(marketer, gemini, spenders, depth):
+    """A model answer nested past any sane depth (or past Python's recursion limit) is an invalid
+    answer like any other: one repair round, then a 502 naming the problem."""
+    nested = '{"rules": [' + '{"op": "AND", "rules": [' * depth + '{"field": "totalSpend", "operator": ">", "value": "1"}' \
+        + "]}" * depth + '], "logicalOperator": "AND", "explanation": "x"}'
+    gemini.script.extend([answer(nested), answer(nested)])
+    response = marketer.post("/api/ai/segment-rules", json={"description": "lapsed big spenders"})
+    assert response.status_code == 502, response.get_json()
+    assert len(gemini.requests) == 2
