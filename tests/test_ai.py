@@ -480,7 +480,7 @@ def test_two_apps_in_one_process_each_ask_their_own_model(make_app, gemini):
         other.stop()
 
 
-@pytest.mark.parametrize("depth", [40, 3000, 200000])
+@pytest.mark.parametrize("depth", [40, 400, 3000, 200000])
 def test_a_deeply_nested_answer_is_a_502_not_a_500(marketer, gemini, spenders, depth):
     """A model answer nested past any sane depth (or past Python's recursion limit) is an invalid
     answer like any other: one repair round, then a 502 naming the problem."""

@@ -13,7 +13,6 @@ from controllers.segments import audience
 from errors import ApiError, flatten_errors
 from schemas.ai import GeneratedRules
 from schemas.campaign import MAX_MESSAGE
-from schemas.common import TOO_DEEP, storable_problem
 from segments import FIELDS, GROUP_OPERATORS, MAX_RULES, OPERATORS, OPERATORS_BY_TYPE
 from services import gemini
 
@@ -80,23 +79,16 @@ def _from_model(node):
     return {key: node[key] for key in ("field", "operator", "value") if key in node}
 
 
-MAX_ANSWER_DEPTH = 16  # the rule language nests 5 levels; an answer deeper than this is not one
-
-
 def _loads(text):
     try:
         data = json.loads(text)
     except ValueError as exc:
         raise ValidationError({"_schema": [f"Not valid JSON: {exc}"]}) from exc
-    except RecursionError as exc:  # deeper than Python's parser goes
-        raise ValidationError({"_schema": [f"Nested more than {MAX_ANSWER_DEPTH} levels deep."]}) from exc
+    except RecursionError as exc:  # deeper than Python's parser goes (a few hundred levels); anything it
+        # parses is shallow enough for the rule checks, which refuse more than 5 levels
+        raise ValidationError({"_schema": ["Nested too deeply to read."]}) from exc
     if not isinstance(data, dict):
         raise ValidationError({"_schema": ["Must be a JSON object."]})
-    problem = storable_problem(data, MAX_ANSWER_DEPTH)  # walked without recursion, before anything recurses
-    if problem is not None:
-        path, message = problem
-        raise ValidationError({path: [f"Nested more than {MAX_ANSWER_DEPTH} levels deep." if message is TOO_DEEP
-                                      else message]})
     return data
 
 
