@@ -152,7 +152,8 @@ SETTINGS = [
         ("ADMIN_EMAILS", "emails", [], "comma-separated emails that become `admin` on first sign-in (they "
          "may always sign in); required in production", {"shown": "none", "example": "you@example.com"}),
         ("DEFAULT_ROLE", "lower", "viewer", "role of other new users: `viewer` or `marketer`"),
-        ("ALLOWED_EMAIL_DOMAINS", "domains", [], "comma-separated domains allowed to sign in",
+        ("ALLOWED_EMAIL_DOMAINS", "domains", [], "comma-separated Google Workspace domains allowed to sign "
+         "in (the ID token's `hd` claim must name the domain: an address there is not enough)",
          {"shown": "any", "example": "example.com"}),
         ("INVITED_EMAILS", "emails", [], "comma-separated emails allowed to sign in whatever their domain",
          {"shown": "none", "example": "contractor@gmail.com"}),

@@ -3,6 +3,7 @@ import logging
 
 import mongoengine
 from bson import ObjectId
+from flask import current_app
 from pymongo.errors import DuplicateKeyError
 
 from config import is_production
@@ -10,6 +11,7 @@ from errors import ApiError
 from models import User
 from models.base import utcnow
 from models.roles import ADMIN
+from security.allow_list import may_sign_in, named
 
 log = logging.getLogger(__name__)
 FIRST_ADMIN_MARKER = "first_admin"
@@ -29,10 +31,14 @@ def _verified_email(claims, settings):
     email = str(claims.get("email") or "").strip().lower()
     if not email or claims.get("email_verified") not in (True, "true"):
         raise _refuse("the Google account has no verified email address")
-    domains, invited = settings["ALLOWED_EMAIL_DOMAINS"], settings.get("INVITED_EMAILS", [])
-    if (domains or invited) and not (
-            email.rsplit("@", 1)[-1] in domains or email in invited or email in settings["ADMIN_EMAILS"]):
-        raise _refuse(f"{email} is not invited and {email.rsplit('@', 1)[-1]} accounts may not sign in here")
+    domain = email.rsplit("@", 1)[-1]
+    if not may_sign_in(email, settings):
+        raise _refuse(f"{email} is not invited and {domain} accounts may not sign in here")
+    if (domain in settings["ALLOWED_EMAIL_DOMAINS"] and not named(email, settings)
+            and str(claims.get("hd") or "").lower() != domain):
+        # Google's advice: an address at the domain is not proof of the domain's Workspace (anyone
+        # can make a Google account with any address); the hosted-domain claim is
+        raise _refuse(f"{email} is not an account of the {domain} Google Workspace")
     return email
 
 
@@ -93,4 +99,5 @@ def load_user(user_id):
     """Flask-Login's user loader: an enabled User for a session id, or None."""
     if not ObjectId.is_valid(user_id):
         return None
-    return User.objects(pk=ObjectId(user_id), disabled__ne=True).first()
+    user = User.objects(pk=ObjectId(user_id), disabled__ne=True).first()
+    return user if user is not None and may_sign_in(user.email, current_app.config) else None

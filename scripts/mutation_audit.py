@@ -503,6 +503,18 @@ MUTATIONS = [
      "    except RecursionError as exc:  # deeper than Python's parser goes (a few hundred levels); anything it",
      "    except ZeroDivisionError as exc:",
      ["tests/test_ai.py::test_a_deeply_nested_answer_is_a_502_not_a_500"]),
+    ("a session outlives its address leaving the lists", "controllers/auth.py",
+     "    return user if user is not None and may_sign_in(user.email, current_app.config) else None",
+     "    return user",
+     ["tests/test_security.py::test_an_address_taken_off_the_lists_loses_its_sessions_and_keys_at_once"]),
+    ("a key outlives its owner leaving the lists", "security/api_keys.py",
+     "    if user is None or user.disabled or not may_sign_in(user.email, current_app.config):",
+     "    if user is None or user.disabled:",
+     ["tests/test_security.py::test_an_address_taken_off_the_lists_loses_its_sessions_and_keys_at_once"]),
+    ("any Google account with an address at an allowed domain signs in", "controllers/auth.py",
+     '            and str(claims.get("hd") or "").lower() != domain):',
+     "            and False):",
+     ["tests/test_security.py::test_sign_in_policy"]),
 ]
 only = sys.argv[1:]
 # Running jobs on the request thread makes that test hang rather than fail (the request itself then

@@ -8,6 +8,7 @@ from models import ApiKey, User
 from models.api_key import hash_key
 from models.base import utcnow
 from models.roles import ADMIN
+from security.allow_list import may_sign_in
 
 KEY_PREFIX = "crm_"
 SHOWN_PREFIX_LENGTH = 12
@@ -61,8 +62,8 @@ def authenticate(raw):
     if key is None or not key.usable():
         return None
     user = User.objects(pk=key.user_id).first()
-    if user is None or user.disabled:
-        return None
+    if user is None or user.disabled or not may_sign_in(user.email, current_app.config):
+        return None  # a disabled owner, or one taken off the sign-in lists since
     now = utcnow()
     # Record use, at most once a minute, without a read-modify-write race.
     ApiKey.objects(pk=key.pk, __raw__={"$or": [

@@ -245,7 +245,13 @@ def test_sign_in_without_the_pkce_verifier_fails(anon, oidc_provider, monkeypatc
         ({"email_verified": "false"}, {}, 403),
         ({"email": None}, {}, 403),
         ({"email": "ada@gmail.com"}, {"ALLOWED_EMAIL_DOMAINS": ["example.com"]}, 403),
-        ({"email": "ada@example.com"}, {"ALLOWED_EMAIL_DOMAINS": ["example.com", "example.org"]}, 302),
+        ({"email": "ada@example.com", "hd": "example.com"}, {"ALLOWED_EMAIL_DOMAINS": ["example.com", "example.org"]},
+         302),
+        # an address at the domain, but not an account of its Workspace (no hd, or another one): refused
+        ({"email": "ada@example.com"}, {"ALLOWED_EMAIL_DOMAINS": ["example.com"]}, 403),
+        ({"email": "ada@example.com", "hd": "evil.com"}, {"ALLOWED_EMAIL_DOMAINS": ["example.com"]}, 403),
+        ({"email": "ada@example.com"}, {"ALLOWED_EMAIL_DOMAINS": ["example.com"], "INVITED_EMAILS": ["ada@example.com"]},
+         302),  # named one by one: no Workspace needed
         ({"email": "ada@gmail.com"}, {"INVITED_EMAILS": ["ada@gmail.com"]}, 302),
         ({"email": "eve@gmail.com"}, {"INVITED_EMAILS": ["ada@gmail.com"]}, 403),
         ({"email": "Ada@Gmail.com"}, {"ALLOWED_EMAIL_DOMAINS": ["example.com"], "INVITED_EMAILS": ["ada@gmail.com"]},
@@ -262,6 +268,22 @@ def test_sign_in_policy(make_app, google_login, identity, settings, status):
         assert error_of(response)["error"].startswith("Sign-in refused")
         assert User.objects.count() == 0
         assert client.get("/api/auth/me").status_code == 401
+
+
+@pytest.mark.parametrize("withdrawn", [{"ALLOWED_EMAIL_DOMAINS": ["example.org"]},
+                                       {"INVITED_EMAILS": ["someone-else@gmail.com"]}])
+def test_an_address_taken_off_the_lists_loses_its_sessions_and_keys_at_once(make_app, google_login, withdrawn):
+    app = make_app(INVITED_EMAILS=["ada@gmail.com"], DEFAULT_ROLE=MARKETER)
+    browser = app.test_client()
+    assert google_login(browser, sub="ada", email="ada@gmail.com").status_code == 302
+    key = browser.post("/api/api-keys", json={"name": "laptop"}).get_json()["key"]
+    script = app.test_client()
+    assert browser.get("/api/auth/me").status_code == 200
+    assert script.get("/api/customers", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    app.config.update(withdrawn)  # the lists changed (a restart with new settings)
+    app.config["INVITED_EMAILS"] = withdrawn.get("INVITED_EMAILS", [])
+    assert browser.get("/api/auth/me").status_code == 401
+    assert script.get("/api/customers", headers={"Authorization": f"Bearer {key}"}).status_code == 401
 
 
 def test_disabled_user_cannot_sign_in(anon, google_login):
