@@ -18,7 +18,7 @@ access_log = logging.getLogger("crm.access")
 # quotes escaped as in a JSON line); a domain that is a name (any script, dots optional) or an address
 # literal [...]. Quotes and backslashes around an address are left alone, so a JSON line stays JSON.
 _QUOTED = r'\\"[^"\\]*\\"|(?<![^\s<(])"[^"\\\r\n]*"'  # raw: opening a word, not closing a JSON string
-_ATOM = r"""[^\s<>()\[\],;:@"'\\]+"""
+_ATOM = r"""[^\s<>()\[\],;:@"'\\/=?&#]+"""  # not across a path's / or a query's = ? & #
 _DOMAIN = r"""\[[^\]\s"\\]*\]|[^\s<>()\[\],;:@"'\\]+"""
 EMAIL = re.compile(f"(?:({_QUOTED})|({_ATOM}))@({_DOMAIN})")
 

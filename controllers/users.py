@@ -41,4 +41,6 @@ def update_user(user_id, data):
         raise ApiError.conflict(LAST_ADMIN)
     if data.get("disabled") is True:  # and revokes every key: re-enabling brings neither back
         ApiKey.objects(user_id=pk, revoked_at=None).update(set__revoked_at=utcnow())
+    user.changes = {name: {"from": getattr(target, name), "to": getattr(user, name)}
+                    for name in data if getattr(target, name) != getattr(user, name)}  # for the audit entry
     return user

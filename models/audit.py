@@ -11,7 +11,7 @@ class AuditEvent(Document):
     action = StringField(required=True)
     actor_id = ObjectIdField(db_field="actor")
     actor_email = StringField(db_field="actorEmail")
-    via = StringField(choices=("session", "api_key", "cli", "system"), default="session")
+    via = StringField(choices=("session", "api_key", "cli", "system", "link"), default="session")  # link: a signed link in mail
     target_type = StringField(db_field="targetType")
     target_id = StringField(db_field="targetId")
     request_id = StringField(db_field="requestId")

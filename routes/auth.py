@@ -3,7 +3,9 @@ from flask import Blueprint, current_app, g, redirect
 from flask_login import current_user
 
 from controllers.auth import sign_in
+from errors import ApiError
 from routes.endpoint import endpoint
+from security import audit
 from routes.helpers import signed_in_user
 from schemas.common import MessageOut
 from schemas.user import AuthStatusOut, MeOut, UserOut
@@ -27,7 +29,13 @@ def google_login():
                       "code or ID token is rejected, 403 for an unverified, disallowed or disabled account.")
 def google_callback():
     """Finish sign-in: verify the ID token, upsert the user, start a session, go to the app."""
-    user = sign_in(google_oauth.verified_claims(), current_app.config)
+    claims = google_oauth.verified_claims()
+    try:
+        user = sign_in(claims, current_app.config)
+    except ApiError as exc:  # refused: who tried, and why (the address masked)
+        audit.record_current("login.refused", "user", details={"email": claims.get("email") or "",
+                                                              "reason": exc.message})
+        raise
     start_session(user)
     return redirect(f"{current_app.config['FRONTEND_URL']}/home")
 

@@ -9,6 +9,7 @@ from html import escape
 from flask import Blueprint, Response, request, url_for
 
 from controllers import consent as controller
+from security import audit
 from errors import ApiError
 from routes.endpoint import endpoint
 from schemas.import_job import UnsubscribeOut
@@ -60,6 +61,9 @@ def confirm_page(token):
 def unsubscribe(token):
     """Unsubscribe (the page's button, or a mail client's one-click request)."""
     request.get_data()  # the one-click form body, read and ignored: the link itself is the request
-    if controller.unsubscribe_by_token(token) is None:
+    customer_id = controller.unsubscribe_by_token(token)
+    if customer_id is None:
         return _not_ours()
+    audit.record("customer.unsubscribe", via="link", target_type="customer", target_id=str(customer_id),
+                 details={"oneClick": request.form.get("List-Unsubscribe") == "One-Click"})
     return _answer("Unsubscribed", "You are unsubscribed and will no longer receive our campaigns.", True)

@@ -1,5 +1,5 @@
 """``/api/users``: user administration (admin)."""
-from flask import Blueprint
+from flask import Blueprint, g
 
 from controllers import users as controller
 from routes.endpoint import endpoint
@@ -20,4 +20,6 @@ def list_users(query):
           description="Disabling ends the user's sessions and API keys at once. 409 for the last admin.")
 def update_user(user_id, body):
     """Change a user's role or disable them."""
-    return controller.update_user(user_id, body)
+    user = controller.update_user(user_id, body)
+    g.audit_details = {"changes": user.changes}  # the audit entry says what changed, from what to what
+    return user

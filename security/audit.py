@@ -66,5 +66,6 @@ def record_request(action, target_type, response):
         via=g.get("auth_via") or "session",
         target_type=target_type,
         target_id=target_id,
-        details={"method": request.method, "path": request.path, "status": response.status_code},
+        details={"method": request.method, "path": request.path, "status": response.status_code,
+                 **g.get("audit_details", {})},
     )

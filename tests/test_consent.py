@@ -68,6 +68,8 @@ def test_the_unsubscribe_link_confirms_on_get_and_unsubscribes_on_post(app, clie
         "unsubscribed": True, "message": "You are unsubscribed and will no longer receive our campaigns."}
     ann = Customer.objects.get(email="ann@shop.com")
     assert ann.subscribed is False and ann.unsubscribed_at is not None
+    event = AuditEvent.objects.get(action="customer.unsubscribe")  # by the link: no actor, the customer named
+    assert (event.via, event.target_id, event.actor_id, event.details) == ("link", str(ann.pk), None, {"oneClick": True})
     assert Suppression.objects.get(email="ann@shop.com").reason == "unsubscribed"
     assert anon.post(path).status_code == 200  # again: nothing new
     assert Suppression.objects.count() == 1

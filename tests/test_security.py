@@ -433,11 +433,33 @@ def test_options_requests_never_write_audit_entries(app, caller, viewer_client):
     assert AuditEvent.objects.count() == 0, [e.action for e in AuditEvent.objects]
 
 
-def test_refused_callers_write_no_audit_entries(app, viewer_client):
+def test_refused_callers_never_write_the_routes_action_and_a_403_is_recorded_as_denied(app, viewer_client):
     user = make_user(VIEWER, email="v@example.com")
     assert app.test_client().patch(f"/api/users/{user.pk}", json={"role": "admin"}).status_code == 401
+    assert AuditEvent.objects.count() == 0  # anonymous: nothing (no one to name, and no flood to store)
     assert viewer_client.delete("/api/suppressions/victim@example.com").status_code == 403
-    assert AuditEvent.objects.count() == 0
+    event = AuditEvent.objects.get()
+    assert event.action == "access.denied" and event.actor_email == "viewer@example.com"
+    assert event.details == {"method": "DELETE", "path": "/api/suppressions/v***@example.com", "role": VIEWER,
+                             "needs": MARKETER}
+
+
+def test_user_changes_are_audited_with_old_and_new_values(app, admin_client):
+    user = make_user(VIEWER, email="v@example.com")
+    assert admin_client.patch(f"/api/users/{user.pk}", json={"role": MARKETER, "disabled": False}).status_code == 200
+    event = AuditEvent.objects.get(action="user.update")
+    assert event.target_id == str(user.pk)
+    assert event.details["changes"] == {"role": {"from": VIEWER, "to": MARKETER}}  # disabled did not change
+
+
+def test_a_refused_sign_in_is_audited_with_the_address_masked(make_app, google_login):
+    app = make_app(INVITED_EMAILS=["ada@gmail.com"])
+    assert google_login(app.test_client(), sub="eve", email="eve@gmail.com").status_code == 403
+    event = AuditEvent.objects.get()
+    assert event.action == "login.refused" and event.actor_id is None
+    assert event.details == {"email": "e***@gmail.com",
+                             "reason": "Sign-in refused: e***@gmail.com is not invited and gmail.com accounts may "
+                                       "not sign in here"}
 
 
 def test_login_and_logout_are_audited(app, google_login):
