@@ -171,6 +171,9 @@ SETTINGS = [
         ("RATELIMIT_WRITE", "text", "120 per minute", "writes per user (sessions and API keys together); a "
          "bulk request counts one per 1,000 items"),
         ("RATELIMIT_WRITE_IP", "text", "600 per minute", "writes per IP"),
+        ("RATELIMIT_RECEIPTS_REFUSED", "text", "30 per minute", "receipt webhook requests refused for their "
+         "signature (401), per IP: past it every request from that address is a 429 until the window ends "
+         "(a vendor signing correctly never counts)"),
         ("RATELIMIT_AI", "text", "30 per minute", "assistant requests per user (sessions and API keys "
          "together)"),
         ("RATELIMIT_KEY_PREFIX", "text", "crm", "prefix of the limiter's keys in its storage"),

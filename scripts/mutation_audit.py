@@ -531,6 +531,14 @@ MUTATIONS = [
      '    audit.record("customer.unsubscribe", via="link", target_type="customer", target_id=str(customer_id),',
      '    (lambda *a, **k: None)("customer.unsubscribe", via="link", target_type="customer", target_id=str(customer_id),',
      ["tests/test_consent.py::test_the_unsubscribe_link_confirms_on_get_and_unsubscribes_on_post"]),
+    ("refused receipt signatures are not rate-limited", "security/limits.py",
+     "            exempt_when=lambda: _endpoint() != RECEIPTS, deduct_when=lambda response: response.status_code == 401,",
+     "            exempt_when=lambda: True,",
+     ["tests/test_engine.py::test_refused_receipt_signatures_are_rate_limited_and_a_signing_vendor_never_is"]),
+    ("signed receipts count toward the refusal limit", "security/limits.py",
+     "            exempt_when=lambda: _endpoint() != RECEIPTS, deduct_when=lambda response: response.status_code == 401,",
+     "            exempt_when=lambda: _endpoint() != RECEIPTS,",
+     ["tests/test_engine.py::test_refused_receipt_signatures_are_rate_limited_and_a_signing_vendor_never_is"]),
 ]
 only = sys.argv[1:]
 # Running jobs on the request thread makes that test hang rather than fail (the request itself then

@@ -15,7 +15,8 @@ from security.policy import policy_key
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 LOGIN_ENDPOINTS = {"auth.google_login", "auth.google_callback"}
 AI_BLUEPRINTS = ("ai.", "gemini.")  # every assistant endpoint, present and future
-UNLIMITED_WRITES = {"auth.logout", "receipts.receive_receipts"}
+RECEIPTS = "receipts.receive_receipts"
+UNLIMITED_WRITES = {"auth.logout", RECEIPTS}  # the vendor's webhook: limited by refusals instead
 BULK_ENDPOINTS = {"customers.bulk_customers", "orders.bulk_orders"}
 ITEMS_PER_REQUEST = 1000  # a bulk request costs one write per this many items
 
@@ -70,6 +71,10 @@ def application_limits(config):
         ApplicationLimit(
             config["RATELIMIT_WRITE_IP"], key_function=get_remote_address, scope="write-ip", cost=write_cost,
             exempt_when=lambda: not _is_write(),
+        ),
+        ApplicationLimit(  # guessing signatures: only refused requests count, a signing vendor never does
+            config["RATELIMIT_RECEIPTS_REFUSED"], key_function=get_remote_address, scope="receipts-refused",
+            exempt_when=lambda: _endpoint() != RECEIPTS, deduct_when=lambda response: response.status_code == 401,
         ),
     ]
 

@@ -533,3 +533,19 @@ def test_a_receipt_applied_on_a_stale_read_never_overwrites_a_final_record(app, 
         store.apply_receipt_groups({("FAILED", "bounced", at, read_as_pending, "hard"): ids})
         record = Delivery.objects.get(pk=ids[0])
         assert (record.status, record.error, record.bounce) == ("DELIVERED", None, None)
+
+
+def test_refused_receipt_signatures_are_rate_limited_and_a_signing_vendor_never_is(make_app):
+    app = make_app(VENDOR_WEBHOOK_SECRET=SECRET, VENDOR_RECEIPTS=False, RATELIMIT_RECEIPTS_REFUSED="3 per minute")
+
+    def post(address, secret=SECRET):
+        body, now = b"[]", str(int(time.time()))
+        return app.test_client().post("/api/delivery-receipts", data=body, content_type="application/json",
+                                      environ_overrides={"REMOTE_ADDR": address},
+                                      headers={TIMESTAMP_HEADER: now, SIGNATURE_HEADER: sign(secret, now, body)})
+
+    for _ in range(3):
+        assert post("203.0.113.66", secret="guess").status_code == 401
+    assert post("203.0.113.66", secret="guess").status_code == 429  # the fourth guess in the minute
+    assert post("203.0.113.66").status_code == 429  # from that address, everything until the window ends
+    assert [post("198.51.100.5").status_code for _ in range(10)] == [200] * 10  # signed: never counted
