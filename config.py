@@ -219,12 +219,17 @@ SETTINGS = [
          "worker` / `beat`); needs `MONGO_URI`", {"shown": "unset → tasks run in-process",
                                                    "example": "amqp://guest:guest@localhost:5672//"}),
         ("CELERY_QUEUE", "text", "crm", "the task queue's name"),
+        ("CELERY_IMPORT_QUEUE", "text", None, "the queue CSV imports go to, so a worker of their own runs them "
+         "and campaigns never wait behind a large file (`celery -A worker worker -Q crm-imports`; one worker "
+         "can take both with `-Q crm,crm-imports`)", {"shown": "`<CELERY_QUEUE>-imports`", "example": ""}),
         ("DISPATCH_BATCH_SIZE", "int", 2000, "recipients per batch (a paced campaign's batches are smaller: "
          "each takes at most half of `DISPATCH_CLAIM_LEASE_S` at its pace); a batch costs about 15 database "
          "round trips, so 2,000 keeps dispatch under 0.01 per recipient"),
         ("DISPATCH_CLAIM_LEASE_S", "positive", 300, "how long a worker's claim on a batch lasts"),
         ("ENGINE_THREADS", "count", 4, "without a broker: the background threads that plan, send and "
          "import (never a request's thread)"),
+        ("IMPORT_THREADS", "count", 1, "without a broker: the background threads that run CSV imports, apart "
+         "from ENGINE_THREADS so a large file never delays a campaign"),
         ("ENGINE_CONTROL_CHECK_S", "positive", 0.25, "how often a sending batch re-reads its campaign's "
          "state (pause/cancel take effect within this or one message)"),
         ("ENGINE_FLUSH_S", "positive", 1, "how often a sending batch records its outcomes"),
@@ -279,6 +284,13 @@ SETTINGS = [
          "and kept in GridFS, never whole in memory)"),
         ("IMPORT_CHUNK_ROWS", "count", 1000, "rows written per chunk (the unit a resumed import restarts "
          "from)"),
+        ("IMPORT_MAX_LINES", "count", 1_000_000, "most lines a CSV file may have (a row quoted over several "
+         "lines counts each); refused at upload (400) beyond it"),
+        ("IMPORT_MAX_LINE_KB", "count", 64, "longest line a CSV file may have, in KiB; refused at upload beyond it "
+         "(a 50 MB file of one line would otherwise be read whole)"),
+        ("IMPORT_MAX_COLUMNS", "count", 50, "most columns a CSV header may have"),
+        ("IMPORT_MAX_ROW_ERRORS", "count", 1000, "row errors kept per job (the first ones by line); beyond, they "
+         "are counted in `counts.failed` but not stored, and the job says `rowErrorsDropped`"),
         ("IMPORT_FAILED_UPLOAD_HOURS", "int", 0, "how long a failed import keeps its uploaded file (personal "
          "data) for inspection; 0 deletes it when the job fails. Finished jobs never keep theirs"),
         ("IMPORT_LEASE_S", "positive", 300, "how long a running import may go without a heartbeat before "

@@ -9,6 +9,7 @@ its handlers). Controllers use this face only; nothing here imports controllers 
 - :func:`init_app`: the app's vendors and (without a broker) its background pool.
 """
 import threading
+import time
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -54,7 +55,13 @@ class Engine:
     def __init__(self, app):
         self.stopping = threading.Event()  # set by stop(): running batches and plans end at once
         self.vendors = Vendors()
-        self.pool = None if broker_configured(app) else Pool(app, app.config["ENGINE_THREADS"])
+        embedded = not broker_configured(app)
+        self.pool = Pool(app, app.config["ENGINE_THREADS"], "engine") if embedded else None
+        # imports on threads of their own: a large file never delays a campaign's batches
+        self.import_pool = Pool(app, app.config["IMPORT_THREADS"], "imports") if embedded else None
+
+    def pools(self):
+        return [pool for pool in (self.pool, self.import_pool) if pool is not None]
 
     def vendor(self, config):
         """The vendor ``config`` names."""
@@ -100,8 +107,11 @@ def vendor(app=None):
 def wait_idle(app=None, timeout=None):
     """Embedded mode: wait until the background pool has finished every job (tests, CLI)."""
     app = app or current_app
-    pool = app.extensions[EXTENSION].pool
-    return True if pool is None else pool.wait_idle(timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for pool in app.extensions[EXTENSION].pools():
+        if not pool.wait_idle(None if deadline is None else max(0.0, deadline - time.monotonic())):
+            return False
+    return True
 
 
 def stop(app, timeout=None):
@@ -110,9 +120,9 @@ def stop(app, timeout=None):
     them, then stop the pool and the receipt reporters."""
     state = app.extensions[EXTENSION]
     state.stopping.set()
-    if state.pool is not None:
-        state.pool.wait_idle(timeout)
-        state.pool.shutdown()
+    for pool in state.pools():
+        pool.wait_idle(timeout)
+        pool.shutdown()
     state.vendors.close()
 
 

@@ -145,10 +145,35 @@ def column_fields(job_type, header, mapping):
     return columns
 
 
+class _Lines:
+    """Counts a file's lines and their lengths as its bytes go by; UploadProblem past the caps."""
+
+    def __init__(self, config):
+        self.max_lines, self.max_line = config["IMPORT_MAX_LINES"], config["IMPORT_MAX_LINE_KB"] * 1024
+        self.lines, self.current = 0, 0
+
+    def feed(self, piece):
+        start = 0
+        while (end := piece.find(b"\n", start)) != -1:
+            self._check(self.current + end - start)
+            self.lines, self.current, start = self.lines + 1, 0, end + 1
+            if self.lines > self.max_lines:
+                raise UploadProblem(f"The file has more than {self.max_lines:,} lines",
+                                    {"file": [f"At most {self.max_lines:,} lines (IMPORT_MAX_LINES)."]})
+        self.current += len(piece) - start
+        self._check(self.current)
+
+    def _check(self, length):
+        if length > self.max_line:
+            raise UploadProblem(f"Line {self.lines + 1} is longer than {self.max_line // 1024} KiB", {"file": [
+                f"Lines may be at most {self.max_line // 1024} KiB (IMPORT_MAX_LINE_KB)."]})
+
+
 def store_upload(stream, filename, job_type, mapping, max_bytes):
     """Copy ``stream`` to GridFS, checking it; ``(file id, size, delimiter, columns)``."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     size, first_line = 0, ""
+    lines = _Lines(current_app.config)
     upload = _Upload(filename or "upload.csv")
     try:
         while piece := stream.read(PIECE):
@@ -156,6 +181,7 @@ def store_upload(stream, filename, job_type, mapping, max_bytes):
             if size > max_bytes:
                 raise UploadProblem(f"The file is larger than {max_bytes // (1024 * 1024)} MB",
                                     {"file": ["Too large."]}, status=413)
+            lines.feed(piece)
             try:
                 text = decoder.decode(piece)
             except UnicodeDecodeError as exc:
@@ -173,6 +199,10 @@ def store_upload(stream, filename, job_type, mapping, max_bytes):
             raise UploadProblem("The file is empty", {"file": ["A header line and at least one row are needed."]})
         delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
         header = next(csv.reader([header_line], delimiter=delimiter))
+        most = current_app.config["IMPORT_MAX_COLUMNS"]
+        if len(header) > most:
+            raise UploadProblem(f"The header has {len(header):,} columns", {"columns": [
+                f"At most {most} columns (IMPORT_MAX_COLUMNS)."]})
         columns = column_fields(job_type, header, mapping)
         upload.close()
     except BaseException:
@@ -449,12 +479,15 @@ def _commit(job, worker, schema, rows, first, last, position):
     counts, errors = _write(job, chunk, f"import:{job.pk}:{first}")
     first_line = rows[0][0]
     ImportRowError.objects(job_id=job.pk, row__gte=first_line).delete()  # a chunk run again
-    if errors:
+    room = max(0, current_app.config["IMPORT_MAX_ROW_ERRORS"] - ImportRowError.objects(job_id=job.pk).count())
+    if errors and room:
+        now = utcnow()
         ImportRowError._get_collection().insert_many([
-            {"job": job.pk, "row": line, "field": field, "message": message[:500]}
-            for line, field, message in errors])
+            {"job": job.pk, "row": line, "field": field, "message": message[:500], "createdAt": now}
+            for line, field, message in errors[:room]])
+    dropped = {"set__row_errors_dropped": True} if len(errors) > room else {}
     moved = ImportJob.objects(pk=job.pk, worker=worker).update_one(
-        set__rows_done=last, set__bytes_done=position, set__heartbeat_at=utcnow(),
+        set__rows_done=last, set__bytes_done=position, set__heartbeat_at=utcnow(), **dropped,
         **{f"inc__counts__{name}": value for name, value in counts.items() if value})
     if not moved:
         raise _LostJob()

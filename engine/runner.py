@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 TRANSIENT_CODES = {6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
 
 
+IMPORT_JOBS = {"crm.run_import"}  # their own threads (embedded) or queue (CELERY_IMPORT_QUEUE)
+
+
 class QueueUnavailable(Exception):
     """The broker did not take the job (unreachable): the caller should undo and answer 503."""
 
@@ -37,9 +40,9 @@ class Pool:
     """The embedded mode's background threads, with a count of jobs not yet finished (a job
     waiting to be retried counts)."""
 
-    def __init__(self, app, threads):
+    def __init__(self, app, threads, name="engine"):
         self.app = app
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="engine")
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
         self._busy = 0
         self._idle = threading.Condition()
         self._closed = False
@@ -106,4 +109,5 @@ def submit(name, *args):
             log.warning("broker refused job %s: %s", name, exc)
             raise QueueUnavailable(str(exc)) from exc
         return
-    app.extensions["engine"].pool.submit(name, *args)
+    state = app.extensions["engine"]
+    (state.import_pool if name in IMPORT_JOBS else state.pool).submit(name, *args)

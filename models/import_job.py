@@ -1,5 +1,6 @@
 """CSV import jobs and the per-row errors they found."""
 from mongoengine import (
+    BooleanField,
     DateTimeField,
     DictField,
     Document,
@@ -15,6 +16,7 @@ QUEUED, RUNNING, COMPLETED, FAILED = "queued", "running", "completed", "failed"
 STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED)
 TYPES = ("customers", "orders", "suppressions")
 COUNTS = ("read", "inserted", "updated", "unchanged", "skipped", "failed")
+ROW_ERRORS_DAYS = 30  # how long a job's row errors are kept (they may quote personal data)
 
 
 def zero_counts():
@@ -39,6 +41,7 @@ class ImportJob(Document):
     mode = StringField(default="merge")
     counts = DictField(default=zero_counts)
     rows_done = IntField(db_field="rowsDone", default=0)
+    row_errors_dropped = BooleanField(db_field="rowErrorsDropped", default=False)  # past IMPORT_MAX_ROW_ERRORS
     bytes_done = IntField(db_field="bytesDone", default=0)
     error = StringField()
     created_by = ObjectIdField(db_field="createdBy")
@@ -63,5 +66,7 @@ class ImportRowError(Document):
     row = IntField(required=True)
     field = StringField()
     message = StringField(required=True)
+    created_at = DateTimeField(db_field="createdAt", default=utcnow)  # a TTL index deletes it after ROW_ERRORS_DAYS
 
-    meta = {"collection": "import_errors", "indexes": [("job_id", "row", "id")]}
+    meta = {"collection": "import_errors", "indexes": [
+        ("job_id", "row", "id"), {"fields": ["created_at"], "expireAfterSeconds": ROW_ERRORS_DAYS * 24 * 3600}]}

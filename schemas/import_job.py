@@ -97,6 +97,9 @@ class ImportJobOut(ApiSchema):
     progress = fields.Function(lambda job: round(min(1.0, (job.bytes_done or 0) / job.size), 4) if job.size else 0.0,
                                metadata={"type": "number", "description": "0 to 1, by bytes read"})
     rows_done = fields.Integer()
+    row_errors_dropped = fields.Boolean(metadata={
+        "description": "true when more rows failed than IMPORT_MAX_ROW_ERRORS: counts.failed is exact, the "
+                       "errors past that were not kept"})
     error = fields.String(allow_none=True)
     created_at = UtcDateTime()
     started_at = UtcDateTime(allow_none=True)

@@ -539,6 +539,28 @@ MUTATIONS = [
      "            exempt_when=lambda: _endpoint() != RECEIPTS, deduct_when=lambda response: response.status_code == 401,",
      "            exempt_when=lambda: _endpoint() != RECEIPTS,",
      ["tests/test_engine.py::test_refused_receipt_signatures_are_rate_limited_and_a_signing_vendor_never_is"]),
+    # --- issue 24 item 4: imports apart, and capped ---
+    ("imports share the engine's threads", "engine/runner.py",
+     "    (state.import_pool if name in IMPORT_JOBS else state.pool).submit(name, *args)",
+     "    state.pool.submit(name, *args)",
+     ["tests/test_imports.py::test_a_running_import_never_delays_a_campaign"]),
+    ("imports share the campaigns' Celery queue", "services/queue.py",
+     '        task_routes={"crm.run_import": {"queue": import_queue(app.config)}},  # a worker of their own',
+     "        task_routes={},",
+     ["tests/test_queue.py::test_a_csv_import_is_queued_on_rabbitmq_and_run_by_a_worker"]),
+    ("upload lines are not measured", "engine/imports.py",
+     "            lines.feed(piece)",
+     "            pass",
+     ["tests/test_imports.py::test_files_past_the_caps_are_refused_at_upload_storing_nothing",
+      "tests/test_imports.py::test_a_single_line_file_is_refused_without_being_read_whole"]),
+    ("any number of columns", "engine/imports.py",
+     "        if len(header) > most:",
+     "        if False:",
+     ["tests/test_imports.py::test_files_past_the_caps_are_refused_at_upload_storing_nothing"]),
+    ("every row error is kept", "engine/imports.py",
+     "            for line, field, message in errors[:room]])",
+     "            for line, field, message in errors])",
+     ["tests/test_imports.py::test_row_errors_are_kept_up_to_the_limit_and_counted_beyond_it"]),
 ]
 only = sys.argv[1:]
 # Running jobs on the request thread makes that test hang rather than fail (the request itself then

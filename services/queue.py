@@ -32,6 +32,7 @@ def init_app(app):
         # A batch whose broker connection is lost will be redelivered: stop working on it here.
         worker_cancel_long_running_tasks_on_connection_loss=True,
         task_default_queue=app.config["CELERY_QUEUE"],
+        task_routes={"crm.run_import": {"queue": import_queue(app.config)}},  # a worker of their own
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
@@ -47,6 +48,11 @@ def init_app(app):
     celery.set_default()
     app.extensions[EXTENSION] = celery
     return celery
+
+
+def import_queue(config):
+    """Where CSV imports are queued: ``CELERY_IMPORT_QUEUE``, else ``<CELERY_QUEUE>-imports``."""
+    return config.get("CELERY_IMPORT_QUEUE") or f"{config['CELERY_QUEUE']}-imports"
 
 
 def broker_configured(app):

@@ -339,3 +339,88 @@ def test_a_chunk_run_again_reports_its_first_rows_error_once(client, monkeypatch
     monkeypatch.setattr(imports, "_commit", twice)
     job = finished(client, upload(client, "name,email\r\nBad,not-an-email\r\nAda,ada@shop.com\r\n"))
     assert row_errors(client, job) == [(2, "email", "Not a valid email address.")]
+
+
+@pytest.mark.parametrize("settings, text, field, message", [
+    ({"IMPORT_MAX_LINE_KB": 1}, "name,email\r\n" + "x" * 2000 + ",a@shop.com\r\n", "file",
+     "Lines may be at most 1 KiB (IMPORT_MAX_LINE_KB)."),
+    ({"IMPORT_MAX_LINE_KB": 1}, "name,email," + "y" * 5000, "file", "Lines may be at most 1 KiB (IMPORT_MAX_LINE_KB)."),
+    ({"IMPORT_MAX_LINES": 3}, "name,email\r\n" + "".join(f"P{i},p{i}@shop.com\r\n" for i in range(3)), "file",
+     "At most 3 lines (IMPORT_MAX_LINES)."),
+    ({"IMPORT_MAX_COLUMNS": 3}, "name,email,a,b\r\nAda,ada@shop.com,1,2\r\n", "columns",
+     "At most 3 columns (IMPORT_MAX_COLUMNS)."),
+])
+def test_files_past_the_caps_are_refused_at_upload_storing_nothing(make_app, settings, text, field, message):
+    from tests.factories import make_user, signed_in
+
+    app = make_app(**settings)
+    client = signed_in(app, make_user("marketer", email="m@shop.com"))
+    response = upload(client, text)
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["errors"] == {field: [message]}
+    assert stored_files() == (0, 0) and ImportJob.objects.count() == 0
+
+
+def test_a_single_line_file_is_refused_without_being_read_whole(make_app):
+    """The probe's 50 MB file of one line took a worker from 109 MB to 1.47 GB: refused at 64 KiB."""
+    from tests.factories import make_user, signed_in
+
+    client = signed_in(make_app(), make_user("marketer", email="m@shop.com"))
+    response = upload(client, b"name,email," + b"z" * (5 * 1024 * 1024))
+    assert response.status_code == 400
+    assert response.get_json()["errors"] == {"file": ["Lines may be at most 64 KiB (IMPORT_MAX_LINE_KB)."]}
+    assert stored_files() == (0, 0)
+
+
+def test_row_errors_are_kept_up_to_the_limit_and_counted_beyond_it(make_app):
+    from models.import_job import ROW_ERRORS_DAYS
+    from tests.factories import make_user, signed_in
+
+    client = signed_in(make_app(IMPORT_MAX_ROW_ERRORS=5, IMPORT_CHUNK_ROWS=4), make_user("marketer", email="m@shop.com"))
+    text = "name,email\r\n" + "".join(f"Bad {i},not-an-email-{i}\r\n" for i in range(12)) + "Ada,ada@shop.com\r\n"
+    job = finished(client, upload(client, text))
+    assert job["counts"]["failed"] == 12 and job["counts"]["inserted"] == 1  # every failure counted
+    assert [row for row, _, _ in row_errors(client, job)] == [2, 3, 4, 5, 6]  # the first five kept
+    assert job["rowErrorsDropped"] is True
+    ttl = [index for index in ImportRowError._get_collection().index_information().values()
+           if "expireAfterSeconds" in index]
+    assert [(index["key"], index["expireAfterSeconds"]) for index in ttl] == [
+        ([("createdAt", 1)], ROW_ERRORS_DAYS * 24 * 3600)]
+
+
+def test_a_running_import_never_delays_a_campaign(make_app, monkeypatch):
+    """Imports have threads of their own: with one engine thread, a campaign still goes out while an
+    import holds its thread (four large imports once kept a campaign at 0 deliveries for 60 s)."""
+    import threading
+    import time
+
+    from engine import imports
+    from models import Campaign
+    from tests.factories import make_user, seed_customers, signed_in
+
+    app = make_app(ENGINE_THREADS=1, IMPORT_THREADS=1)
+    client = signed_in(app, make_user("marketer", email="m@shop.com"))
+    seed_customers([{"name": "Ann", "email": "ann@shop.com"}])
+    held, release = threading.Event(), threading.Event()
+    real = imports._commit
+
+    def slow(*args):
+        held.set()
+        release.wait(30)
+        real(*args)
+
+    monkeypatch.setattr(imports, "_commit", slow)
+    job = upload(client, "name,email\r\nAda,ada@shop.com\r\n").get_json()
+    assert held.wait(10)  # the import is running, and holding its thread
+    try:
+        campaign = client.post("/api/campaigns", json={"name": "Now", "message": "Hi", "rules": []}).get_json()
+        assert client.post(f"/api/campaigns/{campaign['_id']}/send").status_code == 202
+        deadline = time.monotonic() + 30
+        while Campaign.objects.get(pk=campaign["_id"]).status != "completed" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert Campaign.objects.get(pk=campaign["_id"]).status == "completed"
+        assert ImportJob.objects.get(pk=job["_id"]).status == "running"  # still held
+    finally:
+        release.set()
+    assert engine.wait_idle(app, timeout=30)
+    assert ImportJob.objects.get(pk=job["_id"]).status == "completed"

@@ -102,11 +102,13 @@ def topology(mongo_standin, redis_url, rabbitmq_url, oidc_provider, smtp_inbox, 
             process.stop()
         with Connection(rabbitmq_url) as connection:
             Queue(queue, channel=connection.channel()).delete()
+            Queue(f"{queue}-imports", channel=connection.channel()).delete()
 
 
 def worker(topology, name, *options):
     """A Celery worker consuming the test's queue."""
-    return topology["celery"](name, "worker", "-Q", topology["env"]["CELERY_QUEUE"], "-n", f"{name}@%h",
+    queue = topology["env"]["CELERY_QUEUE"]
+    return topology["celery"](name, "worker", "-Q", f"{queue},{queue}-imports", "-n", f"{name}@%h",
                               "--without-gossip", "--without-mingle", "--loglevel", "INFO", *options)
 
 

@@ -30,6 +30,7 @@ def broker_app(make_app, rabbitmq_url):
     yield app
     with Connection(rabbitmq_url) as connection:  # leave nothing behind on the broker
         Queue(queue, channel=connection.channel()).delete()
+        Queue(f"{queue}-imports", channel=connection.channel()).delete()
 
 
 def _wait_for(predicate, timeout=30):
@@ -203,7 +204,13 @@ def test_a_csv_import_is_queued_on_rabbitmq_and_run_by_a_worker(broker_app):
     job_id = queued.get_json()["_id"]
     assert Customer.objects(email__startswith="new").count() == 0  # the request only queued it
 
-    with start_worker(broker_app.extensions["celery"], pool="solo", perform_ping_check=False, shutdown_timeout=10):
+    from services.queue import import_queue
+
+    celery = broker_app.extensions["celery"]
+    with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        assert not _wait_for(lambda: ImportJob.objects.get(pk=job_id).status != "queued", timeout=2)  # not its queue
+    with start_worker(celery, pool="solo", perform_ping_check=False, shutdown_timeout=10,
+                      queues=[import_queue(broker_app.config)]):  # the imports' own worker
         done = _wait_for(lambda: ImportJob.objects.get(pk=job_id).status == "completed")
     job = client.get(f"/api/imports/{job_id}").get_json()
     assert done, job
