@@ -160,6 +160,9 @@ def _operation(rule, method, view, op, legacy, shared_endpoint):
     return operation
 
 
+LICENSE = {"name": "Proprietary (all rights reserved)"}  # no open-source licence has been chosen for this code
+
+
 def build_spec(app):
     """The OpenAPI 3.0.3 document (a dict) for every URL rule of ``app``."""
     marshmallow = MarshmallowPlugin()
@@ -168,7 +171,7 @@ def build_spec(app):
         version=VERSION,
         openapi_version="3.0.3",
         plugins=[marshmallow],
-        info={"description": DESCRIPTION},
+        info={"description": DESCRIPTION, "license": LICENSE},
         servers=[{"url": "/"}],
     )
     marshmallow.converter.add_attribute_function(_field_properties)
@@ -202,6 +205,8 @@ def build_spec(app):
             raise UndocumentedRoute(f"{rule.rule} ({rule.endpoint}) declares no @endpoint")
         legacy = rule.endpoint.startswith("legacy_")
         path = FlaskPlugin.flaskpath2openapi(rule.rule)
+        if len(path) > 1:  # trailing slashes are optional on every route: the document names none
+            path = path.rstrip("/")
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             by_path.setdefault(path, {})[method.lower()] = _operation(
                 rule, method, view, op, legacy, rules_per_endpoint[rule.endpoint] > 1

@@ -2,7 +2,8 @@
 
 Resource ids in paths use the ``id`` converter: any segment but the fixed paths that sit beside
 ``/<id>`` routes (``/bulk``, ``/export.csv``, ``/preview``, ``/create-audience``,
-``/check-audience-size``). So ``PATCH /api/customers/export.csv`` or ``GET /api/orders/bulk`` is a 405
+``/check-audience-size``, ``/by-email``: so ``/api/customers/by-email/export`` is the upsert of an
+address, never the export of a customer called "by-email"). So ``PATCH /api/customers/export.csv`` or ``GET /api/orders/bulk`` is a 405
 whose ``Allow`` names the fixed route's methods, not a look-up of a customer called "export.csv".
 """
 import re
@@ -51,7 +52,7 @@ API_ONLY_BLUEPRINTS = (
 )
 
 
-FIXED_SEGMENTS = ("bulk", "export.csv", "preview", "create-audience", "check-audience-size")
+FIXED_SEGMENTS = ("bulk", "export.csv", "preview", "create-audience", "check-audience-size", "by-email")
 
 
 class IdConverter(BaseConverter):
