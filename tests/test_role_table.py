@@ -20,7 +20,7 @@ TABLE = {
     ("GET", "/api/auth/status"): PUBLIC, ("GET", "/auth/status"): PUBLIC,
     ("GET", "/api/auth/me"): VIEWER, ("GET", "/auth/me"): VIEWER,
     ("GET", "/healthz"): PUBLIC, ("GET", "/readyz"): PUBLIC,
-    ("GET", "/api/openapi.json"): PUBLIC, ("GET", "/api/docs/"): PUBLIC, ("GET", "/api/docs/{path}"): PUBLIC,
+    ("GET", "/api/openapi.json"): PUBLIC, ("GET", "/api/docs"): PUBLIC, ("GET", "/api/docs/{path}"): PUBLIC,
     ("POST", "/api/delivery-receipts"): SIGNED,
     # customers
     ("GET", "/api/customers"): VIEWER, ("GET", "/customers"): VIEWER,
