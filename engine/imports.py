@@ -479,8 +479,10 @@ def _commit(job, worker, schema, rows, first, last, position):
     counts, errors = _write(job, chunk, f"import:{job.pk}:{first}")
     first_line = rows[0][0]
     ImportRowError.objects(job_id=job.pk, row__gte=first_line).delete()  # a chunk run again
-    room = max(0, current_app.config["IMPORT_MAX_ROW_ERRORS"] - ImportRowError.objects(job_id=job.pk).count())
-    if errors and room:
+    room = 0
+    if errors:  # the kept errors are counted only when this chunk has some (no query per clean chunk)
+        room = max(0, current_app.config["IMPORT_MAX_ROW_ERRORS"] - ImportRowError.objects(job_id=job.pk).count())
+    if room:
         now = utcnow()
         ImportRowError._get_collection().insert_many([
             {"job": job.pk, "row": line, "field": field, "message": message[:500], "createdAt": now}

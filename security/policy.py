@@ -155,9 +155,10 @@ def enforce():
             if g.get("session_expired"):
                 raise ApiError.unauthorized("Session expired; sign in again")
             raise ApiError.unauthorized()
-        if not at_least(effective_role(), rule.role):
+        role = effective_role()
+        if not at_least(role, rule.role):
             audit.record_current("access.denied", None, details={
-                "method": request.method, "path": request.path, "role": effective_role(), "needs": rule.role})
+                "method": request.method, "path": request.path, "role": role, "needs": rule.role})
             raise ApiError(403, f"Requires the {rule.role} role")
     g.audit_rule = rule  # the caller may run this view: only now can its success be audited
 
