@@ -11,9 +11,8 @@ from apidocs.spec import current_spec
 
 @click.command("export-postman")
 @click.option("--base-url", default=None, help="Value of the {{baseUrl}} variable.")
-@click.option("--aliases/--no-aliases", default=False, help="Also list the unprefixed aliases.")
 @with_appcontext
-def export_postman(base_url, aliases):
+def export_postman(base_url):
     """Print a Postman v2.1 collection generated from the OpenAPI document."""
     base = base_url or f"http://localhost:{current_app.config['PORT']}"
-    click.echo(json.dumps(to_postman(current_spec(), base, include_aliases=aliases), indent=2))
+    click.echo(json.dumps(to_postman(current_spec(), base), indent=2))

@@ -25,6 +25,8 @@ class Operation:
     body_many: int = 0  # the body is a JSON array of at most this many ``body`` items (bulk)
     body_content_type: str = "application/json"  # or multipart/form-data (``body`` a schema dict)
     idempotent: bool = False  # honours an Idempotency-Key header
+    body_encoding: dict = field(default_factory=dict)  # multipart: the parts' content types
+    also_status: tuple = ()  # other success statuses with the same answer: (status, description) pairs
 
 
 def doc(**facts):

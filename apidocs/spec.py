@@ -8,7 +8,19 @@ from flask import current_app
 from marshmallow import validate
 
 from apidocs.operation import operation_of
-from schemas.common import OBJECT_ID_PATTERN, ErrorOut, ObjectIdString, UtcDateTime
+from schemas.common import (
+    IDEMPOTENCY_KEY_PATTERN,
+    NOT_BLANK_PATTERN,
+    OBJECT_ID_PATTERN,
+    SINGLE_LINE_PATTERN,
+    ErrorOut,
+    ObjectIdString,
+    TrimmedString,
+    UtcDateTime,
+    single_line,
+    some_of,
+)
+from schemas.rules import rule_components
 
 TITLE = "CRM API"
 VERSION = "1.0.0"
@@ -16,7 +28,12 @@ DESCRIPTION = (
     "Customers, orders, audiences and campaigns for the CRM. Data routes need a signed-in session "
     "(sign in at /api/auth/google in this browser; the session cookie is then sent by Try it out). "
     "Every route under /api also answers at its unprefixed alias. Errors share one shape: "
-    '{"error": "...", "errors": {field: [messages]}, "requestId": "..."}.'
+    '{"error": "...", "errors": {field: [messages]}, "requestId": "..."}. '
+    "Text anywhere in a body, query or path refuses NUL characters and unpaired surrogates (400). "
+    "What JSON Schema cannot say is in the descriptions: dates that must be in the future "
+    "(scheduledAt, expiresAt) or at most a day ahead (an order's date), `to` after `from`, "
+    "a `between` pair low to high, an import file that is UTF-8 CSV, a by-email body's email "
+    "equal to the path's, A/B variants that differ once the campaign's content fills them in."
 )
 TAGS = {
     "auth": "Auth",
@@ -43,7 +60,9 @@ ERROR_RESPONSES = {
     409: ("Conflict", "Duplicate of existing data"),
     413: ("PayloadTooLarge", "Body over MAX_CONTENT_LENGTH"),
     415: ("UnsupportedMediaType", "Body is not application/json"),
+    414: ("UriTooLong", "The request line is over the server's limit (gunicorn: 4,094 bytes)"),
     422: ("Unprocessable", "The request was understood but refused (e.g. blocked by safety filters)"),
+    431: ("HeadersTooLarge", "Too many request headers, or one over the server's limit (gunicorn: 100, 8,190 bytes)"),
     429: ("TooManyRequests", "Rate limit exceeded; see Retry-After"),
     504: ("GatewayTimeout", "An outside service did not answer in time"),
     502: ("BadGateway", "An outside service failed"),
@@ -52,7 +71,7 @@ ERROR_RESPONSES = {
 SECURED = [{"cookieAuth": []}, {"bearerAuth": []}, {"apiKeyHeader": []}]
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 RATE_LIMITED_VIEWS = {"google_login", "google_callback"}
-SUCCESS_DESCRIPTIONS = {200: "OK", 201: "Created", 204: "No content", 302: "Redirect"}
+SUCCESS_DESCRIPTIONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content", 302: "Redirect"}
 
 
 class UndocumentedRoute(RuntimeError):
@@ -77,6 +96,18 @@ def _field_properties(converter, field, **kwargs):
 
 
 def _type_properties(field):
+    patterns = []
+    if single_line in field.validators:
+        patterns.append(SINGLE_LINE_PATTERN)
+    if isinstance(field, TrimmedString) and any(
+            isinstance(v, validate.Length) and (v.min or 0) >= 1 for v in field.validators):
+        patterns.append(NOT_BLANK_PATTERN)  # trimmed first: white space alone is empty
+    if patterns:
+        return {"pattern": patterns[0], **({"allOf": [{"pattern": p} for p in patterns[1:]]} if patterns[1:] else {})}
+    return _own_type_properties(field)
+
+
+def _own_type_properties(field):
     if isinstance(field, UtcDateTime):
         return {"type": "string", "format": "date-time"}
     if isinstance(field, ObjectIdString):
@@ -90,6 +121,8 @@ def _path_parameters(rule):
         schema = {"type": "string"}
         if name.endswith("_id"):
             schema["pattern"] = OBJECT_ID_PATTERN
+        elif name == "email":
+            schema.update(format="email", maxLength=254)
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
     return params
 
@@ -111,6 +144,24 @@ def _success(op):
     return response
 
 
+def _may_be_empty(op):
+    """True when no body at all is a valid one: a JSON object body none of whose fields is required
+    (the server reads a missing body as ``{}``)."""
+    schema = op.body
+    if op.body_many or op.body_content_type != "application/json" or isinstance(schema, dict):
+        return False
+    schema = schema if isinstance(schema, type) else type(schema)
+    return (not any(field.required for field in schema._declared_fields.values())
+            and not _body_constraints(schema))
+
+
+def _bulk_body(op):
+    """A bulk body: 1 to ``body_many`` items, each checked on its own (a bad one fails alone)."""
+    return {"type": "array", "minItems": 1, "maxItems": op.body_many, "items": {"anyOf": [
+        op.body, {"description": "Anything else is accepted into the batch and fails alone: its errors "
+                                 "are in the answer's items[] and counts.failed, the rest is written"}]}}
+
+
 def _operation_id(rule, method, shared_endpoint):
     """``endpoint.method``; an endpoint serving several rules also gets its path."""
     suffix = "." + re.sub(r"\W+", "_", rule.rule).strip("_") if shared_endpoint else ""
@@ -119,7 +170,7 @@ def _operation_id(rule, method, shared_endpoint):
 
 def _operation(rule, method, view, op, legacy, shared_endpoint):
     blueprint = rule.endpoint.split(".")[0]
-    statuses = set(op.errors)
+    statuses = set(op.errors) | {414, 431}  # the server's own limits, before the app sees the request
     if not op.public:
         statuses.update({401, 403})
     if method in WRITE_METHODS:
@@ -134,7 +185,8 @@ def _operation(rule, method, view, op, legacy, shared_endpoint):
         statuses.add(400)
     if op.idempotent:
         parameters.append({"name": "Idempotency-Key", "in": "header", "required": False,
-                           "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                           "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                                  "pattern": IDEMPOTENCY_KEY_PATTERN},
                            "description": IDEMPOTENCY_HELP})
         statuses.add(409)
     operation = {
@@ -144,15 +196,18 @@ def _operation(rule, method, view, op, legacy, shared_endpoint):
         "security": [] if op.public else SECURED,
         "responses": {str(op.status): _success(op)},
     }
+    for status, description in op.also_status:
+        operation["responses"][str(status)] = {**_success(op), "description": description}
     if op.description:
         operation["description"] = op.description
     if parameters:
         operation["parameters"] = parameters
     if op.body is not None:
-        body = {"type": "array", "items": op.body, "minItems": 1, "maxItems": op.body_many} if op.body_many else op.body
+        body = _bulk_body(op) if op.body_many else op.body
         operation["requestBody"] = {
-            "required": True,
-            "content": {op.body_content_type: {"schema": body}},
+            "required": not _may_be_empty(op),
+            "content": {op.body_content_type: {
+                "schema": body, **({"encoding": op.body_encoding} if op.body_encoding else {})}},
         }
         statuses.update({400, 413, 415})
     for status in sorted(statuses):
@@ -175,6 +230,15 @@ def build_spec(app):
         servers=[{"url": "/"}],
     )
     marshmallow.converter.add_attribute_function(_field_properties)
+
+    def configured_maximum(converter, field, ret=None, **kwargs):
+        """A field whose limit is a setting (``maximum_setting``) states this server's value."""
+        setting = field.metadata.get("maximum_setting")
+        if not setting:
+            return {}
+        return {"maximum": min(app.config[setting], (ret or {}).get("maximum", app.config[setting]))}
+
+    marshmallow.converter.add_attribute_function(configured_maximum)
     spec.components.security_scheme(
         "cookieAuth",
         {"type": "apiKey", "in": "cookie", "name": app.config["SESSION_COOKIE_NAME"],
@@ -211,9 +275,46 @@ def build_spec(app):
             by_path.setdefault(path, {})[method.lower()] = _operation(
                 rule, method, view, op, legacy, rules_per_endpoint[rule.endpoint] > 1
             )
+    _link_created_resources(by_path)
     for path, operations in by_path.items():
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    document = spec.to_dict()
+    schemas = document["components"]["schemas"]
+    schemas.update(rule_components())
+    for key, name in marshmallow.converter.refs.items():
+        schemas[name].update(_body_constraints(key[0]))
+    return document
+
+
+def _link_created_resources(by_path):
+    """OpenAPI links from each create (POST answering 201 or 202) to the operations on what it
+    created (``/customers`` → ``/customers/{customer_id}...``), the id taken from the answer: what a
+    client follows next, and the paths schemathesis's stateful phase walks."""
+    for path, operations in by_path.items():
+        create = operations.get("post")
+        success = create and next((code for code in ("201", "202") if code in create["responses"]), None)
+        if not success:
+            continue
+        links = {}
+        for other, other_operations in sorted(by_path.items()):
+            match = re.fullmatch(re.escape(path) + r"/\{(\w+)\}(/.*)?", other)
+            if not match:
+                continue
+            parameter = match.group(1)
+            source = "$response.body#/email" if parameter == "email" else "$response.body#/_id"
+            for method, operation in sorted(other_operations.items()):
+                name = re.sub(r"\W+", "_", f"{method}{other[len(path):]}").strip("_")
+                links[name] = {"operationId": operation["operationId"], "parameters": {parameter: source}}
+        if links:
+            create["responses"][success]["links"] = links
+
+
+def _body_constraints(schema_class):
+    """What a body schema requires beyond its fields (``SOME_OF``, ``OPENAPI``), in JSON Schema."""
+    constraints = dict(getattr(schema_class, "OPENAPI", {}))
+    if getattr(schema_class, "SOME_OF", None):
+        constraints.update(some_of(*schema_class.SOME_OF))
+    return constraints
 
 
 def current_spec():

@@ -218,8 +218,10 @@ def decide(campaign_id, data):
     variant = "ABCDE".index(data["variant"]) if data.get("variant") else None
     try:
         existing = Campaign.objects(pk=pk).only("variants").first()
-        if existing is not None and variant is not None and variant >= len(existing.variants or ()):
-            raise ApiError.validation({"variant": [f"This campaign has {len(existing.variants or ())} variants."]})
+        if existing is not None and existing.variants and variant is not None and variant >= len(existing.variants):
+            # a well-formed letter this campaign has no variant for: a conflict with the campaign, not bad input
+            raise ApiError.conflict(f"This campaign has {len(existing.variants)} variants",
+                                    {"variant": [f"This campaign has {len(existing.variants)} variants."]})
         return engine.decide(pk, variant)
     except engine.CampaignNotFound as exc:
         raise ApiError.not_found("campaign", campaign_id) from exc

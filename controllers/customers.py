@@ -63,8 +63,9 @@ def upsert_customer(email, data, mode, actor=None):
     if data.get("email", email) != email:
         raise ApiError.validation({"email": ["Must match the address in the path."]})
     if "name" not in data and not Customer.objects(email=email).count():
-        raise ApiError.validation({"name": ["Required to create a customer."]},
-                                  f"No customer has the email {email}: a name is needed to create one")
+        # nothing to update, and not enough to create: the body was well formed, the customer is missing
+        raise ApiError(404, f"No customer has the email {email}: give a name to create one",
+                       {"name": ["Required to create a customer."]})
     outcome = ingest.upsert_customers([{**data, "email": email}], mode, user_id(actor))[0]
     return Customer.objects(email=email).first(), outcome["status"] == ingest.CREATED
 

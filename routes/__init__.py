@@ -61,9 +61,27 @@ class IdConverter(BaseConverter):
     regex = r"(?!(?:" + "|".join(re.escape(s) for s in FIXED_SEGMENTS) + r")\Z)[^/]+"
 
 
+class OptionalTrailingSlash:
+    """WSGI middleware: ``/api/customers/<id>/`` is ``/api/customers/<id>`` (one trailing slash dropped).
+
+    Werkzeug's ``strict_slashes=False`` lets a slash-less rule match a URL with a slash only when the
+    rule ends in a fixed word, never after a variable part, so every route with an id answered 404.
+    """
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if len(path) > 1 and path.endswith("/"):
+            environ["PATH_INFO"] = path[:-1]
+        return self.wsgi_app(environ, start_response)
+
+
 def register_blueprints(app):
     """Mount every Blueprint at ``/api/<name>`` and at the legacy alias ``/<name>``."""
     app.url_map.converters["id"] = IdConverter
+    app.wsgi_app = OptionalTrailingSlash(app.wsgi_app)
     for blueprint, prefix in BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix=f"/api/{prefix}")
         app.register_blueprint(blueprint, url_prefix=f"/{prefix}", name=f"legacy_{blueprint.name}")

@@ -48,7 +48,8 @@ def list_customers(query):
 
 
 @bp.put("/by-email/<email>")
-@endpoint(body=CustomerUpsert, query=UpsertQuery, response=CustomerOut, status=200,
+@endpoint(body=CustomerUpsert, query=UpsertQuery, response=CustomerOut, status=200, errors=(404,),
+          also_status=((201, "Created: no customer had this email"),),
           description="Creates (201) or updates (200) the customer with this email. `mode=merge` (default): "
                       "the fields given replace, tags are added; `mode=replace`: tags are replaced too (by "
                       "none when not given). Totals are never written by a client. Creating needs a name.")

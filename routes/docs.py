@@ -28,6 +28,9 @@ def init_app(app):
         config={"app_name": "CRM API", "persistAuthorization": True, "displayRequestDuration": True},
     )
     app.register_blueprint(swagger)
+    # The page without its slash, as a rule of its own: matched only through the optional slash, any
+    # other method would be a 404 rather than a 405 with Allow.
+    app.add_url_rule(DOCS_URL, endpoint="swagger_ui.show", methods=["GET"])
     doc(
         public=True,
         content_type="text/html",

@@ -11,6 +11,7 @@ is never kept: its replay has the record without it.
 import functools
 import hashlib
 import json
+import re
 from datetime import timedelta
 
 from flask import Response, g, make_response, request
@@ -18,11 +19,13 @@ from flask_login import current_user
 from mongoengine.errors import NotUniqueError
 
 from errors import ApiError
+from schemas.common import IDEMPOTENCY_KEY_PATTERN
 from models import IdempotentResponse
 from models.base import utcnow
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 STALE_AFTER = timedelta(minutes=2)  # a first request this old that never finished (its process died)
 KEPT_HEADERS = ("Location", "Content-Type")
 CHUNK = 1 << 16
@@ -57,9 +60,9 @@ def _key():
     if key is None:
         return None
     key = key.strip()
-    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not _KEY.match(key):
         raise ApiError.validation(
-            {HEADER: [f"Must be 1 to {MAX_KEY_LENGTH} printable characters."]}, f"Invalid {HEADER}")
+            {HEADER: [f"Must be 1 to {MAX_KEY_LENGTH} printable ASCII characters."]}, f"Invalid {HEADER}")
     return key
 
 

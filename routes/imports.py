@@ -8,6 +8,7 @@ from routes.endpoint import endpoint
 from schemas.common import PageQuery
 from schemas.import_job import (
     IMPORT_FORM_DOC,
+    IMPORT_FORM_ENCODING,
     ImportErrorPage,
     ImportForm,
     ImportJobOut,
@@ -33,7 +34,8 @@ def _allow_large_uploads():
 
 
 @bp.post("")
-@endpoint(body=IMPORT_FORM_DOC, body_content_type="multipart/form-data", response=ImportJobOut, status=202,
+@endpoint(body=IMPORT_FORM_DOC, body_content_type="multipart/form-data", body_encoding=IMPORT_FORM_ENCODING,
+          response=ImportJobOut, status=202,
           errors=(413, 503), idempotent=True,
           headers={"Location": {"schema": {"type": "string"}, "description": "The job"}},
           description="Checks the file (UTF-8, size up to MAX_IMPORT_MB, header matching the type's fields: "

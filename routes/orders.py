@@ -13,6 +13,8 @@ bulk_order_in = BulkOrderIn()
 
 @bp.post("")
 @endpoint(body=OrderIn, response=OrderOut, status=201, errors=(404, 409), idempotent=True,
+          also_status=((200, "Recorded before under this externalId (same customer and amount): that order, "
+                             "counted once"),),
           description="`customer` is accepted in place of `customerId`. 404 when the customer does not exist. "
                       "With an `externalId` already recorded for the same customer and amount: 200 with that "
                       "order (not counted again); for another customer or amount: 409.")

@@ -24,6 +24,11 @@ from schemas.common import (
 from schemas.rules import RuleList, RulesIn
 from schemas.template import AbTestIn, ContentIn, TrackingIn, VariantIn
 
+
+def present(*names):
+    """JSON Schema: these properties are all present (declared too, so linters can follow a ``not``)."""
+    return {"properties": {name: {} for name in names}, "required": list(names)}
+
 MAX_MESSAGE = 5000
 MIN_RATE, MAX_RATE = 0.1, 10_000  # messages per second
 
@@ -55,6 +60,13 @@ def ab_test_out(ab):
 class CampaignIn(ContentIn):
     """Body of ``POST /campaigns``: content for ``rules`` or a saved ``segmentId`` (one of them)."""
 
+    OPENAPI = {"allOf": [
+        {"oneOf": [{"required": ["rules"]}, {"required": ["segmentId"]}]},
+        {"anyOf": [{"required": [name]} for name in ("text", "message", "html", "templateId")]},
+        {"not": present("text", "message")},
+        {"oneOf": [present("variants", "abTest"), {"not": {"anyOf": [present("variants"), present("abTest")]}}]},
+    ]}
+
     name = TrimmedString(required=True, validate=[validate.Length(min=1, max=200), single_line],
                          metadata={"description": "One line; also the subject when none is given."})
     message = fields.String(validate=validate.Length(min=1, max=MAX_MESSAGE),
@@ -66,15 +78,17 @@ class CampaignIn(ContentIn):
                        "(copied now; later edits of the template do not change this campaign)."})
     tracking = fields.Nested(TrackingIn)
     attribution_days = StrictNumber(validate=validate.Range(min=0, max=365), metadata={
+        "maximum_setting": "ATTRIBUTION_MAX_DAYS",
         "description": "Orders this many days after a touch are attributed to the campaign (default 5; at most "
                        "ATTRIBUTION_MAX_DAYS)."})
     attribute_on = fields.String(validate=validate.OneOf(("click", "delivery")), metadata={
         "description": "The touch: a human click (default) or the delivery itself."})
     variants = fields.List(fields.Nested(VariantIn), validate=validate.Length(min=2, max=5), metadata={
+        "uniqueItems": True,
         "description": "2–5 A/B variants (A, B, …), each overriding the campaign's subject and/or bodies; "
                        "needs abTest."})
     ab_test = fields.Nested(AbTestIn)
-    rules = RuleList(metadata={"type": "array", "items": {"type": "object"}})
+    rules = RuleList()
     logical_operator = fields.String(load_default="AND",
                                      validate=validate.OneOf(("AND", "OR")))
     segment_id = ObjectIdString()

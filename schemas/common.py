@@ -118,9 +118,19 @@ class TrimmedString(fields.String):
         return text.lower() if self.lower else text
 
 
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]*[!-~])?$"  # printable ASCII, no space at either end (a UUID, say)
+# What str.strip() removes, spelled out for JSON Schema patterns: regex engines disagree on \s
+# (U+001C-U+001F, U+0085, U+FEFF).
+SPACE_CHARS = "".join(f"\\u{c:04X}" for c in range(0x10000) if chr(c).isspace())
+NOT_BLANK_PATTERN = f"[^{SPACE_CHARS}]"  # something besides white space (a trimmed value is not empty)
+SINGLE_LINE_PATTERN = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u2028\\u2029]*$"
+_CONTROL = re.compile("[\u0000-\u001F\u007F-\u009F\u2028\u2029]")
+
+
 def single_line(value):
-    """A validator: no line breaks or other control characters (the value may become a header)."""
-    if any(not c.isprintable() for c in value):
+    """A validator: no line breaks or other control characters (the value may become a header):
+    C0 and C1 controls, U+2028 and U+2029 (as :data:`SINGLE_LINE_PATTERN` states it)."""
+    if _CONTROL.search(value):
         raise ValidationError("Must be one line without control characters.")
 
 
@@ -230,3 +240,8 @@ def require_some(data, names):
     """Raise unless at least one of ``names`` is present (for PATCH bodies)."""
     if not any(name in data for name in names):
         raise ValidationError(f"Provide at least one of: {', '.join(names)}.", "_schema")
+
+
+def some_of(*names):
+    """The OpenAPI statement of :func:`require_some` (names as the JSON body spells them)."""
+    return {"minProperties": 1, "anyOf": [{"required": [name]} for name in names]}

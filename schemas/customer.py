@@ -48,12 +48,14 @@ class CustomerIn(InputSchema):
 class CustomerPatch(CustomerIn):
     """Body of ``PATCH /customers/<id>``: at least one of the fields."""
 
+    SOME_OF = ("name", "email", "tags", "subscribed")  # at least one (the OpenAPI document says so too)
+
     name = TrimmedString(validate=validate.Length(min=1, max=200))
     email = NormalizedEmail(validate=validate.Length(max=254))
 
     @validates_schema
     def _not_empty(self, data, **kwargs):
-        require_some(data, ("name", "email", "tags", "subscribed"))
+        require_some(data, self.SOME_OF)
 
 
 class CustomerUpsert(CustomerIn):

@@ -70,14 +70,17 @@ class ImportForm(InputSchema):
     mode = fields.String(load_default="merge", validate=validate.OneOf(("merge", "replace")))
 
 
+IMPORT_FORM_ENCODING = {"file": {"contentType": "text/csv"}}
 IMPORT_FORM_DOC = {
     "type": "object",
     "required": ["file", "type"],
+    "additionalProperties": False,
     "properties": {
         "file": {"type": "string", "format": "binary",
                  "description": "UTF-8 CSV (BOM allowed), `,` or `;` separated, a header line first"},
         "type": {"type": "string", "enum": list(TYPES)},
-        "mapping": {"type": "string", "description": 'JSON object, e.g. {"E-Mail": "email", "Notes": null}'},
+        "mapping": {"type": "string", "description": 'JSON object naming columns of this file, e.g. '
+                    '{"E-Mail": "email", "Notes": null} (a column the file does not have is a 400)'},
         "mode": {"type": "string", "enum": ["merge", "replace"], "description": "customers: tags added or replaced"},
     },
 }

@@ -43,7 +43,8 @@ class VariantReportOut(FiguresOut):
     """One A/B variant: its recipients' figures, the metric with its interval, its chance to be best."""
 
     variant = fields.String()
-    subject = fields.String()
+    subject = fields.String(allow_none=True, metadata={
+        "description": "null when the variant keeps the campaign's subject"})
     metric = fields.Nested(EstimateOut)
     probability_best = fields.Float(metadata={"description": "The probability it is the best, now."})
 

@@ -14,12 +14,14 @@ class SegmentIn(RulesIn):
 class SegmentPatch(SegmentIn):
     """Body of ``PATCH /segments/<id>``: a new name and/or new rules."""
 
+    SOME_OF = ("name", "rules")  # at least one (the OpenAPI document says so too)
+
     name = TrimmedString(validate=validate.Length(min=1, max=100))
     rules = RuleList()
 
     @validates_schema
     def _not_empty(self, data, **kwargs):
-        require_some(data, ("name", "rules"))
+        require_some(data, self.SOME_OF)
 
 
 class SegmentOut(ApiSchema):
@@ -46,7 +48,9 @@ SegmentPage = page_of(SegmentOut, "SegmentPage")
 class PreviewIn(RulesIn):
     """Body of ``POST /segments/preview``: rules (and how they combine), or a saved ``segmentId``."""
 
-    rules = RuleList(metadata={"type": "array", "items": {"type": "object"}})
+    OPENAPI = {"oneOf": [{"required": ["rules"]}, {"required": ["segmentId"]}]}
+
+    rules = RuleList()
     segment_id = ObjectIdString()
 
     @validates_schema

@@ -40,6 +40,8 @@ class ContentIn(InputSchema):
 class TemplateIn(ContentIn):
     """Body of ``POST /templates``."""
 
+    OPENAPI = {"anyOf": [{"required": ["html"]}, {"required": ["text"]}]}
+
     name = TrimmedString(required=True, validate=[validate.Length(min=1, max=200), single_line])
     subject = TrimmedString(required=True, validate=[validate.Length(min=1, max=MAX_SUBJECT), single_line])
 
@@ -53,6 +55,8 @@ class TemplatePatch(ContentIn):
     """Body of ``PATCH /templates/<id>``: the fields to change. ``null`` removes the preheader or the
     HTML; ``text: null`` derives the text from the HTML again (changing only the HTML keeps the text)."""
 
+    SOME_OF = ("name", "subject", "preheader", "html", "text")  # at least one (the OpenAPI document says so too)
+
     name = TrimmedString(validate=[validate.Length(min=1, max=200), single_line])
     preheader = TrimmedString(allow_none=True, validate=[validate.Length(max=MAX_PREHEADER), single_line])
     html = fields.String(allow_none=True, validate=validate.Length(min=1, max=MAX_HTML))
@@ -60,7 +64,7 @@ class TemplatePatch(ContentIn):
 
     @validates_schema
     def _not_empty(self, data, **kwargs):
-        require_some(data, ("name", "subject", "preheader", "html", "text"))
+        require_some(data, self.SOME_OF)
 
 
 class TemplateOut(ApiSchema):
@@ -135,6 +139,8 @@ class TestSendOut(ApiSchema):
 class VariantIn(InputSchema):
     """One A/B variant: what differs from the campaign's own content (the rest is the campaign's)."""
 
+    SOME_OF = ("subject", "html", "text")  # at least one (the OpenAPI document says so too)
+
     subject = TrimmedString(validate=[validate.Length(min=1, max=MAX_SUBJECT), single_line])
     html = fields.String(validate=validate.Length(min=1, max=MAX_HTML))
     text = fields.String(validate=validate.Length(min=1, max=MAX_TEXT), metadata={
@@ -142,7 +148,7 @@ class VariantIn(InputSchema):
 
     @validates_schema
     def _not_empty(self, data, **kwargs):
-        require_some(data, ("subject", "html", "text"))
+        require_some(data, self.SOME_OF)
 
 
 class AbTestIn(InputSchema):

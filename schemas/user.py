@@ -58,9 +58,11 @@ class UserQuery(PageQuery):
 class UserPatch(InputSchema):
     """Body of ``PATCH /users/<id>``: an admin changes a role or (dis)ables an account."""
 
+    SOME_OF = ("role", "disabled")  # at least one (the OpenAPI document says so too)
+
     role = fields.String(validate=validate.OneOf(ROLES))
     disabled = StrictBoolean()
 
     @validates_schema
     def _not_empty(self, data, **kwargs):
-        require_some(data, ("role", "disabled"))
+        require_some(data, self.SOME_OF)

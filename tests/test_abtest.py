@@ -109,7 +109,7 @@ def test_the_rule_picks_the_winner_which_goes_to_everyone_else_once(shop, clock)
 def test_a_named_variant_wins_when_the_marketer_decides(shop):
     campaign = _ab(shop)
     _send(shop, campaign)
-    assert shop.post(f"/api/campaigns/{campaign['_id']}/decide", json={"variant": "C"}).status_code == 400
+    assert shop.post(f"/api/campaigns/{campaign['_id']}/decide", json={"variant": "C"}).status_code == 409
     decided = shop.post(f"/api/campaigns/{campaign['_id']}/decide", json={"variant": "A"}).get_json()
     assert (decided["abTest"]["winner"], decided["abTest"]["decidedBy"]) == ("A", "manual")
     assert shop.post(f"/api/campaigns/{campaign['_id']}/decide", json={}).status_code == 409  # decided already

@@ -81,6 +81,25 @@ def test_a_fixed_path_beside_an_id_route_answers_405_with_its_own_methods(admin_
     assert set(preflight.headers["Allow"].split(", ")) == allowed
 
 
+def test_docs_page_without_its_slash_answers_405_with_allow_to_other_methods(client):
+    """Matched only through the optional slash, other methods were a 404."""
+    for method in ("trace", "delete", "post"):
+        response = client.open("/api/docs", method=method.upper())
+        assert response.status_code == 405, method
+        assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    assert client.get("/api/docs").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/customers/{id}/", "/customers/{id}/", "/api/customers/{id}/export/",
+                                  "/api/customers/", "/api/campaigns/"])
+def test_a_trailing_slash_is_optional_after_an_id_too(admin_client, path):
+    """Werkzeug matches a trailing slash only after a fixed word: every route with an id answered 404."""
+    customer = admin_client.post("/api/customers", json={"name": "Ann", "email": "ann@x.com"}).get_json()
+    response = admin_client.get(path.format(id=customer["_id"]))
+    assert response.status_code == 200, response.get_json()
+    assert admin_client.patch(f"/api/customers/{customer['_id']}/", json={"name": "Bo"}).get_json()["name"] == "Bo"
+
+
 def test_oversized_body_is_json_413(client):
     body = '{"name": "%s", "email": "a@example.com"}' % ("x" * (1024 * 1024 + 1))
     response = client.post("/api/customers", data=body, content_type="application/json")

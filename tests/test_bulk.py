@@ -45,7 +45,7 @@ def test_upsert_never_touches_totals_and_records_unsubscribing(client):
 
 
 @pytest.mark.parametrize("path, body, status, field", [
-    ("/api/customers/by-email/new@shop.com", {"tags": ["x"]}, 400, "name"),  # creating needs a name
+    ("/api/customers/by-email/new@shop.com", {"tags": ["x"]}, 404, "name"),  # nobody to update; creating needs a name
     ("/api/customers/by-email/not-an-email", {"name": "X"}, 400, "email"),
     ("/api/customers/by-email/a@shop.com", {"name": "X", "email": "b@shop.com"}, 400, "email"),
     ("/api/customers/by-email/a@shop.com?mode=upsert", {"name": "X"}, 400, "mode"),
@@ -242,7 +242,7 @@ def test_keys_are_per_caller_and_failures_are_not_kept(app, client):
     assert Customer.objects.count() == 2
 
 
-@pytest.mark.parametrize("key", ["", " ", "x" * 256, "tab\there"])
+@pytest.mark.parametrize("key", ["", " ", "x" * 256, "tab\there", "caf\u00e9", "nbsp\u00a0inside"])
 def test_unusable_keys_are_400s(client, key):
     response = client.post("/api/customers", json={"name": "A", "email": "a@x.com"}, headers={"Idempotency-Key": key})
     assert response.status_code == 400 and "Idempotency-Key" in response.get_json()["errors"]

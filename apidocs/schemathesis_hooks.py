@@ -1,0 +1,126 @@
+"""schemathesis hooks: keep generated requests within what the document says in words.
+
+JSON Schema cannot relate a value to the clock or to another value, so the document states these in
+descriptions: ``scheduledAt`` and an API key's ``expiresAt`` in the future, an order's ``date`` at
+most a day ahead, ``to`` after ``from`` (reports, orders), a by-email body's address equal to the
+path's, a ``between`` pair low to high, an import file whose header fits its type (and a mapping
+naming its columns). Before each call of a request
+drawn to be valid, a value that breaks one of them is replaced by one that keeps it (a valid value
+by another valid value). Requests drawn to be invalid are sent as drawn.
+"""
+from datetime import datetime, timedelta, timezone
+from urllib.parse import unquote
+
+import schemathesis
+from hypothesis import strategies as st
+
+FUTURE_ONLY = ("scheduledAt", "expiresAt")
+CSV_FILES = ["email,name\nfuzz@example.com,Fuzz\n", "name;email\r\nAda;ada@example.com\r\n",
+             "\ufeffemail,name,tags\nzoe@example.com,Zo\u00eb,a|b\n"]  # text: a file part is a string
+CSV_BY_TYPE = {"customers": CSV_FILES[0], "orders": "externalId,customerEmail,amount\nfuzz-1,fuzz@example.com,5\n",
+               "suppressions": "email\nfuzz@example.com\n"}
+
+
+# The import file part is text/csv (the document's encoding): UTF-8 CSV files, never random bytes.
+schemathesis.openapi.media_type("text/csv", st.sampled_from(CSV_FILES))
+
+
+def _instant(value):
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _iso(moment):
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _order_between_pairs(node):
+    """``between`` values low to high (the fuzzer's pairs come in any order)."""
+    if isinstance(node, dict):
+        value = node.get("value")
+        if node.get("operator") == "between" and isinstance(value, list) and len(value) == 2:
+            try:
+                if _sort_key(value[0]) > _sort_key(value[1]):
+                    node["value"] = [value[1], value[0]]
+            except (TypeError, ValueError):
+                pass
+        for child in node.values():
+            _order_between_pairs(child)
+    elif isinstance(node, list):
+        for child in node:
+            _order_between_pairs(child)
+
+
+def _sort_key(value):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value))
+    instant = _instant(value) or _instant(f"{value}T00:00:00Z")
+    if instant is not None:
+        return (1, instant.timestamp())
+    return (0, float(value))
+
+
+@schemathesis.hook
+def before_call(context, case, **kwargs):
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or any(
+            info.mode.is_negative for info in meta.components.values()):
+        return  # a request drawn to be invalid (in any part) is left as it is
+    now = datetime.now(timezone.utc)
+    path = case.operation.path
+    body = case.body
+    for item in body if isinstance(body, list) else [body]:
+        if isinstance(item, dict):
+            _keep_dates(item, path, now)
+    if isinstance(body, dict):
+        if isinstance(body.get("rules"), list):
+            _order_between_pairs(body["rules"])
+            _keep_within_limits(body["rules"])
+        if path.endswith("/imports"):  # the file's header must fit the type, and a mapping name its columns
+            if body.get("type") not in CSV_BY_TYPE:
+                body["type"] = "customers"
+            body["file"] = CSV_BY_TYPE[body["type"]]
+            body.pop("mapping", None)
+        email = unquote((case.path_parameters or {}).get("email") or "")  # path values come encoded
+        if "/by-email/" in path and "email" in body:
+            body["email"] = email
+    query = case.query
+    if isinstance(query, dict):
+        start, end = _instant(query.get("from")), _instant(query.get("to"))
+        if start is not None and end is not None and end <= start:
+            query["to"] = _iso(start + timedelta(days=1))
+
+
+def _keep_dates(item, path, now):
+    for name in FUTURE_ONLY:
+        moment = _instant(item.get(name))
+        if moment is not None and moment <= now + timedelta(minutes=5):
+            item[name] = _iso(now + timedelta(days=1))
+    if "/orders" in path:
+        moment = _instant(item.get("date"))
+        if moment is not None and moment > now + timedelta(hours=12):
+            item["date"] = _iso(now)
+
+
+def _keep_within_limits(rules, budget=None, depth=1):
+    """At most 50 rules and groups in all, 5 levels deep (README: the rule language): drop the rest."""
+    budget = budget if budget is not None else [50]
+    kept = []
+    for node in rules:
+        if budget[0] <= 0:
+            break
+        if isinstance(node, dict) and isinstance(node.get("rules"), list):
+            if depth >= 5:
+                continue
+            budget[0] -= 1
+            _keep_within_limits(node["rules"], budget, depth + 1)
+        else:
+            budget[0] -= 1
+        kept.append(node)
+    rules[:] = kept
+
