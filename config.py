@@ -206,8 +206,8 @@ SETTINGS = [
         ("GEMINI_API_KEY", "text", None, "the assistant's Gemini key; unset: the assistant answers 503",
          {"example": ""}),
         ("GEMINI_MODEL", "text", "gemini-2.5-flash", "the Gemini model"),
-        ("GEMINI_API_ENDPOINT", "text", None, "another host for the SDK's REST transport (`http://...` or "
-         "`https://...`)", {"shown": "Google's", "example": "https://generativelanguage.googleapis.com"}),
+        ("GEMINI_API_ENDPOINT", "text", None, "another base URL for the SDK (`http://...` or "
+         "`https://...`: a proxy, a stand-in)", {"shown": "Google's", "example": "https://generativelanguage.googleapis.com"}),
         ("GEMINI_TIMEOUT_S", "positive", 20, "seconds to wait for an answer"),
         ("GEMINI_RETRIES", "int", 2, "retries of a failed call"),
         ("GEMINI_RETRY_BACKOFF_S", "float", 1.0, "first wait between retries (doubling)"),

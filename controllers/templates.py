@@ -48,7 +48,12 @@ def update_template(template_id, data):
     current = get_template(template_id)
     merged = {key: data[key] if key in data else getattr(current, key) for key in CONTENT}
     if not merged["html"] and not merged["text"]:
-        raise ApiError.validation({"text": ["A template needs html, text or both."]})
+        if data.get("html", "") is None and data.get("text", "") is None:  # this body removes both
+            raise ApiError.validation({"text": ["A template needs html, text or both."]})
+        # the body is fine; with what the template holds now it would have no body (text: null on a
+        # template without HTML derives nothing)
+        raise ApiError.conflict("This template would have no body left",
+                                {"text": ["A template needs html, text or both: this one has no HTML."]})
     content = checked(merged)
     changes = {"set__updated_at": utcnow(), "set__links": content["links"]}
     for key in CONTENT:

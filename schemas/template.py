@@ -56,6 +56,9 @@ class TemplatePatch(ContentIn):
     HTML; ``text: null`` derives the text from the HTML again (changing only the HTML keeps the text)."""
 
     SOME_OF = ("name", "subject", "preheader", "html", "text")  # at least one (the OpenAPI document says so too)
+    OPENAPI = {"not": {"required": ["html", "text"], "properties": {  # not both bodies removed at once
+        "html": {"type": "string", "nullable": True, "enum": [None]},
+        "text": {"type": "string", "nullable": True, "enum": [None]}}}}
 
     name = TrimmedString(validate=[validate.Length(min=1, max=200), single_line])
     preheader = TrimmedString(allow_none=True, validate=[validate.Length(max=MAX_PREHEADER), single_line])

@@ -1,20 +1,21 @@
-"""The AI assistant's model: Google Gemini through the ``google-generativeai`` SDK.
+"""The AI assistant's model: Google Gemini through the ``google-genai`` SDK.
 
-Routes and controllers only call :func:`generate`; nothing else imports the SDK, so moving to its
-successor (``google-genai``; this package is in maintenance) changes this module alone.
+``google-genai`` is the official successor of ``google-generativeai`` (the design card's package),
+which reached its end of life on 2025-11-30 ("All support ... ended permanently") and held protobuf
+back at 5.x; this SDK has no protobuf or gRPC at all (REST over httpx). Routes and controllers only
+call :func:`generate`; nothing else imports the SDK.
 
-Each app has its own client in ``app.extensions["gemini"]`` (its key, endpoint and connection pool):
-the SDK's ``genai.configure`` would set one for the whole process, so two apps in one process (tests,
-a second tenant) would talk to whichever configured it last.
+Each app has its own ``genai.Client`` in ``app.extensions["gemini"]`` (its key, endpoint, timeout and
+connection pool), made on first use; ``GEMINI_API_ENDPOINT`` is its ``base_url`` (the tests' local
+stand-in, or a proxy).
 
 Errors become JSON: not configured → 503; upstream 429 → 429 with Retry-After; upstream 5xx or
 unreadable output → 502; timeout → 504; a prompt blocked by safety filters → 422 with the reason.
-Up to two retries on 429/5xx, with backoff.
+Up to ``GEMINI_RETRIES`` retries on 429/5xx, with backoff (the SDK's own retries are off: one policy).
 """
 import logging
 import threading
 import time
-import warnings
 from dataclasses import dataclass
 
 from flask import current_app
@@ -33,33 +34,27 @@ class Generation:
     finish_reason: str
 
 
-def _sdk():
-    with warnings.catch_warnings():  # the package announces its end of support on import
-        warnings.simplefilter("ignore")
-        import google.generativeai as genai
-    return genai
-
-
 def init_app(app):
     """Reserve the app's client slot; the client is made on first use (most requests never ask)."""
     app.extensions["gemini"] = None
 
 
 def _client(app):
-    """The app's ``GenerativeServiceClient`` (REST), made once from its config."""
+    """The app's ``genai.Client``, made once from its config."""
     client = app.extensions.get("gemini")
     if client is None:
-        from google.ai import generativelanguage as glm
+        from google import genai
+        from google.genai import types
 
         config = app.config
-        options = {"api_key": config["GEMINI_API_KEY"]}
-        if config.get("GEMINI_API_ENDPOINT"):
-            options["api_endpoint"] = config["GEMINI_API_ENDPOINT"]
+        options = types.HttpOptions(api_version="v1beta", timeout=int(config["GEMINI_TIMEOUT_S"] * 1000),
+                                    retry_options=types.HttpRetryOptions(attempts=1),
+                                    base_url=config.get("GEMINI_API_ENDPOINT") or None)
         with _client_lock:
             client = app.extensions.get("gemini")
             if client is None:
-                client = app.extensions["gemini"] = glm.GenerativeServiceClient(
-                    transport="rest", client_options=options)
+                client = app.extensions["gemini"] = genai.Client(api_key=config["GEMINI_API_KEY"],
+                                                                 http_options=options)
     return client
 
 
@@ -68,37 +63,43 @@ def generate(prompt, *, system, json_schema=None, timeout=None):
     config = current_app.config
     if not config.get("GEMINI_API_KEY"):
         raise ApiError.unavailable("AI assistant is not configured")
-    genai = _sdk()
-    from google.api_core import exceptions as google_errors
+    from google.genai import errors as google_errors
+    from google.genai import types
 
-    generation_config = {}
+    client = _client(current_app._get_current_object())
+    request = types.GenerateContentConfig(
+        system_instruction=system,
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))  # no tools here
     if json_schema is not None:
-        generation_config = {"response_mime_type": "application/json", "response_schema": json_schema}
-    model = genai.GenerativeModel(config["GEMINI_MODEL"], system_instruction=system,
-                                  generation_config=generation_config or None)
-    # The SDK has no public way to hand a model its client: without this it takes the process-wide
-    # default that ``genai.configure`` sets (see the module docstring).
-    model._client = _client(current_app._get_current_object())
-    timeout = timeout or config["GEMINI_TIMEOUT_S"]
+        request.response_mime_type = "application/json"
+        request.response_schema = json_schema
+    if timeout:
+        request.http_options = types.HttpOptions(api_version="v1beta", timeout=int(timeout * 1000),
+                                                 retry_options=types.HttpRetryOptions(attempts=1))
     attempts = 1 + config["GEMINI_RETRIES"]
     for attempt in range(attempts):
         try:
-            # retry=None: the SDK would otherwise retry 503s by itself for up to ten minutes
-            response = model.generate_content(prompt, request_options={"timeout": timeout, "retry": None})
+            response = client.models.generate_content(model=config["GEMINI_MODEL"], contents=prompt,
+                                                      config=request)
             return _read(response)
-        except google_errors.TooManyRequests as exc:
-            if attempt + 1 == attempts:
-                error = ApiError(429, "The AI service is busy; try again shortly")
-                error.headers = {"Retry-After": str(config["GEMINI_RETRY_AFTER_S"])}
-                raise error from exc
-        except (google_errors.InternalServerError, google_errors.ServiceUnavailable,
-                google_errors.GatewayTimeout, google_errors.BadGateway) as exc:
-            if attempt + 1 == attempts:
-                raise ApiError(502, "The AI service failed; try again later") from exc
-        except google_errors.GoogleAPICallError as exc:
-            log.warning("Gemini refused the request: %s", exc)
-            raise ApiError(502, "The AI service refused the request") from exc
-        except Exception as exc:  # the REST transport raises requests' own timeout errors
+        except google_errors.APIError as exc:
+            if exc.code == 429:
+                if attempt + 1 == attempts:
+                    error = ApiError(429, "The AI service is busy; try again shortly")
+                    error.headers = {"Retry-After": str(config["GEMINI_RETRY_AFTER_S"])}
+                    raise error from exc
+            elif exc.code in (500, 502, 503, 504):
+                if attempt + 1 == attempts:
+                    raise ApiError(502, "The AI service failed; try again later") from exc
+            else:
+                log.warning("Gemini refused the request: %s", exc)
+                raise ApiError(502, "The AI service refused the request") from exc
+        except RecursionError:
+            # With a schema the SDK parses the JSON answer itself, and an answer nested past Python's
+            # recursion limit breaks that parse: hand the caller an unreadable (empty) answer, which
+            # its checks refuse like any invalid one (one repair round, then 502).
+            return Generation(text="", finish_reason="UNREADABLE")
+        except Exception as exc:  # the transport's own errors (httpx)
             if _is_timeout(exc):
                 raise ApiError(504, "The AI service did not answer in time") from exc
             raise
@@ -107,9 +108,8 @@ def generate(prompt, *, system, json_schema=None, timeout=None):
 
 
 def _is_timeout(exc):
-    import requests
-
-    return isinstance(exc, (requests.Timeout, TimeoutError)) or "timed out" in str(exc).lower()
+    """A timeout of the SDK's HTTP client (httpx's ``TimeoutException`` family) or the OS's."""
+    return isinstance(exc, TimeoutError) or any("Timeout" in kind.__name__ for kind in type(exc).__mro__)
 
 
 def _read(response):
@@ -121,7 +121,7 @@ def _read(response):
                        {"prompt": [f"Blocked: {name}"]})
     try:
         candidate = response.candidates[0]
-        text = "".join(part.text for part in candidate.content.parts)
+        text = "".join(part.text or "" for part in candidate.content.parts or [])
     except (IndexError, AttributeError, ValueError) as exc:
         raise ApiError(502, "The AI service returned no readable answer") from exc
     if not text:

@@ -1,4 +1,4 @@
-"""The AI assistant through the real google-generativeai SDK, against a local Gemini stand-in."""
+"""The AI assistant through the real google-genai SDK, against a local Gemini stand-in."""
 import pytest
 
 from models.roles import MARKETER, VIEWER
@@ -277,8 +277,9 @@ def test_segment_rules_from_a_description(marketer, gemini, spenders):
     assert description in sent["contents"][0]["parts"][0]["text"]
     config = sent["generationConfig"]
     assert config["responseMimeType"] == "application/json"
-    schema = config["responseSchema"]  # the SDK sends types as enum numbers: 6 object, 5 array, 1 string
-    assert schema["type"] == 6 and schema["required"] == SEGMENT_RULES_SCHEMA["required"]
+    schema = config["responseSchema"]  # the SDK sends types by name
+    assert schema["type"] == "OBJECT" and schema["required"] == SEGMENT_RULES_SCHEMA["required"]
+    assert (schema["properties"]["rules"]["min_items"], schema["properties"]["rules"]["type"]) == (1, "ARRAY")
     rule_item = schema["properties"]["rules"]["items"]
     assert rule_item["properties"]["field"]["enum"] == ["totalSpend", "numVisits", "lastVisitDate", "createdAt",
                                                         "name", "email", "emailDomain", "tags"]
@@ -385,7 +386,7 @@ def test_message_variants_use_only_allowed_placeholders(marketer, gemini):
     prompt = sent["contents"][0]["parts"][0]["text"]
     assert "Objective: win back lapsed customers" in prompt and "Tone: warm" in prompt
     schema = sent["generationConfig"]["responseSchema"]["properties"]["variants"]
-    assert (schema["minItems"], schema["maxItems"]) == ("2", "2")
+    assert (schema["min_items"], schema["max_items"]) == (2, 2)  # as the SDK spells them
     assert "{{firstName}}" in sent["systemInstruction"]["parts"][0]["text"]
 
 
@@ -445,14 +446,12 @@ def test_viewers_may_not_use_the_composing_endpoints(ai_app, gemini, path):
     assert gemini.requests == []
 
 
-def test_two_apps_in_one_process_each_ask_their_own_model(make_app, gemini):
+def test_two_apps_in_one_process_each_ask_their_own_model(make_app, gemini, monkeypatch):
     """Each app's client is its own (app.extensions): not the SDK's process-wide default.
 
     Asked through the service, inside each app's context: two apps in one process share MongoEngine's
     connection registry (the second's start closes the first's client on the wire tier), not this.
     """
-    import warnings
-
     from services import gemini as service
     from tests.gemini_standin import GeminiStandIn
 
@@ -466,11 +465,9 @@ def test_two_apps_in_one_process_each_ask_their_own_model(make_app, gemini):
                 return service.generate("hello", system="be brief").text
 
         assert ask(first) == "Hello from the stand-in"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import google.generativeai as genai
-        # someone else in the process points the SDK's default somewhere that does not answer
-        genai.configure(api_key="stray", transport="rest", client_options={"api_endpoint": "http://127.0.0.1:9"})
+        # someone else in the process sets the SDK's environment defaults to somewhere that does not answer
+        monkeypatch.setenv("GEMINI_API_KEY", "stray")
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:9")
         for _ in range(2):
             assert ask(second) == ask(first) == "Hello from the stand-in"
         assert [r["key"] for r in gemini.requests] == ["key-one"] * 3

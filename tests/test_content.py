@@ -160,6 +160,19 @@ def test_bad_templates_are_400(client, body):
     assert Template.objects.count() == 0
 
 
+def test_a_patch_that_would_leave_a_template_without_a_body(client):
+    """Removing both bodies is bad input (400, and the document says so); ``text: null`` on a template
+    without HTML is fine as a body but conflicts with the template as it is (409). Nothing changes."""
+    only_text = client.post("/api/templates", json={"name": "T", "subject": "S", "text": "Hi"}).get_json()
+    both = client.patch(f"/api/templates/{only_text['_id']}", json={"html": None, "text": None})
+    assert both.status_code == 400 and "text" in both.get_json()["errors"]
+    derive = client.patch(f"/api/templates/{only_text['_id']}", json={"text": None})
+    assert derive.status_code == 409 and "text" in derive.get_json()["errors"]
+    assert client.get(f"/api/templates/{only_text['_id']}").get_json()["text"] == "Hi"
+    patch = client.get("/api/openapi.json").get_json()["components"]["schemas"]["TemplatePatch"]
+    assert patch["not"]["required"] == ["html", "text"]
+
+
 def test_a_viewer_reads_templates_but_cannot_write_them(client, viewer_client):
     client.post("/api/templates", json={"name": "T", "subject": "S", "text": "x"})
     assert viewer_client.get("/api/templates").status_code == 200

@@ -44,7 +44,7 @@ SEGMENT_RULES_SCHEMA = {
     "type": "object",
     "properties": {
         "logicalOperator": _enum(GROUP_OPERATORS),
-        "rules": {"type": "array", "min_items": 1, "max_items": MAX_RULES, "items": {
+        "rules": {"type": "array", "minItems": 1, "maxItems": MAX_RULES, "items": {
             "type": "object",
             "description": "Either a rule (field, operator, value) or a group (op, rules)",
             "properties": {**_RULE_PROPERTIES, "op": _enum(GROUP_OPERATORS), "rules": {
@@ -142,7 +142,7 @@ VARIANTS_INSTRUCTION = (
 def _variants_schema(count):
     return {
         "type": "object",
-        "properties": {"variants": {"type": "array", "min_items": count, "max_items": count, "items": {
+        "properties": {"variants": {"type": "array", "minItems": count, "maxItems": count, "items": {
             "type": "object",
             "properties": {"message": {"type": "string"}, "angle": {"type": "string"}},
             "required": ["message", "angle"],
