@@ -62,7 +62,8 @@ ERROR_RESPONSES = {
     415: ("UnsupportedMediaType", "Body is not application/json"),
     414: ("UriTooLong", "The request line is over the server's limit (gunicorn: 4,094 bytes)"),
     422: ("Unprocessable", "The request was understood but refused (e.g. blocked by safety filters)"),
-    431: ("HeadersTooLarge", "Too many request headers, or one over the server's limit (gunicorn: 100, 8,190 bytes)"),
+    431: ("HeadersTooLarge",
+          "Too many request headers, or one over the server's limit (gunicorn: 100, 8,190 bytes)"),
     429: ("TooManyRequests", "Rate limit exceeded; see Retry-After"),
     504: ("GatewayTimeout", "An outside service did not answer in time"),
     502: ("BadGateway", "An outside service failed"),
@@ -102,12 +103,10 @@ def _type_properties(field):
     if isinstance(field, TrimmedString) and any(
             isinstance(v, validate.Length) and (v.min or 0) >= 1 for v in field.validators):
         patterns.append(NOT_BLANK_PATTERN)  # trimmed first: white space alone is empty
+    if len(patterns) == 2:
+        return {"pattern": patterns[0], "allOf": [{"pattern": patterns[1]}]}
     if patterns:
-        return {"pattern": patterns[0], **({"allOf": [{"pattern": p} for p in patterns[1:]]} if patterns[1:] else {})}
-    return _own_type_properties(field)
-
-
-def _own_type_properties(field):
+        return {"pattern": patterns[0]}
     if isinstance(field, UtcDateTime):
         return {"type": "string", "format": "date-time"}
     if isinstance(field, ObjectIdString):

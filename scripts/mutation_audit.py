@@ -603,8 +603,8 @@ MUTATIONS = [
      ["tests/test_app.py::test_docs_page_without_its_slash_answers_405_with_allow_to_other_methods"]),
     # --- issue 23 item 4: the assistant on google-genai, tested against the local stand-in ---
     ("the Gemini client ignores GEMINI_API_ENDPOINT", "services/gemini.py",
-     '                                    base_url=config.get("GEMINI_API_ENDPOINT") or None)',
-     "                                    base_url=None)",
+     '        options = _http_options(types, config["GEMINI_TIMEOUT_S"], config.get("GEMINI_API_ENDPOINT") or None)',
+     '        options = _http_options(types, config["GEMINI_TIMEOUT_S"], None)',
      ["tests/test_ai.py::test_ask_returns_geminis_shape_through_the_real_sdk"]),
     ("a deeply nested answer breaks the SDK's parse into a 500", "services/gemini.py",
      "        except RecursionError:",

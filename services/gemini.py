@@ -47,15 +47,20 @@ def _client(app):
         from google.genai import types
 
         config = app.config
-        options = types.HttpOptions(api_version="v1beta", timeout=int(config["GEMINI_TIMEOUT_S"] * 1000),
-                                    retry_options=types.HttpRetryOptions(attempts=1),
-                                    base_url=config.get("GEMINI_API_ENDPOINT") or None)
+        options = _http_options(types, config["GEMINI_TIMEOUT_S"], config.get("GEMINI_API_ENDPOINT") or None)
         with _client_lock:
             client = app.extensions.get("gemini")
             if client is None:
                 client = app.extensions["gemini"] = genai.Client(api_key=config["GEMINI_API_KEY"],
                                                                  http_options=options)
     return client
+
+
+def _http_options(types, timeout_s, base_url=None):
+    """The SDK's HTTP options: Gemini's v1beta, this timeout, no retries of its own (ours are below).
+    Per request, only what is given replaces the client's (its ``base_url`` stays)."""
+    return types.HttpOptions(api_version="v1beta", timeout=int(timeout_s * 1000), base_url=base_url,
+                             retry_options=types.HttpRetryOptions(attempts=1))
 
 
 def generate(prompt, *, system, json_schema=None, timeout=None):
@@ -74,8 +79,7 @@ def generate(prompt, *, system, json_schema=None, timeout=None):
         request.response_mime_type = "application/json"
         request.response_schema = json_schema
     if timeout:
-        request.http_options = types.HttpOptions(api_version="v1beta", timeout=int(timeout * 1000),
-                                                 retry_options=types.HttpRetryOptions(attempts=1))
+        request.http_options = _http_options(types, timeout)
     attempts = 1 + config["GEMINI_RETRIES"]
     for attempt in range(attempts):
         try:
