@@ -58,6 +58,7 @@ ERROR_RESPONSES = {
     404: ("NotFound", "No such resource"),
     403: ("Forbidden", "Signed in, but the role does not allow this, or a cross-site request"),
     409: ("Conflict", "Duplicate of existing data"),
+    410: ("Gone", "The answer kept for this Idempotency-Key named a customer since erased on request"),
     413: ("PayloadTooLarge", "Body over MAX_CONTENT_LENGTH"),
     415: ("UnsupportedMediaType", "Body is not application/json"),
     414: ("UriTooLong", "The request line is over the server's limit (gunicorn: 4,094 bytes)"),
@@ -81,7 +82,8 @@ class UndocumentedRoute(RuntimeError):
 
 IDEMPOTENCY_HELP = ("Any unique string (a UUID): a request repeated with the same key within 24 hours "
                     "gets the first response again, with nothing written twice; the same key with "
-                    "another body is a 409. Keys are per user or API key.")
+                    "another body is a 409; a key whose first answer named a customer since erased "
+                    "answers 410, writing nothing. Keys are per user or API key.")
 
 
 def _field_properties(converter, field, **kwargs):
@@ -187,7 +189,7 @@ def _operation(rule, method, view, op, legacy, shared_endpoint):
                            "schema": {"type": "string", "minLength": 1, "maxLength": 255,
                                   "pattern": IDEMPOTENCY_KEY_PATTERN},
                            "description": IDEMPOTENCY_HELP})
-        statuses.add(409)
+        statuses.update({409, 410})
     operation = {
         "operationId": _operation_id(rule, method, shared_endpoint),
         "summary": _summary(view),

@@ -83,6 +83,8 @@ def test_erasure_reaches_kept_answers_and_import_errors(admin_client):
     replay = admin_client.post("/api/customers", json={"name": "Zed Erased", "email": "zed@example.com"},
                                headers={"Idempotency-Key": "zed-1"})
     assert replay.status_code == 410 and replay.headers["Idempotent-Replayed"] == "true"
+    documented = admin_client.get("/api/openapi.json").get_json()["paths"]["/api/customers"]["post"]
+    assert "410" in documented["responses"], "the 410 a replay can answer is in the contract"
     assert "Zed" not in replay.get_data(as_text=True) and "zed@" not in replay.get_data(as_text=True)
     assert Customer.objects(email="zed@example.com").count() == 0
     assert not IdempotentResponse.objects(__raw__={"body": {"$regex": "zed@example.com"}}).count()
