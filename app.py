@@ -10,6 +10,7 @@ from models import init_db
 from models.db import ensure_indexes_when_reachable
 import engine
 from engine import scheduler
+from migrations import runner as migrations
 from routes import docs, frontend, health, register_blueprints
 from routes.endpoint import allow_bulk_bodies
 from security import api_keys, headers, limits, policy, sessions
@@ -47,10 +48,12 @@ def create_app(config=None):
 def start_serving(app):
     """What a long-running process (web server, worker) does once: never a ``flask`` command.
 
-    Indexes are created in the background, so the process starts while the database is down.
+    Indexes are created in the background, so the process starts while the database is down; then a
+    database behind this code's data migrations is reported in the log (the embedded store starts
+    empty: nothing to migrate).
     """
     if not app.testing:
-        ensure_indexes_when_reachable(app)
+        ensure_indexes_when_reachable(app, then=migrations.warn_if_pending if app.config.get("MONGO_URI") else None)
     return app
 
 
@@ -101,15 +104,13 @@ def register_security(app):
 
 
 def register_commands(app):
-    """``flask export-postman``, ``flask create-api-key``, ``flask seed-demo``, ``flask import``."""
+    """``flask export-postman``, ``flask create-api-key``, ``flask seed-demo``, ``flask import``,
+    ``flask db upgrade|status``."""
     from apidocs.cli import export_postman
-    from controllers.cli import create_api_key, import_command, seed_demo_command
+    from controllers.cli import create_api_key, db_group, import_command, seed_demo_command
 
-    app.cli.add_command(export_postman)
-    app.cli.add_command(create_api_key)
-    app.cli.add_command(seed_demo_command)
-    app.cli.add_command(import_command)
-    app.cli.add_command(import_command)
+    for command in (export_postman, create_api_key, seed_demo_command, import_command, db_group):
+        app.cli.add_command(command)
 
 
 def _load_user(user_id):

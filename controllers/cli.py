@@ -15,6 +15,8 @@ from models import ImportRowError
 from models.import_job import TYPES
 from schemas.import_job import ImportForm
 from errors import ApiError
+from migrations import HEAD
+from migrations import runner as migrations
 from security import audit
 from models.roles import ROLES
 
@@ -109,3 +111,48 @@ def import_command(kind, path, mapping, mode):
         click.echo(f"  line {error.row}" + (f" {error.field}" if error.field else "") + f": {error.message}")
     if status != "completed":
         raise click.ClickException(job.error or f"The import ended {status}")
+
+
+@click.group("db")
+def db_group():
+    """Data migrations: ``flask db upgrade`` applies the pending ones, ``flask db status`` lists them."""
+
+
+@db_group.command("upgrade")
+@click.option("--wait", "wait_s", type=click.IntRange(0, 3600), default=300, show_default=True,
+              help="Seconds to wait for another upgrade that holds the lock.")
+@on_shared_database
+def db_upgrade(wait_s):
+    """Apply the pending data migrations, in order (idempotent: nothing pending, nothing done)."""
+    def report(migration, changed):
+        counts = ", ".join(f"{value} {name}" for name, value in changed.items()) or "nothing to change"
+        click.echo(f"{migration.version} {migration.name}: {counts}")
+
+    try:
+        applied = migrations.upgrade(wait_s=wait_s, report=report)
+    except migrations.UpgradeBusy as exc:
+        raise click.ClickException(str(exc)) from exc
+    if applied:
+        audit.record("db.upgrade", via="cli", details={"applied": [m.version for m in applied]})
+    click.echo(f"Database at {HEAD}" + ("" if applied else " already: nothing to apply") + ".")
+
+
+@db_group.command("status")
+@click.option("--check", is_flag=True, help="Exit with status 1 when a migration is pending.")
+@on_shared_database
+def db_status(check):
+    """List the data migrations: applied (when, what changed) or pending."""
+    rows = migrations.status()
+    for row in rows:
+        if row["appliedAt"] is None:
+            state = "pending"
+        else:
+            changed = ", ".join(f"{value} {name}" for name, value in (row["changed"] or {}).items())
+            state = f"applied {row['appliedAt']:%Y-%m-%d %H:%M:%S}Z" + (f" ({changed})" if changed else "")
+        if row.get("unknown"):
+            state += " (not known to this code: the database was upgraded by a newer version)"
+        click.echo(f"{row['version']}  {row['name']:<28} {state}")
+    waiting = [row["version"] for row in rows if row["appliedAt"] is None]
+    click.echo(f"{len(waiting)} pending: run `flask db upgrade`." if waiting else "Up to date.")
+    if check and waiting:
+        raise SystemExit(1)

@@ -8,6 +8,7 @@ from models.db import init_db
 from models.delivery import Delivery
 from models.idempotency import IdempotentResponse
 from models.import_job import ImportJob, ImportRowError
+from models.migration import AppliedMigration, MigrationLock
 from models.order import Order
 from models.segment import Segment
 from models.soft_bounce import SoftBounce
@@ -17,10 +18,10 @@ from models.user import User
 
 ALL_DOCUMENTS = (Customer, Order, User, Segment, Campaign, Delivery, BatchClaim, ApiKey, AuditEvent,
                  Suppression, ImportJob, ImportRowError, IdempotentResponse, Template,
-                 SoftBounce)
+                 SoftBounce, AppliedMigration, MigrationLock)
 
 __all__ = [
-    "ALL_DOCUMENTS", "ApiKey", "AuditEvent", "BatchClaim", "Campaign", "Customer", "Delivery",
-    "IdempotentResponse", "ImportJob", "ImportRowError", "Order", "Segment", "SoftBounce", "Suppression", "Template", "User",
+    "ALL_DOCUMENTS", "AppliedMigration", "ApiKey", "AuditEvent", "BatchClaim", "Campaign", "Customer", "Delivery",
+    "IdempotentResponse", "ImportJob", "ImportRowError", "MigrationLock", "Order", "Segment", "SoftBounce", "Suppression", "Template", "User",
     "init_db",
 ]

@@ -64,8 +64,9 @@ def ensure_indexes():
         document.ensure_indexes()
 
 
-def ensure_indexes_when_reachable(app, retry_s=INDEX_RETRY_S):
-    """Create the indexes in a thread that keeps trying while the database is down.
+def ensure_indexes_when_reachable(app, retry_s=INDEX_RETRY_S, then=None):
+    """Create the indexes in a thread that keeps trying while the database is down (then call
+    ``then()``, in the app context, once they are there).
 
     MongoEngine creates a collection's indexes only on its first use in a process, and not again if
     that first use failed; doing it here means an outage at start-up leaves no collection unindexed,
@@ -77,6 +78,8 @@ def ensure_indexes_when_reachable(app, retry_s=INDEX_RETRY_S):
             try:
                 with app.app_context():
                     ensure_indexes()
+                    if then:
+                        then()
                 if announced:
                     log.warning("database reachable again: indexes ensured")
                 return

@@ -35,9 +35,8 @@ class ImportJob(Document):
     size = IntField(default=0)  # bytes
     delimiter = StringField(max_length=1, default=",")
     # file column → field (None: ignored), as [column, field] pairs: a header may say anything ("$x",
-    # "E.Mail"), and a document key may not; jobs from before kept a dict under "columns"
+    # "E.Mail"), and a document key may not (jobs from before kept a dict: migration 0002 converts them)
     column_pairs = ListField(ListField(StringField(null=True)), db_field="columnPairs")
-    legacy_columns = DictField(db_field="columns")
     mode = StringField(default="merge")
     counts = DictField(default=zero_counts)
     rows_done = IntField(db_field="rowsDone", default=0)
@@ -56,7 +55,7 @@ class ImportJob(Document):
     @property
     def columns(self):
         """``{file column: field or None}``."""
-        return dict(self.column_pairs) if self.column_pairs else dict(self.legacy_columns or {})
+        return dict(self.column_pairs or ())
 
 
 class ImportRowError(Document):

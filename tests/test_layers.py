@@ -34,7 +34,7 @@ def test_controllers_leave_delivery_records_and_claims_to_the_engine():
 
 
 PROJECT = ("app", "wsgi", "worker", "config", "errors", "logs", "extensions", "apidocs", "routes", "controllers",
-           "engine", "services", "security", "schemas", "models", "segments", "dates", "bench", "tests")
+           "engine", "migrations", "services", "security", "schemas", "models", "segments", "dates", "bench", "tests")
 # What each leaf package may import of the project (everything else of it is above the leaf).
 LEAVES = {"models": ("models",), "segments": ("segments", "dates"), "dates": ()}
 
@@ -56,7 +56,7 @@ LAYERS = (
     ("schemas",),
     ("errors",),
     ("services", "security"),
-    ("engine",),
+    ("engine", "migrations"),
     ("controllers",),
     ("apidocs",),
     ("routes",),

@@ -3,9 +3,11 @@
 ``honcho start`` runs the Procfile's web, worker and beat against the MongoDB stand-in, the real
 RabbitMQ and Redis; a campaign sent through the web is delivered by the worker, and a scheduled one
 is started by beat. Without the worker line nothing is sent; without beat nothing scheduled starts.
+First the release line runs (``honcho run``, as a platform's release phase does): the data migrations.
 """
 import re
-import time
+import shlex
+import subprocess
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -18,6 +20,7 @@ from tests.processes import ROOT, VENV_BIN, Process, base_env, free_port, wait_u
 
 pytestmark = pytest.mark.own_processes
 PROCESSES = ("web", "worker", "beat")
+RELEASE = "release"  # run once before the processes start (Heroku's release phase, Render's pre-deploy)
 
 
 def procfile():
@@ -37,8 +40,12 @@ def honcho(mongo_standin, redis_url, rabbitmq_url, tmp_path):
         SESSION_SECRET=uuid.uuid4().hex * 2, SCHEDULER_INTERVAL_S=1, WEB_CONCURRENCY=2,
         BEAT_SCHEDULE_FILE=str(tmp_path / "beat-schedule"), PATH=f"{VENV_BIN}:{base_env()['PATH']}",
     )
+    release = subprocess.run([str(VENV_BIN / "honcho"), "run", "-f", str(ROOT / "Procfile"), "-d", str(ROOT),
+                              *shlex.split(procfile()[RELEASE])], env=env, cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+    assert release.returncode == 0 and "Database at" in release.stdout, release.stdout + release.stderr
     process = Process("honcho", [str(VENV_BIN / "honcho"), "start", "-f", str(ROOT / "Procfile"),
-                                 "-d", str(ROOT), "-p", str(port)], env, tmp_path).start()  # every process
+                                 "-d", str(ROOT), "-p", str(port), *PROCESSES], env, tmp_path).start()
     base = f"http://127.0.0.1:{port}"
 
     def up():
@@ -85,16 +92,18 @@ def test_the_procfile_runs_web_worker_and_beat_and_sends_a_campaign(honcho):
     assert wait_until(lambda: completed(scheduled["_id"]), 60, interval=0.3, what="beat's start")
     output = process.output()
     assert all(f"{name}.1" in output for name in PROCESSES), output[-3000:]
+    assert "data migration(s) pending" not in output  # the release line ran them before the web started
 
 
 def test_the_render_blueprint_runs_the_procfile_processes_with_no_secret_in_it():
     blueprint = yaml.safe_load((ROOT / "render.yaml").read_text())
     services = {service["name"]: service for service in blueprint["services"]}
     commands = procfile()
-    assert set(commands) == set(PROCESSES)
+    assert set(commands) == {*PROCESSES, RELEASE}
     web, worker, beat = services["crm-web"], services["crm-worker"], services["crm-beat"]
     assert (web["type"], worker["type"], beat["type"]) == ("web", "worker", "worker")
     assert web["healthCheckPath"] == "/healthz"
+    assert web["preDeployCommand"] == commands[RELEASE] == "flask db upgrade"
     assert worker["startCommand"] == commands["worker"]
     assert beat["startCommand"].split(" --schedule")[0] == commands["beat"].split(" --schedule")[0]
     assert web["startCommand"].split(" --bind")[0] == commands["web"].split(" --bind")[0] == "gunicorn wsgi:app"
