@@ -640,6 +640,19 @@ MUTATIONS = [
      '                {"_id": LOCK_ID, "expiresAt": {"$lte": now}},',
      '                {"_id": LOCK_ID, "expiresAt": {"$lte": now - LEASE * 1000}},',
      ["tests/test_migrations.py::test_one_upgrade_at_a_time_and_a_dead_holders_lease_ends"]),
+    # --- issue 23 item 1: the image and compose ---
+    ("the image's web starts without migrating", "deploy/entrypoint.sh",
+     "      flask db upgrade\n    fi",
+     "      true\n    fi",
+     ["tests/test_container.py::test_the_entrypoint_migrates_before_gunicorn_serves"]),
+    ("the image runs as root", "Dockerfile",
+     "USER 10001:10001",
+     "USER root",
+     ["tests/test_container.py::test_the_dockerfile_passes_hadolint"]),
+    ("the worker starts before the migrations ran", "compose.yaml",
+     "      retries: 3\n    depends_on:\n      web: {condition: service_healthy}",
+     "      retries: 3\n    depends_on:\n      web: {condition: service_started}",
+     ["tests/test_container.py::test_compose_starts_the_stores_then_web_then_worker_and_beat"]),
 ]
 only = sys.argv[1:]
 # Running jobs on the request thread makes that test hang rather than fail (the request itself then

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh requirements-dev.txt
-scripts/install-browser.sh
+scripts/install-debian-tools.sh
 scripts/setup-node.sh
 scripts/services.sh
 scripts/mongo-standin.sh --setup

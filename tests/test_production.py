@@ -154,6 +154,7 @@ def test_production_shape_end_to_end(topology, event_queue):
     assert db.customers.count_documents({}) == RECIPIENTS
 
     # 2. Sign in on one gunicorn worker, use the session on the other.
+    signed_in_at = time.monotonic()  # the sign-in's two hits open the login limit's one-minute window
     session, login_pid = sign_in(topology)
     # Which worker accepts a connection is the kernel's choice, and a worker still booting accepts
     # none: ask for up to 30 s, not 60 times in a row (all 60 once went to one worker in CI).
@@ -197,12 +198,15 @@ def test_production_shape_end_to_end(topology, event_queue):
     assert resent <= BATCH
     assert campaign_state(session, base, campaign["_id"])["stats"]["sent"] == RECIPIENTS
 
-    # 4. Rate limits hold across both gunicorn workers (sign-in: LOGIN_LIMIT per minute per IP,
-    #    two of which the sign-in above used).
+    # 4. Rate limits hold across both gunicorn workers (sign-in: LOGIN_LIMIT per minute per IP, two of
+    #    which the sign-in above used while its window lasts: a slow machine may be past it by now).
+    elapsed = time.monotonic() - signed_in_at
     with ThreadPoolExecutor(max_workers=6) as pool:
         responses = list(pool.map(lambda _: requests.get(f"{base}/api/auth/google", allow_redirects=False),
                                   range(20)))
-    assert sum(r.status_code != 429 for r in responses) == LOGIN_LIMIT - 2
+    allowed = sum(r.status_code != 429 for r in responses)
+    expected = {LOGIN_LIMIT - 2} if elapsed < 55 else {LOGIN_LIMIT} if elapsed > 65 else {LOGIN_LIMIT - 2, LOGIN_LIMIT}
+    assert allowed in expected, (allowed, elapsed)
     assert len({served_by(web, r) for r in responses}) == 2, "both workers must have answered"
 
     # 5. A scheduled campaign starts once, with two beats racing to start it.
