@@ -20,8 +20,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     APP_ENV=production \
     HOST=0.0.0.0 \
     PORT=5000
+# The one directory the server writes: metrics' per-process files (a volume shared with the workers in
+# compose.yaml takes this owner when it is created).
 RUN groupadd --system --gid 10001 crm \
-    && useradd --system --uid 10001 --gid crm --home-dir /app --no-create-home --shell /usr/sbin/nologin crm
+    && useradd --system --uid 10001 --gid crm --home-dir /app --no-create-home --shell /usr/sbin/nologin crm \
+    && mkdir -p /var/lib/crm-metrics && chown 10001:10001 /var/lib/crm-metrics
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 # The code is root's and read-only to the server (.dockerignore keeps tests, secrets and caches out).

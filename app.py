@@ -3,6 +3,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as config_module
+import metrics
 from errors import register_error_handlers
 from extensions import cors, login_manager
 from logs import configure_logging, init_request_logging
@@ -33,6 +34,7 @@ def create_app(config=None):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     init_request_logging(app)
+    metrics.init_app(app)  # before any check that may answer early: every answer is timed
     app.before_request(allow_bulk_bodies)
     frontend.init_app(app)  # before the access checks: the app's own pages are public
     register_extensions(app)

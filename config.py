@@ -27,7 +27,7 @@ MIN_SECRET_BITS = 128
 MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 # Secrets production checks: the app's own (strength and placeholders) and others' (placeholders only)
 OWN_SECRETS = (("SECRET_KEY", "SESSION_SECRET"), ("UNSUBSCRIBE_SECRET", "UNSUBSCRIBE_SECRET"),
-               ("VENDOR_WEBHOOK_SECRET", "VENDOR_WEBHOOK_SECRET"))
+               ("VENDOR_WEBHOOK_SECRET", "VENDOR_WEBHOOK_SECRET"), ("METRICS_TOKEN", "METRICS_TOKEN"))
 OTHER_SECRETS = ("GOOGLE_CLIENT_SECRET", "SMTP_PASSWORD")
 PLACEHOLDER_WORDS = ("change-me", "change_me", "changeme", "example", "secret", "placeholder", "replace-me",
                      "your-")  # a value containing one was copied from documentation (none is likely by chance)
@@ -117,6 +117,15 @@ SETTINGS = [
          "limit; bulk requests have `MAX_BULK_CONTENT_LENGTH`, imports `MAX_IMPORT_MB`)"),
         ("MAX_BULK_CONTENT_LENGTH", "int", 16 * 1024 * 1024, "largest body of a bulk request (10,000 items) "
          "in bytes"),
+    ),
+    *_settings(
+        "Metrics",
+        ("METRICS_TOKEN", "text", None, "the bearer token Prometheus sends to `GET /metrics`; unset: `/metrics` "
+         "is off (404). Production checks it as it checks the other secrets", {"example": ""}),
+        ("PROMETHEUS_MULTIPROC_DIR", "text", None, "a directory every process writes its counters to, so "
+         "`/metrics` adds up all gunicorn workers and the Celery processes given the same directory "
+         "(compose.yaml shares a volume); gunicorn makes a fresh one when `METRICS_TOKEN` is set and this "
+         "is not", {"shown": "unset → one process, or gunicorn's own", "example": ""}),
     ),
     *_settings(
         "Database",

@@ -7,6 +7,7 @@ from mongoengine.errors import NotUniqueError
 from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+import metrics
 from schemas.common import ErrorOut
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ def register_error_handlers(app):
         # server selection, connect or network errors: the database is down or unreachable, which is
         # temporary and not the client's fault. One line, no traceback: an outage is not a bug.
         log.warning("database unavailable: %s", type(exc).__name__)
+        metrics.DATABASE_ERRORS.labels("request").inc()
         response = error_response(503, "Database unavailable, try again shortly")
         response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
         if has_request_context():

@@ -7,6 +7,7 @@ replaced here, in the server's own configuration, rather than forked.
 """
 import json
 import os
+import tempfile
 
 from gunicorn import util
 
@@ -32,6 +33,7 @@ def on_starting(server):
     Google sign-in mints its one admin key here and prints it once; workers accept it by its hash
     (security/api_keys.py)."""
     settings = app_config.from_env()
+    _share_metrics(server, settings)
     exposed = [address for address in server.cfg.bind if not _loopback(address)]
     if exposed and not settings["APP_ENV_CHOSEN"]:
         raise SystemExit(app_config.UNCHOSEN_ENV.format(why="gunicorn listens beyond loopback on "
@@ -43,6 +45,27 @@ def on_starting(server):
 
     port = server.cfg.bind[0].rsplit(":", 1)[-1] if server.cfg.bind else settings["PORT"]
     os.environ[DEV_KEY_HASH_ENV] = hash_key(mint_dev_admin_key(server.log.warning, port))
+
+
+def _share_metrics(server, settings):
+    """Metrics in multiprocess mode: every worker counts into one directory that /metrics adds up. Set
+    here, in the master, before any worker (or prometheus-client) exists: a fresh directory when
+    ``METRICS_TOKEN`` is set and ``PROMETHEUS_MULTIPROC_DIR`` is not."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory and settings.get("METRICS_TOKEN"):
+        directory = tempfile.mkdtemp(prefix="crm-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        server.log.info("metrics: each worker counts into %s", directory)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+
+
+def child_exit(server, worker):
+    """A worker that exited: its live gauges go (its counters stay counted)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 def when_ready(server):

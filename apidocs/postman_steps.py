@@ -265,5 +265,6 @@ FOLDERS = [
 ]
 
 NOT_IN_COLLECTION = {
+    ("GET", "/metrics"): "Prometheus's scrape, with the METRICS_TOKEN only Prometheus holds (off without one)",
     ("GET", "/api/auth/google/callback"): "Google's redirect back to the server, with a code only Google issues",
 }

@@ -26,6 +26,7 @@ from marshmallow import ValidationError
 from mongoengine.connection import get_db
 from pymongo import UpdateOne
 
+import metrics
 from engine import ingest
 from engine.runner import transient
 from errors import flatten_errors
@@ -493,6 +494,9 @@ def _commit(job, worker, schema, rows, first, last, position):
         **{f"inc__counts__{name}": value for name, value in counts.items() if value})
     if not moved:
         raise _LostJob()
+    for outcome, value in counts.items():
+        if value and outcome != "read":
+            metrics.IMPORT_ROWS.labels(job.type, outcome).inc(value)
 
 
 def stale_jobs():

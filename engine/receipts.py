@@ -11,6 +11,7 @@ from flask import current_app
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
+import metrics
 from engine import control, store
 from models import SoftBounce, Suppression
 from models.base import utcnow
@@ -65,12 +66,34 @@ def apply(receipts):
             complaints[record["_id"]] = at
             results[index]["result"] = APPLIED
             hard.setdefault(record["email"].lower(), record["campaign"])
-    store.apply_receipt_groups(groups)
-    store.mark_complaints(complaints)
+    changed = store.apply_receipt_groups(groups)
+    _count(receipts, results, changed, store.mark_complaints(complaints))
     _suppress(hard, soft, complaints, {r["_id"]: r for r in records})
     if any(key[0] == FAILED for key in groups):
         control.reconsider(campaigns)
     return results
+
+
+def _count(receipts, results, changed, complained):
+    """The metrics: receipts by status and result (applied: the records they changed), the hand-offs a
+    receipt recorded before the sender did, complaints."""
+    known, unknown = {}, {}
+    for index, receipt in receipts:
+        tally = unknown if results[index]["result"] == UNKNOWN else known
+        tally[receipt["status"]] = tally.get(receipt["status"], 0) + 1
+    applied = {}
+    for (status, was_pending), count in changed.items():
+        applied[status] = applied.get(status, 0) + count
+        if was_pending and count:
+            metrics.MESSAGES.labels(metrics.HANDED_OFF).inc(count)
+    for status in set(known) | set(unknown):
+        for result, count in ((APPLIED, applied.get(status, 0)),
+                              (UNCHANGED, max(0, known.get(status, 0) - applied.get(status, 0))),
+                              (UNKNOWN, unknown.get(status, 0))):
+            if count:
+                metrics.RECEIPTS.labels(status, result).inc(count)
+    if complained:
+        metrics.COMPLAINTS.inc(complained)
 
 
 def _suppress(hard, soft, complaints, records):

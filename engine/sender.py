@@ -28,6 +28,7 @@ from datetime import timedelta
 
 from flask import current_app
 
+import metrics
 from engine import control, content, store, tracking
 from engine.templates import CUSTOMER_FIELDS
 from engine.vendors import OutgoingMessage, VendorRejected, VendorUnavailable
@@ -124,7 +125,10 @@ class _Outcomes:
 
     def flush(self):
         """Write what is buffered."""
-        store.record_outcomes(self.token, self.attempted, self.first_at, self.failed, utcnow())
+        sent, failed = store.record_outcomes(self.token, self.attempted, self.first_at, self.failed, utcnow())
+        for outcome, count in ((metrics.HANDED_OFF, sent), (metrics.FAILED, failed)):
+            if count:
+                metrics.MESSAGES.labels(outcome).inc(count)
         self._reset()
 
 
@@ -151,8 +155,10 @@ class _Batch:
             for index, record in enumerate(self.records):
                 if rate:
                     delay = (start + timedelta(seconds=index / rate) - utcnow()).total_seconds()
-                    if delay > 0 and not self.control.wait(delay):
-                        return STOPPED
+                    if delay > 0:
+                        metrics.DEFERRED.labels("rate_limit").inc()
+                        if not self.control.wait(delay):
+                            return STOPPED
                 if not self.control.sending():
                     return STOPPED
                 result = self._send_one(record, 1 if probing else self.max_attempts)
@@ -193,6 +199,7 @@ class _Batch:
                             record["_id"], f"vendor unavailable after {attempt} attempts: {exc}")
                     return VENDOR_DOWN
                 backoff = min(self.max_s, self.base_s * 2 ** (attempt - 1))
+                metrics.DEFERRED.labels("vendor_unavailable").inc()
                 log.warning("vendor unavailable for %s (attempt %d of %d): %s; retrying in %.1fs",
                             record["_id"], attempt, attempts, exc, backoff)
                 if not self.control.wait(backoff):

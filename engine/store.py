@@ -58,7 +58,9 @@ def release(token, worker):
 
 
 def record_outcomes(token, attempted, sent_at, failed, failed_at):
-    """Outcomes of a chunk of sends in one bulk write, touching only records still PENDING.
+    """Outcomes of a chunk of sends, touching only records still PENDING; ``(sent, failed)``: how many
+    records each changed (so a chunk written twice is counted once). One bulk write for the sent, one
+    more when some failed.
 
     ``attempted``: the chunk's record ids in send (``_id``) order, each handed to the vendor from
     ``sent_at`` on unless it is in ``failed`` (``{reason: [ids]}``). A batch's records are sent in
@@ -67,7 +69,7 @@ def record_outcomes(token, attempted, sent_at, failed, failed_at):
     database to match one by one.
     """
     if not attempted:
-        return
+        return 0, 0
     pending = {"batch": token, "status": PENDING}
     not_sent = {i for ids in failed.values() for i in ids}
     operations = []
@@ -77,12 +79,15 @@ def record_outcomes(token, attempted, sent_at, failed, failed_at):
     else:  # the few failed ones are named; then the sent ones are (in lists of at most MONGO_MAX_IN)
         for chunk in in_chunks(i for i in attempted if i not in not_sent):
             operations.append(UpdateMany({**pending, "_id": {"$in": chunk}}, sent))
-    for reason, ids in failed.items():
-        for chunk in in_chunks(ids):
-            operations.append(UpdateMany({**pending, "_id": {"$in": chunk}}, {
-                "$set": {"status": FAILED, "failedAt": failed_at, "error": reason}, "$inc": {"attempts": 1}}))
-    if operations:
-        _deliveries().bulk_write(operations, ordered=False)
+    failures = [UpdateMany({**pending, "_id": {"$in": chunk}}, {
+        "$set": {"status": FAILED, "failedAt": failed_at, "error": reason}, "$inc": {"attempts": 1}})
+        for reason, ids in failed.items() for chunk in in_chunks(ids)]
+    return _modified(operations), _modified(failures)
+
+
+def _modified(operations):
+    """Run ``operations`` in one bulk write; how many records they changed."""
+    return _deliveries().bulk_write(operations, ordered=False).modified_count if operations else 0
 
 
 def handed_off(campaign_pk):
@@ -170,11 +175,10 @@ def records_for_receipts(delivery_ids, vendor_ids):
 
 
 def mark_complaints(complaints):
-    """``{record id: time}``: the recipient complained (once: a repeated receipt changes nothing)."""
-    operations = [UpdateMany({"_id": record_id, "complainedAt": None}, {"$set": {"complainedAt": at}})
-                  for record_id, at in complaints.items()]
-    if operations:
-        _deliveries().bulk_write(operations, ordered=False)
+    """``{record id: time}``: the recipient complained (once: a repeated receipt changes nothing); how
+    many records changed."""
+    return _modified([UpdateMany({"_id": record_id, "complainedAt": None}, {"$set": {"complainedAt": at}})
+                      for record_id, at in complaints.items()])
 
 
 def mark_unsubscribed(campaign_pk, customer_pk, at):
@@ -184,13 +188,14 @@ def mark_unsubscribed(campaign_pk, customer_pk, at):
 
 
 def apply_receipt_groups(groups):
-    """``{(status, error, at, was_pending, bounce): [ids]}`` in one bulk write (one update per group and
-    ``MONGO_MAX_IN`` ids); each update only touches records still in the state they were read in, so
-    a receipt applied twice changes nothing the second time. A receipt can overtake the sender's own
-    record of the hand-off (outcomes are written every ``ENGINE_FLUSH_S``): a record still PENDING is
-    then marked sent at the receipt's time too, and the sender's later write, which only touches
-    PENDING records, leaves it alone."""
-    operations = []
+    """``{(status, error, at, was_pending, bounce): [ids]}`` in a bulk write per (status, was_pending)
+    (one update per group and ``MONGO_MAX_IN`` ids); each update only touches records still in the
+    state they were read in, so a receipt applied twice changes nothing the second time. Returns
+    ``{(status, was_pending): records changed}``. A receipt can overtake the sender's own record of the
+    hand-off (outcomes are written every ``ENGINE_FLUSH_S``): a record still PENDING is then marked
+    sent at the receipt's time too, and the sender's later write, which only touches PENDING records,
+    leaves it alone."""
+    operations = {}
     for (status, error, at, was_pending, bounce), ids in groups.items():
         fields = {"status": status, ("deliveredAt" if status == DELIVERED else "failedAt"): at}
         if status == FAILED:
@@ -199,12 +204,12 @@ def apply_receipt_groups(groups):
             fields["bounce"] = bounce
         for chunk in in_chunks(ids):
             if was_pending:
-                operations.append(UpdateMany({"_id": {"$in": chunk}, "status": PENDING},
-                                             {"$set": {**fields, "sentAt": at}, "$inc": {"attempts": 1}}))
+                update = UpdateMany({"_id": {"$in": chunk}, "status": PENDING},
+                                    {"$set": {**fields, "sentAt": at}, "$inc": {"attempts": 1}})
             else:
-                operations.append(UpdateMany({"_id": {"$in": chunk}, "status": SENT}, {"$set": fields}))
-    if operations:
-        _deliveries().bulk_write(operations, ordered=False)
+                update = UpdateMany({"_id": {"$in": chunk}, "status": SENT}, {"$set": fields})
+            operations.setdefault((status, was_pending), []).append(update)
+    return {key: _modified(updates) for key, updates in operations.items()}
 
 
 def new_record(campaign_pk, customer, token, now, message_id_domain, variant=None, test_group=False):

@@ -7,6 +7,7 @@ from celery import shared_task
 from flask import current_app
 from pymongo.errors import ConnectionFailure
 
+import metrics
 from engine import jobs, runner, sender
 from engine.scheduler import OutageLog
 
@@ -20,6 +21,8 @@ def _run(task, name, *args, **kwargs):
         return jobs.BY_NAME[name](*args, **kwargs)
     except Exception as exc:
         attempt = task.request.retries
+        if isinstance(exc, ConnectionFailure):
+            metrics.DATABASE_ERRORS.labels("task").inc()
         if jobs.may_retry(exc, attempt):
             raise task.retry(exc=exc, countdown=jobs.backoff(attempt), max_retries=None)
         jobs.give_up(name, args, exc)
@@ -67,6 +70,7 @@ def start_due_campaigns():
     try:
         started, _, _ = jobs.sweep(runner.submit)
     except ConnectionFailure as exc:
+        metrics.DATABASE_ERRORS.labels("beat").inc()
         _beat_outage.failed(exc)
         return 0
     _beat_outage.succeeded()

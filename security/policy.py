@@ -35,6 +35,7 @@ POLICY = {
     "auth.me": Rule(VIEWER),
     "health.healthz": Rule(PUBLIC),
     "health.readyz": Rule(PUBLIC),
+    "health.metrics_text": Rule(PUBLIC),  # its own bearer token (METRICS_TOKEN), checked by the view
     "docs.openapi_json": Rule(PUBLIC),
     "swagger_ui.show": Rule(PUBLIC),
     # CRM data

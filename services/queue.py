@@ -58,3 +58,25 @@ def import_queue(config):
 def broker_configured(app):
     """True when tasks go to a real broker and worker."""
     return bool(app.config.get("CELERY_BROKER_URL"))
+
+
+def depths(app):
+    """``{queue: messages waiting}`` for this app's task queues, asked of the broker (a passive declare:
+    nothing is created); a queue the broker does not have yet is left out. Raises when the broker is
+    unreachable."""
+    celery = app.extensions[EXTENSION]
+    found = {}
+    with celery.connection_for_read() as connection:
+        connection.ensure_connection(max_retries=1)
+        for name in (app.config["CELERY_QUEUE"], import_queue(app.config)):
+            channel = connection.channel()
+            try:
+                found[name] = channel.queue_declare(queue=name, passive=True).message_count
+            except connection.channel_errors:  # not declared yet: no worker has started on it
+                pass
+            finally:
+                try:
+                    channel.close()
+                except connection.connection_errors + connection.channel_errors:
+                    pass
+    return found

@@ -86,7 +86,10 @@ def test_compose_starts_the_stores_then_web_then_worker_and_beat():
         assert service["command"] == [process] and service["build"] == "."
         assert service["environment"]["APP_ENV"] == "production"
         assert service["env_file"] == [{"path": "${CRM_ENV_FILE:-deploy/production.env}", "required": True}]
-    assert set(compose()["volumes"]) == {"mongo-data", "rabbitmq-data", "redis-data"}
+    assert set(compose()["volumes"]) == {"mongo-data", "rabbitmq-data", "redis-data", "metrics"}
+    for process in APP_SERVICES:  # one metrics directory for every process, so /metrics adds them all up
+        assert services[process]["volumes"] == ["metrics:/var/lib/crm-metrics"]
+        assert services[process]["environment"]["PROMETHEUS_MULTIPROC_DIR"] == "/var/lib/crm-metrics"
 
 
 def test_no_secret_has_a_value_in_the_compose_file_or_the_example_env_file():
@@ -95,7 +98,8 @@ def test_no_secret_has_a_value_in_the_compose_file_or_the_example_env_file():
         assert name not in text
     example = dict(line.split("=", 1) for line in (ROOT / "deploy" / "production.env.example").read_text().splitlines()
                    if line and not line.startswith("#"))
-    for name in ("SESSION_SECRET", "UNSUBSCRIBE_SECRET", "VENDOR_WEBHOOK_SECRET", "GOOGLE_CLIENT_SECRET"):
+    for name in ("SESSION_SECRET", "UNSUBSCRIBE_SECRET", "VENDOR_WEBHOOK_SECRET", "GOOGLE_CLIENT_SECRET",
+                 "METRICS_TOKEN"):
         assert example[name] == "", name  # empty: the server refuses to start until it is filled in
     assert "deploy/production.env" in (ROOT / ".gitignore").read_text().split()
 
@@ -178,13 +182,18 @@ def test_the_image_builds_and_delivers_a_campaign(mongo_standin, redis_url, rabb
                 "SESSION_REDIS_URL": redis_url, "RATELIMIT_STORAGE_URI": redis_url, "RATELIMIT_KEY_PREFIX": queue,
                 "SESSION_SECRET": secrets.token_urlsafe(48), "UNSUBSCRIBE_SECRET": secrets.token_urlsafe(48),
                 "VENDOR_WEBHOOK_SECRET": secrets.token_urlsafe(48), "PORT": str(port), "WEB_CONCURRENCY": "2",
-                "PUBLIC_URL": "https://crm.example.com", "FRONTEND_URL": "https://crm.example.com"}
+                "PUBLIC_URL": "https://crm.example.com", "FRONTEND_URL": "https://crm.example.com",
+                "METRICS_TOKEN": secrets.token_urlsafe(32), "PROMETHEUS_MULTIPROC_DIR": "/var/lib/crm-metrics"}
+    shared = tmp_path / "metrics"  # the volume compose.yaml shares between web and worker
+    shared.mkdir()
+    shared.chmod(0o777)
     env_file = tmp_path / "production.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
     names = {process: f"{queue}-{process}" for process in ("web", "worker")}
     try:
         for process, name in names.items():
-            _podman("run", "-d", "--name", name, "--network", "host", "--env-file", str(env_file), tag, process)
+            _podman("run", "-d", "--name", name, "--network", "host", "--env-file", str(env_file),
+                    "-v", f"{shared}:/var/lib/crm-metrics", tag, process)
         try:
             wait_until(lambda: _answers(port), 90, interval=0.5, what="the web container")
         except TimeoutError:
@@ -219,6 +228,10 @@ def test_the_image_builds_and_delivers_a_campaign(mongo_standin, redis_url, rabb
         except TimeoutError:
             pytest.fail("nothing delivered:\n" + _podman("logs", names["worker"], check=False).stderr[-4000:])
         assert done["stats"]["total"] == 5 and done["stats"]["pending"] == 0
+        # the worker container's hand-offs, in the web container's /metrics
+        scraped = requests.get(f"{base_url}/metrics", headers={"Authorization": f"Bearer {settings['METRICS_TOKEN']}"})
+        assert scraped.status_code == 200
+        assert re.search(r'^crm_messages_total\{outcome="handed_off"\} 5\.0$', scraped.text, flags=re.M), scraped.text
     finally:
         for name in names.values():
             _podman("rm", "-f", name, check=False)

@@ -5,6 +5,7 @@ RabbitMQ and Redis; a campaign sent through the web is delivered by the worker, 
 is started by beat. Without the worker line nothing is sent; without beat nothing scheduled starts.
 First the release line runs (``honcho run``, as a platform's release phase does): the data migrations.
 """
+import contextlib
 import re
 import shlex
 import subprocess
@@ -31,14 +32,25 @@ def procfile():
 
 @pytest.fixture
 def honcho(mongo_standin, redis_url, rabbitmq_url, tmp_path):
+    with run_procfile(mongo_standin, redis_url, rabbitmq_url, tmp_path) as running:
+        yield running[:3]
+
+
+@contextlib.contextmanager
+def run_procfile(mongo_standin, redis_url, rabbitmq_url, tmp_path, port=None, **settings):
+    """The release line, then ``honcho start web worker beat``; yields ``(base URL, a session with the
+    development key, the honcho process, the database URI)``. ``settings`` go into every process's
+    environment."""
     queue = f"crm-procfile-{uuid.uuid4().hex[:8]}"
-    port = free_port()
+    port = port or free_port()
+    uri = mongo_standin().uri("crm_procfile_test")
     env = base_env(
         APP_ENV="development", HOST="127.0.0.1", GOOGLE_CLIENT_ID="", GOOGLE_CLIENT_SECRET="",
-        MONGO_URI=mongo_standin().uri("crm_procfile_test"), CELERY_BROKER_URL=rabbitmq_url, CELERY_QUEUE=queue,
+        MONGO_URI=uri, CELERY_BROKER_URL=rabbitmq_url, CELERY_QUEUE=queue,
         SESSION_REDIS_URL=redis_url, RATELIMIT_STORAGE_URI=redis_url, RATELIMIT_KEY_PREFIX=queue,
         SESSION_SECRET=uuid.uuid4().hex * 2, SCHEDULER_INTERVAL_S=1, WEB_CONCURRENCY=2,
         BEAT_SCHEDULE_FILE=str(tmp_path / "beat-schedule"), PATH=f"{VENV_BIN}:{base_env()['PATH']}",
+        **settings,
     )
     release = subprocess.run([str(VENV_BIN / "honcho"), "run", "-f", str(ROOT / "Procfile"), "-d", str(ROOT),
                               *shlex.split(procfile()[RELEASE])], env=env, cwd=ROOT, capture_output=True,
@@ -61,7 +73,7 @@ def honcho(mongo_standin, redis_url, rabbitmq_url, tmp_path):
                          10, what="the development key")[0]
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {key}"
-        yield base, session, process
+        yield base, session, process, uri
     finally:
         process.stop()
         with Connection(rabbitmq_url) as connection:

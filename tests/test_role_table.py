@@ -19,7 +19,7 @@ TABLE = {
     ("POST", "/api/auth/logout"): PUBLIC, ("POST", "/auth/logout"): PUBLIC,
     ("GET", "/api/auth/status"): PUBLIC, ("GET", "/auth/status"): PUBLIC,
     ("GET", "/api/auth/me"): VIEWER, ("GET", "/auth/me"): VIEWER,
-    ("GET", "/healthz"): PUBLIC, ("GET", "/readyz"): PUBLIC,
+    ("GET", "/healthz"): PUBLIC, ("GET", "/readyz"): PUBLIC, ("GET", "/metrics"): PUBLIC,
     ("GET", "/api/openapi.json"): PUBLIC, ("GET", "/api/docs"): PUBLIC, ("GET", "/api/docs/{path}"): PUBLIC,
     ("POST", "/api/delivery-receipts"): SIGNED,
     # customers
