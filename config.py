@@ -170,6 +170,10 @@ SETTINGS = [
          "to every account unless one of the two above is set, or this says it is meant"),
         ("TRUSTED_PROXIES", "int", 0, "number of reverse proxies in front, whose `X-Forwarded-*` headers "
          "are believed"),
+        ("API_KEY_CACHE_S", "float", 1.0, "how long a process remembers a key it has checked (key and owner "
+         "looked up once, not on every request): a revoked key, or a disabled or demoted owner, takes "
+         "effect within this many seconds in other processes, at once in the one that changed it. 0–10; 0 "
+         "looks up every request"),
     ),
     *_settings(
         "Rate limits (Flask-Limiter notation, e.g. `10 per minute;100 per hour`)",
@@ -459,6 +463,8 @@ def finalize(config):
     if config.get("VENDOR_HARD_BOUNCE_RATE", 0) + config.get("VENDOR_SOFT_BOUNCE_RATE", 0) > 1:
         raise ConfigError("VENDOR_HARD_BOUNCE_RATE + VENDOR_SOFT_BOUNCE_RATE must be at most 1")
     _check_networks(config.get("TRACKING_PROXY_NETWORKS"))
+    if not 0 <= config.get("API_KEY_CACHE_S", 1.0) <= 10:
+        raise ConfigError("API_KEY_CACHE_S must be between 0 and 10 (seconds a revoked key may still work)")
     if not 0.5 <= config.get("AB_CONFIDENCE", 0.95) < 1:
         raise ConfigError("AB_CONFIDENCE must be at least 0.5 and below 1")
     if config.get("CELERY_BROKER_URL") and not config.get("MONGO_URI") and not config.get("TESTING"):

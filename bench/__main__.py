@@ -214,6 +214,11 @@ def main():
     if sys.argv[1:] == ["tracking"]:  # opens, clicks and reports alone: their section is rewritten
         tracking.main()
         return
+    if sys.argv[1:] == ["http"]:  # the HTTP pairs alone, printed (RESULTS.md is left as it is)
+        from bench import http
+
+        http.report(http.measure())
+        return
     repeats = int(os.environ.get("BENCH_REPEATS", "3"))
     rows = []
     print("== HTTP on loopback with wrk: the CRM / bare Flask baselines, same gunicorn settings")

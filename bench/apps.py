@@ -73,9 +73,10 @@ def bare():
         total = db.customers.count_documents({})
         docs = db.customers.find({}).sort([("createdAt", -1), ("_id", -1)]).skip((page - 1) * per_page).limit(per_page)
         items = [{"_id": str(d["_id"]), "name": d["name"], "email": d["email"], "totalSpend": d["totalSpend"],
-                  "numVisits": d["numVisits"], "tags": d["tags"], "lastVisitDate": _iso(d.get("lastVisitDate")),
+                  "numVisits": d["numVisits"], "tags": d["tags"], "subscribed": d.get("subscribed", True),
+                  "unsubscribedAt": _iso(d.get("unsubscribedAt")), "lastVisitDate": _iso(d.get("lastVisitDate")),
                   "createdAt": _iso(d["createdAt"]), "updatedAt": _iso(d["updatedAt"])} for d in docs]
-        return jsonify({"items": items, "total": total, "page": page, "per_page": per_page})
+        return jsonify({"items": items, "total": total, "page": page, "perPage": per_page, "per_page": per_page})
 
     @app.post("/api/orders")
     def orders():

@@ -4,6 +4,7 @@ from errors import ApiError
 from models import ApiKey, User
 from models.api_key import hash_key
 from models.base import utcnow
+from security import api_keys
 from security.api_keys import new_key
 from models.roles import ADMIN, at_least
 
@@ -46,6 +47,7 @@ def revoke_api_key(key_id, actor, role, via_key=False):
     if via_key and not at_least(role, target.role):
         raise ApiError(403, f"A key acting as {role} cannot revoke a key with the {target.role} role")
     ApiKey.objects(pk=pk, revoked_at=None).update_one(set__revoked_at=utcnow())
+    api_keys.forget()  # this process at once; the others within API_KEY_CACHE_S
 
 
 def create_for_email(email, name, role=None):

@@ -9,6 +9,7 @@ from controllers.common import (
     get_or_404,
     modify_or_404,
     object_id_or_404,
+    Rows,
     paginate,
     user_id,
     validate_items,
@@ -89,6 +90,11 @@ def list_filter(query):
     return raw
 
 
+# What CustomerOut shows: a list page is read as rows of these, never as documents.
+LIST_ROWS = Rows(Customer, ("name", "email", "total_spend", "num_visits", "tags", "subscribed", "unsubscribed_at",
+                            "last_visit_date", "created_at", "updated_at"))
+
+
 def list_customers(query):
     """Filter, sort and paginate customers in the database."""
     raw = list_filter(query)
@@ -97,7 +103,7 @@ def list_customers(query):
     # _id breaks ties (same direction, so one (key, _id) index serves both); emails are unique
     ties = () if key == "email" else (direction + "id",)
     queryset = Customer.objects(__raw__=raw).order_by(direction + SORT_ATTRIBUTES[key], *ties)
-    return paginate(queryset, query["page"], query["per_page"])
+    return paginate(queryset, query["page"], query["per_page"], rows=LIST_ROWS)
 
 
 def get_customer(customer_id):

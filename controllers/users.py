@@ -4,6 +4,7 @@ from errors import ApiError
 from models import ApiKey, User
 from models.base import utcnow
 from models.roles import ADMIN
+from security import api_keys
 
 LAST_ADMIN = "Cannot demote or disable the last admin"
 
@@ -36,6 +37,7 @@ def update_user(user_id, data):
     if data.get("disabled") is True:
         updates["set__sessions_valid_after"] = utcnow()  # ends every session for good
     user = User.objects(pk=pk).modify(new=True, **updates)
+    api_keys.forget()  # a demoted or disabled owner's keys: this process at once, others within a second
     if loses_admin and _enabled_admins() == 0:
         User.objects(pk=pk).update_one(set__role=ADMIN, set__disabled=False)
         raise ApiError.conflict(LAST_ADMIN)

@@ -54,6 +54,7 @@ def init_db(app):
             "and lives only inside this process"
         )
     app.extensions["mongo_db_name"] = mongoengine.get_db().name
+    app.extensions["mongo_embedded"] = not uri
 
 
 def ensure_indexes():

@@ -33,7 +33,7 @@ def readyz():
 
 
 @bp.get("/metrics")
-@endpoint(public=True, content_type="text/plain", errors=(401,),
+@endpoint(public=True, content_type="text/plain", errors=(401, 404),
           description="Prometheus metrics, in its text format: request latency by route template and "
                       "status, messages by outcome, deferrals by reason, receipts, import rows, database "
                       "errors (added up over every process sharing `PROMETHEUS_MULTIPROC_DIR`), and, read "

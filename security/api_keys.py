@@ -1,5 +1,6 @@
 """API keys: generation, and authenticating a request that carries one."""
 import secrets
+import threading
 from datetime import timedelta
 
 from flask import current_app, g, request
@@ -52,25 +53,79 @@ def _dev_key_user(key_hash):
     return None
 
 
+class _Recent:
+    """Keys this process authenticated within the last ``API_KEY_CACHE_S`` (1 s): a client sending many
+    requests costs the store one look-up of key and owner a second, not three operations a request.
+    What changes a key's answer is seen within that second in every process, and at once in the one
+    that made the change (:func:`forget`): a revoked key, a disabled or demoted owner. The sign-in
+    allow-list is read from the config on every request, cached or not. Bounded: past ``LIMIT`` keys it
+    starts afresh."""
+
+    LIMIT = 10_000
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries = {}  # key hash → (valid until, (user, role, key id))
+
+    def get(self, key_hash, now):
+        with self._lock:
+            entry = self._entries.get(key_hash)
+        return entry[1] if entry and entry[0] > now else None
+
+    def put(self, key_hash, until, result):
+        with self._lock:
+            if len(self._entries) >= self.LIMIT:
+                self._entries.clear()
+            self._entries[key_hash] = (until, result)
+
+    def clear(self):
+        with self._lock:
+            self._entries.clear()
+
+
+_recent = _Recent()
+
+
+def forget():
+    """Drop this process's remembered keys: called where a key is revoked or a user changed."""
+    _recent.clear()
+
+
 def authenticate(raw):
     """``(user, role)`` for a usable key of an enabled user, else None."""
     key_hash = hash_key(raw)
     dev = _dev_key_user(key_hash)
     if dev:
         return dev
+    now = utcnow()
+    found = _recent.get(key_hash, now)
+    if found is None:
+        found = _look_up(key_hash, now)
+        if found is None:
+            return None
+        seconds = current_app.config["API_KEY_CACHE_S"]
+        if seconds:
+            _recent.put(key_hash, now + timedelta(seconds=seconds), found)
+    user, role, key_id = found
+    if not may_sign_in(user.email, current_app.config):
+        return None  # taken off the sign-in lists since
+    g.api_key_id = key_id
+    return user, role
+
+
+def _look_up(key_hash, now):
+    """``(user, role, key id)`` from the store, recording the key's use (at most once a minute)."""
     key = ApiKey.objects(key_hash=key_hash).first()
     if key is None or not key.usable():
         return None
     user = User.objects(pk=key.user_id).first()
-    if user is None or user.disabled or not may_sign_in(user.email, current_app.config):
-        return None  # a disabled owner, or one taken off the sign-in lists since
-    now = utcnow()
+    if user is None or user.disabled:
+        return None
     # Record use, at most once a minute, without a read-modify-write race.
     ApiKey.objects(pk=key.pk, __raw__={"$or": [
         {"lastUsedAt": None}, {"lastUsedAt": {"$lt": now - LAST_USED_RESOLUTION}}
     ]}).update_one(set__last_used_at=now)
-    g.api_key_id = key.pk
-    return user, key.role
+    return user, key.role, key.pk
 
 
 def load_user_from_request(req):

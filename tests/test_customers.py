@@ -229,3 +229,36 @@ def test_delete_removes_customer_and_their_orders_only(client, customer):
     assert client.get(f"/api/customers/{gone['_id']}").status_code == 404
     assert Order.objects.count() == 1
     assert client.delete(f"/api/customers/{gone['_id']}").status_code == 404
+
+
+def test_the_list_shows_every_field_customer_out_has():
+    """The list reads rows of exactly CustomerOut's fields (no document built): a field added to the
+    schema but not to the rows would be missing from the list."""
+    from controllers.customers import LIST_ROWS
+    from schemas.customer import CustomerOut
+
+    assert set(LIST_ROWS.names) == set(CustomerOut().fields) - {"id"}
+
+
+def test_the_list_answers_as_reading_each_customer_does_whatever_was_stored(client):
+    """Rows built from stored data answer what documents do: defaults for missing or null fields, a
+    float for a whole-number spend, and no field the schema does not show."""
+    from datetime import datetime
+
+    Customer._get_collection().insert_many([
+        {"name": "Old", "email": "old@example.com", "createdAt": datetime(2020, 1, 1),
+         "updatedAt": datetime(2020, 1, 1)},
+        {"name": "Nulls", "email": "nulls@example.com", "totalSpend": None, "numVisits": None, "tags": None,
+         "subscribed": None, "createdAt": datetime(2021, 1, 1), "updatedAt": datetime(2021, 1, 1)},
+        {"name": "Whole", "email": "whole@example.com", "totalSpend": 12, "numVisits": 3, "tags": ["vip"],
+         "subscribed": False, "unsubscribedAt": datetime(2022, 2, 2), "creditedBy": ["o1", "o2"],
+         "lastVisitDate": datetime(2022, 1, 1), "createdAt": datetime(2022, 1, 1), "updatedAt": datetime(2022, 1, 2)},
+    ])
+    listed = client.get("/api/customers?per_page=10").get_json()["items"]
+    assert len(listed) == 3
+    for item in listed:
+        assert item == client.get(f"/api/customers/{item['_id']}").get_json()
+    whole = next(item for item in listed if item["name"] == "Whole")
+    assert whole["totalSpend"] == 12.0 and isinstance(whole["totalSpend"], float) and whole["subscribed"] is False
+    old = next(item for item in listed if item["name"] == "Old")
+    assert (old["totalSpend"], old["numVisits"], old["tags"], old["subscribed"]) == (0.0, 0, [], True)

@@ -436,15 +436,85 @@ def test_csrf_origin_check_covers_delete_patch_and_put(make_app, method, path, b
     assert Customer.objects.get(pk=victim.pk).name == "Victim"
 
 
-def test_a_disabled_users_key_is_refused_even_if_it_was_never_revoked(app, client, staff_user):
+def test_a_disabled_users_key_is_refused_even_if_it_was_never_revoked(app, client, staff_user, clock):
     """Disabling revokes keys; the key check refuses a disabled owner on its own too (a user
-    disabled straight in the database, by a script or a restore, has live keys)."""
+    disabled straight in the database, by a script or a restore, has live keys): within
+    API_KEY_CACHE_S, as any process but the one that disabled them through the API sees it."""
     key = client.post("/api/api-keys", json={"name": "k"}).get_json()["key"]
     assert app.test_client().get("/api/customers", headers=bearer(key)).status_code == 200
     User.objects(pk=staff_user.pk).update_one(set__disabled=True)
     assert ApiKey.objects.get().revoked_at is None
+    clock.advance(seconds=app.config["API_KEY_CACHE_S"] + 0.01)
     assert app.test_client().get("/api/customers", headers=bearer(key)).status_code == 401
     from security.api_keys import authenticate
 
     with app.test_request_context():
         assert authenticate(key) is None  # the key check itself, not only Flask-Login's is_active after it
+
+
+def _lookups(monkeypatch):
+    """Count the key check's trips to the store."""
+    from security import api_keys
+
+    calls = []
+    real = api_keys._look_up
+    monkeypatch.setattr(api_keys, "_look_up", lambda *args: calls.append(1) or real(*args))
+    return calls
+
+
+def test_a_key_is_looked_up_once_a_second_not_on_every_request(app, client, clock, monkeypatch):
+    key = client.post("/api/api-keys", json={"name": "k"}).get_json()["key"]
+    calls = _lookups(monkeypatch)
+    for _ in range(5):
+        assert app.test_client().get("/api/customers", headers=bearer(key)).status_code == 200
+    assert len(calls) == 1
+    clock.advance(seconds=1.01)
+    assert app.test_client().get("/api/customers", headers=bearer(key)).status_code == 200
+    assert len(calls) == 2
+    for _ in range(3):  # a wrong key is never remembered: each try is checked
+        assert app.test_client().get("/api/customers", headers=bearer(key + "x")).status_code == 401
+    assert len(calls) == 5
+
+
+def test_with_no_key_cache_every_request_looks_the_key_up(make_app, monkeypatch):
+    app = make_app(API_KEY_CACHE_S=0)
+    client = signed_in(app, make_user(MARKETER))
+    key = client.post("/api/api-keys", json={"name": "k"}).get_json()["key"]
+    calls = _lookups(monkeypatch)
+    for _ in range(3):
+        assert app.test_client().get("/api/customers", headers=bearer(key)).status_code == 200
+    assert len(calls) == 3
+
+
+def test_a_key_revoked_elsewhere_stops_within_a_second_and_here_at_once(app, client, clock):
+    """Another process's revocation (a write this process did not make) takes API_KEY_CACHE_S at most;
+    revoking through this process's API, or demoting the owner, takes effect on the next request."""
+    first = client.post("/api/api-keys", json={"name": "a"}).get_json()
+    second = client.post("/api/api-keys", json={"name": "b"}).get_json()
+    for made in (first, second):
+        assert app.test_client().get("/api/customers", headers=bearer(made["key"])).status_code == 200
+    ApiKey.objects(pk=first["_id"]).update_one(set__revoked_at=utcnow())  # as another process does
+    clock.advance(seconds=1.01)
+    assert app.test_client().get("/api/customers", headers=bearer(first["key"])).status_code == 401
+    assert app.test_client().get("/api/customers", headers=bearer(second["key"])).status_code == 200  # remembered
+    assert client.delete(f"/api/api-keys/{second['_id']}").status_code == 204
+    assert app.test_client().get("/api/customers", headers=bearer(second["key"])).status_code == 401
+
+
+def test_demoting_a_keys_owner_applies_to_the_key_on_its_next_request(app, staff_user):
+    admin = signed_in(app, make_user(ADMIN, email="boss@example.com"))
+    key = signed_in(app, staff_user).post("/api/api-keys", json={"name": "k"}).get_json()["key"]
+    customer = {"name": "Ann", "email": "ann@example.com"}
+    assert app.test_client().post("/api/customers", json=customer, headers=bearer(key)).status_code == 201
+    assert admin.patch(f"/api/users/{staff_user.pk}", json={"role": VIEWER}).status_code == 200
+    refused = app.test_client().post("/api/customers", json={**customer, "email": "bo@example.com"},
+                                     headers=bearer(key))
+    assert refused.status_code == 403
+
+
+@pytest.mark.parametrize("seconds", ["-1", "11", "nan"])
+def test_a_key_cache_beyond_ten_seconds_is_refused(seconds):
+    import config
+
+    with pytest.raises(config.ConfigError, match="API_KEY_CACHE_S"):
+        config.finalize(config.from_env({"API_KEY_CACHE_S": seconds}))
