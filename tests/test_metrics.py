@@ -200,3 +200,27 @@ def test_counters_add_up_over_every_process_to_the_delivery_records(mongo_standi
         served = {re.search(r"pid\": (\d+)", line).group(1) for line in process.output().splitlines()
                   if '"path": "/metrics"' in line and re.search(r"pid\": (\d+)", line)}
         assert len(served) == 2, "both gunicorn workers answered a scrape"
+
+
+def test_a_receipt_that_overtakes_the_sender_counts_its_hand_off_once(shop):
+    """A receipt for a record still PENDING (the vendor answered before the sender wrote its outcome)
+    marks it sent: that hand-off is counted there, and the sender's later write, which only touches
+    PENDING records, counts nothing again."""
+    before = scrape(shop)
+    created = shop.post("/api/campaigns", json={"name": "Slow", "text": "Hi", "rules": [],
+                                                "messagesPerSecond": 0.1}).get_json()
+    assert shop.post(f"/api/campaigns/{created['_id']}/send").status_code == 202
+    wait_until(lambda: Delivery.objects(campaign_id=created["_id"]).count() == 6, 30, what="the plan")
+    pending = [str(d.pk) for d in Delivery.objects(campaign_id=created["_id"], status="PENDING")]
+    assert len(pending) >= 4  # one a ten seconds: most are waiting for their slot
+    receipts = [{"deliveryId": i, "status": DELIVERED, "timestamp": NOW} for i in pending]
+    assert _signed(shop, receipts).status_code == 200
+    assert shop.post(f"/api/campaigns/{created['_id']}/cancel").status_code in (200, 202)
+    assert engine.wait_idle(shop.application, 60)
+    after = scrape(shop)
+    handed_off = value(after, "crm_messages_total", outcome="handed_off") - value(
+        before, "crm_messages_total", outcome="handed_off")
+    assert handed_off == Delivery.objects(campaign_id=created["_id"], sent_at__ne=None).count() >= len(pending)
+    waited = value(after, "crm_messages_deferred_total", reason="rate_limit") - value(
+        before, "crm_messages_deferred_total", reason="rate_limit")
+    assert waited >= 1  # the second message waited for its slot at the campaign's pace
