@@ -551,3 +551,37 @@ def test_refused_receipt_signatures_are_rate_limited_and_a_signing_vendor_never_
     assert post("203.0.113.66", secret="guess").status_code == 429  # the fourth guess in the minute
     assert post("203.0.113.66").status_code == 429  # from that address, everything until the window ends
     assert [post("198.51.100.5").status_code for _ in range(10)] == [200] * 10  # signed: never counted
+
+
+def test_a_batchs_recipients_are_read_as_one_run_of_the_audience(engine_app):
+    """The sender reads a batch's customers as the audience's run from its first id to its last (one
+    indexed range, no list of ids); a recipient who left the audience since planning, or a retry's
+    scattered records, are read by id; a deleted customer is absent (its record fails as deleted)."""
+    with engine_app.app_context():
+        seed_customers([{"name": f"P{i}", "email": f"p{i}@shop.com", "totalSpend": 100 + i} for i in range(6)]
+                       + [{"name": "Low", "email": "low@shop.com", "totalSpend": 5}])
+        from models import Customer
+
+        members = [c.pk for c in Customer.objects(total_spend__gte=100).order_by("id")]
+        rules = {"op": "AND", "rules": [{"field": "totalSpend", "operator": ">=", "value": 100}]}
+        campaign = Campaign(name="Big spenders", message="Hi", status="sending", rules=rules).save()
+        by_id = []
+        real_chunks = sender.in_chunks
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sender, "in_chunks", lambda ids: by_id.extend(ids) or real_chunks(ids))
+            assert set(sender._customers(members, campaign)) == set(members)
+            assert by_id == []  # every member came back from the run
+            left = members[2]
+            Customer.objects(pk=left).update_one(set__total_spend=1)  # left the audience after planning
+            gone = members[3]
+            Customer.objects(pk=gone).delete()
+            found = sender._customers(members, campaign)
+            assert set(found) == set(members) - {gone} and found[left]["email"] == "p2@shop.com"
+            assert sorted(by_id) == sorted([left, gone])  # only those two were looked up by id
+            low = Customer.objects.get(email="low@shop.com").pk  # a retry may name a non-member too
+            assert set(sender._customers([members[0], low], campaign)) == {members[0], low}
+            segment = Segment(name="Soon gone", rules={"op": "AND", "rules": []}).save()
+            by_segment = Campaign(name="By segment", message="Hi", status="sending", segment_id=segment.pk).save()
+            segment.delete()  # no audience to read a run of: every recipient by id
+            by_id.clear()
+            assert set(sender._customers(members[:2], by_segment)) == set(members[:2]) and len(by_id) == 2
