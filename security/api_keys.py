@@ -1,7 +1,7 @@
 """API keys: generation, and authenticating a request that carries one."""
 import secrets
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app, g, request
 
@@ -65,7 +65,7 @@ class _Recent:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._entries = {}  # key hash → (valid until, (user, role, key id))
+        self._entries = {}  # key hash → (valid until, (user, role, key id, expiry))
 
     def get(self, key_hash, now):
         with self._lock:
@@ -83,12 +83,17 @@ class _Recent:
             self._entries.clear()
 
 
-_recent = _Recent()
+RECENT_EXTENSION = "recent_api_keys"
+
+
+def _recent():
+    """This app's remembered keys (each app its own: two apps in a process may use two databases)."""
+    return current_app.extensions.setdefault(RECENT_EXTENSION, _Recent())
 
 
 def forget():
     """Drop this process's remembered keys: called where a key is revoked or a user changed."""
-    _recent.clear()
+    _recent().clear()
 
 
 def authenticate(raw):
@@ -97,16 +102,17 @@ def authenticate(raw):
     dev = _dev_key_user(key_hash)
     if dev:
         return dev
-    now = utcnow()
-    found = _recent.get(key_hash, now)
+    now, recent = utcnow(), _recent()
+    found = recent.get(key_hash, now)
     if found is None:
         found = _look_up(key_hash, now)
         if found is None:
             return None
         seconds = current_app.config["API_KEY_CACHE_S"]
         if seconds:
-            _recent.put(key_hash, now + timedelta(seconds=seconds), found)
-    user, role, key_id = found
+            expires = found[3]  # never remembered past the key's own expiry
+            recent.put(key_hash, min(now + timedelta(seconds=seconds), expires or datetime.max), found)
+    user, role, key_id, _ = found
     if not may_sign_in(user.email, current_app.config):
         return None  # taken off the sign-in lists since
     g.api_key_id = key_id
@@ -114,7 +120,7 @@ def authenticate(raw):
 
 
 def _look_up(key_hash, now):
-    """``(user, role, key id)`` from the store, recording the key's use (at most once a minute)."""
+    """``(user, role, key id, expiry)`` from the store, recording the key's use (at most once a minute)."""
     key = ApiKey.objects(key_hash=key_hash).first()
     if key is None or not key.usable():
         return None
@@ -125,7 +131,7 @@ def _look_up(key_hash, now):
     ApiKey.objects(pk=key.pk, __raw__={"$or": [
         {"lastUsedAt": None}, {"lastUsedAt": {"$lt": now - LAST_USED_RESOLUTION}}
     ]}).update_one(set__last_used_at=now)
-    return user, key.role, key.pk
+    return user, key.role, key.pk, key.expires_at
 
 
 def load_user_from_request(req):

@@ -518,3 +518,20 @@ def test_a_key_cache_beyond_ten_seconds_is_refused(seconds):
 
     with pytest.raises(config.ConfigError, match="API_KEY_CACHE_S"):
         config.finalize(config.from_env({"API_KEY_CACHE_S": seconds}))
+
+
+def test_a_remembered_key_stops_at_its_own_expiry(app, client, clock):
+    expires = (utcnow() + timedelta(milliseconds=500)).isoformat() + "Z"
+    key = client.post("/api/api-keys", json={"name": "short", "expiresAt": expires}).get_json()["key"]
+    assert app.test_client().get("/api/customers", headers=bearer(key)).status_code == 200
+    clock.advance(milliseconds=600)  # within the remembered second, past the key's expiry
+    assert app.test_client().get("/api/customers", headers=bearer(key)).status_code == 401
+
+
+def test_each_app_remembers_its_own_keys(make_app):
+    """Two apps in one process (tests, or a script) keep apart what they remembered."""
+    first = make_app()
+    key = signed_in(first, make_user(MARKETER)).post("/api/api-keys", json={"name": "k"}).get_json()["key"]
+    assert first.test_client().get("/api/customers", headers=bearer(key)).status_code == 200
+    second = make_app()  # an empty database of its own: the key is unknown there
+    assert second.test_client().get("/api/customers", headers=bearer(key)).status_code == 401
