@@ -174,16 +174,24 @@ def test_counters_add_up_over_every_process_to_the_delivery_records(mongo_standi
         assert session.post(f"{base}/api/campaigns/{campaign['_id']}/send").status_code == 202
         records = pymongo.MongoClient(uri).get_default_database().communication_logs
 
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        during = []
+
         def receipted():  # every record has its receipt: DELIVERED or FAILED, none SENT or PENDING
+            # scraped during the campaign: a hand-off is counted just after its record is written, so
+            # the counter never runs ahead of the records
+            text = requests.get(f"{base}/metrics", headers=headers, timeout=10).text
+            during.append(value(text, "crm_messages_total", outcome="handed_off"))
+            assert during[-1] <= records.count_documents({"sentAt": {"$ne": None}})
             return records.count_documents({}) == 40 and records.count_documents(
                 {"status": {"$nin": [DELIVERED, FAILED]}}) == 0
 
         wait_until(receipted, 90, interval=0.3, what="every receipt")
+        assert during == sorted(during)  # never went down across workers and scrapes
         expected = {("crm_messages_total", "handed_off"): records.count_documents({"sentAt": {"$ne": None}}),
                     (DELIVERED, "applied"): records.count_documents({"status": DELIVERED}),
                     (FAILED, "applied"): records.count_documents({"status": FAILED})}
         assert expected[(FAILED, "applied")] > 0 and expected[(DELIVERED, "applied")] > 0  # a campaign with failures
-        headers = {"Authorization": f"Bearer {TOKEN}"}
         for _ in range(12):  # several scrapes: both workers answer some, all say the same
             response = requests.get(f"{base}/metrics", headers=headers, timeout=10)
             assert response.status_code == 200
@@ -196,6 +204,11 @@ def test_counters_add_up_over_every_process_to_the_delivery_records(mongo_standi
             assert value(text, "crm_http_request_duration_seconds_count", method="POST",
                          route="/api/campaigns/<id:campaign_id>/send", status="202") == 1
             assert value(text, "crm_campaigns", status="completed") == 1
+            assert value(text, "crm_broker_up") == 1  # RabbitMQ answered the scrape
+            waiting = {dict(labels)["queue"]: count for (name, labels), count in samples(text).items()
+                       if name == "crm_queue_messages"}
+            assert any(queue.startswith("crm-procfile-") for queue in waiting) and all(
+                count == 0 for count in waiting.values())  # the worker's queue, empty once all is sent
             time.sleep(0.05)
         served = {re.search(r"pid\": (\d+)", line).group(1) for line in process.output().splitlines()
                   if '"path": "/metrics"' in line and re.search(r"pid\": (\d+)", line)}
