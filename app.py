@@ -34,7 +34,7 @@ def create_app(config=None):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     init_request_logging(app)
-    metrics.init_app(app)  # before any check that may answer early: every answer is timed
+    metrics.init_app(app)  # every answer, timed from the request log's start
     app.before_request(allow_bulk_bodies)
     frontend.init_app(app)  # before the access checks: the app's own pages are public
     register_extensions(app)

@@ -44,16 +44,13 @@ HANDED_OFF, FAILED = "handed_off", "failed"
 
 
 def init_app(app):
-    """Time every request; observed once it is answered, labelled with its route's template (never the
-    raw path: ids would make a series per customer)."""
-
-    @app.before_request
-    def start_timer():
-        g.metrics_started = time.perf_counter()
+    """Observe every answered request, labelled with its route's template (never the raw path: ids would
+    make a series per customer). Timed from ``g.request_started``, the clock the request log starts
+    first thing (logs.init_request_logging), so nothing is timed twice."""
 
     @app.after_request
     def observe(response):
-        started = g.pop("metrics_started", None)
+        started = g.get("request_started")
         if started is not None:
             rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
             REQUESTS.labels(request.method, rule, str(response.status_code)).observe(time.perf_counter() - started)
