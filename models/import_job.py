@@ -36,7 +36,8 @@ class ImportJob(Document):
     delimiter = StringField(max_length=1, default=",")
     # file column → field (None: ignored), as [column, field] pairs: a header may say anything ("$x",
     # "E.Mail"), and a document key may not (jobs from before kept a dict: migration 0002 converts them)
-    column_pairs = ListField(ListField(StringField(null=True)), db_field="columnPairs")
+    # (untyped inner lists: a typed StringField refuses the None of an ignored column)
+    column_pairs = ListField(ListField(), db_field="columnPairs")
     mode = StringField(default="merge")
     counts = DictField(default=zero_counts)
     rows_done = IntField(db_field="rowsDone", default=0)

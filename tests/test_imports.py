@@ -424,3 +424,10 @@ def test_a_running_import_never_delays_a_campaign(make_app, monkeypatch):
         release.set()
     assert engine.wait_idle(app, timeout=30)
     assert ImportJob.objects.get(pk=job["_id"]).status == "completed"
+
+
+def test_a_column_mapped_to_null_is_ignored(client):
+    text = "name,email,Notes\nAnn,ann@shop.com,call her back\n"
+    job = finished(client, upload(client, text, mapping={"Notes": None}))
+    assert job["counts"]["inserted"] == 1 and row_errors(client, job) == []
+    assert Customer.objects.get(email="ann@shop.com").name == "Ann"
