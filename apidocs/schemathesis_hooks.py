@@ -4,10 +4,12 @@ JSON Schema cannot relate a value to the clock or to another value, so the docum
 descriptions: ``scheduledAt`` and an API key's ``expiresAt`` in the future, an order's ``date`` at
 most a day ahead, ``to`` after ``from`` (reports, orders), a by-email body's address equal to the
 path's, a ``between`` pair low to high, an import file whose header fits its type (and a mapping
-naming its columns). Before each call of a request
+naming its columns), a customer's ``attributes`` naming declared attributes only (the run declares
+none: they are left out), a ``timezone`` the zone database has. Before each call of a request
 drawn to be valid, a value that breaks one of them is replaced by one that keeps it (a valid value
 by another valid value). Requests drawn to be invalid are sent as drawn.
 """
+import zoneinfo
 from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote
 
@@ -15,6 +17,7 @@ import schemathesis
 from hypothesis import strategies as st
 
 FUTURE_ONLY = ("scheduledAt", "expiresAt")
+_ZONES = {name.lower() for name in zoneinfo.available_timezones()}
 CSV_FILES = ["email,name\nfuzz@example.com,Fuzz\n", "name;email\r\nAda;ada@example.com\r\n",
              "\ufeffemail,name,tags\nzoe@example.com,Zo\u00eb,a|b\n"]  # text: a file part is a string
 CSV_BY_TYPE = {"customers": CSV_FILES[0], "orders": "externalId,customerEmail,amount\nfuzz-1,fuzz@example.com,5\n",
@@ -77,6 +80,8 @@ def before_call(context, case, **kwargs):
     for item in body if isinstance(body, list) else [body]:
         if isinstance(item, dict):
             _keep_dates(item, path, now)
+            if "/customers" in path:
+                _keep_profile(item)
     if isinstance(body, dict):
         if isinstance(body.get("rules"), list):
             _order_between_pairs(body["rules"])
@@ -94,6 +99,13 @@ def before_call(context, case, **kwargs):
         start, end = _instant(query.get("from")), _instant(query.get("to"))
         if start is not None and end is not None and end <= start:
             query["to"] = _iso(start + timedelta(days=1))
+
+
+def _keep_profile(item):
+    if isinstance(item.get("attributes"), dict):
+        item["attributes"] = {}
+    if isinstance(item.get("timezone"), str) and item["timezone"].lower() not in _ZONES:
+        item["timezone"] = "Europe/Paris"
 
 
 def _keep_dates(item, path, now):

@@ -11,6 +11,7 @@ from errors import ApiError
 from models import Campaign, Customer, Delivery, Segment, Template
 from models.base import utcnow
 from models.campaign import DRAFT, SCHEDULED
+from schemas.attribute import rule_fields
 from segments import as_group, compile_rules
 from services import events
 
@@ -78,7 +79,8 @@ def _attribution_days(data):
 
 def audience_size(data):
     """Count the customers a rule body selects (legacy check-audience-size, previews)."""
-    return Customer.objects(__raw__=compile_rules(data["rules"], data["logical_operator"])).count()
+    query = compile_rules(data["rules"], data["logical_operator"], fields=rule_fields())
+    return Customer.objects(__raw__=query).count()
 
 
 def create_campaign(data, actor=None):

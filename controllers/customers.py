@@ -18,6 +18,7 @@ from engine import ingest
 from errors import ApiError
 from models import Customer, Delivery, IdempotentResponse, ImportRowError, Order
 from models.base import utcnow
+from schemas.attribute import declared_snapshot
 from services import events
 
 MAX_BULK_ITEMS = 10_000
@@ -46,6 +47,8 @@ def create_customer(data, actor=None):
     customer = Customer(
         name=data["name"], email=data["email"], tags=data.get("tags", []), created_by=user_id(actor),
         subscribed=subscribed, unsubscribed_at=None if subscribed else utcnow(),
+        attributes={key: value for key, value in (data.get("attributes") or {}).items() if value is not None},
+        timezone=data.get("timezone"), locale=data.get("locale"),
     )
     try:
         customer.save(force_insert=True)
@@ -73,7 +76,8 @@ def upsert_customer(email, data, mode, actor=None):
 
 def bulk_customers(raw_items, schema, mode, actor=None):
     """Upsert up to :data:`MAX_BULK_ITEMS` customers by email, each checked on its own."""
-    items, errors = validate_items(raw_items, schema)
+    with declared_snapshot():  # one read of the attribute definitions for the whole body
+        items, errors = validate_items(raw_items, schema)
     return bulk_answer(ingest.upsert_customers(items, mode, user_id(actor)), errors)
 
 
@@ -92,7 +96,7 @@ def list_filter(query):
 
 # What CustomerOut shows: a list page is read as rows of these, never as documents.
 LIST_ROWS = Rows(Customer, ("name", "email", "total_spend", "num_visits", "tags", "subscribed", "unsubscribed_at",
-                            "last_visit_date", "created_at", "updated_at"))
+                            "last_visit_date", "created_at", "updated_at", "attributes", "timezone", "locale"))
 
 
 def list_customers(query):
@@ -112,9 +116,23 @@ def get_customer(customer_id):
 
 
 def update_customer(customer_id, data):
-    """Change name and/or email in one atomic update."""
+    """Change the fields given in one atomic update: ``attributes`` key by key (``null`` removes
+    one), ``timezone``/``locale`` ``null`` removes them."""
     now = utcnow()
-    updates = {f"set__{name}": value for name, value in data.items()}
+    data = dict(data)
+    updates, raw = {}, {}
+    for key, value in (data.pop("attributes", None) or {}).items():  # raw paths: a key is never an operator
+        if value is None:
+            raw.setdefault("$unset", {})[f"attributes.{key}"] = ""
+        else:
+            raw.setdefault("$set", {})[f"attributes.{key}"] = value
+    if raw:
+        updates["__raw__"] = raw
+    for name in ("timezone", "locale"):
+        if name in data and data[name] is None:
+            del data[name]
+            updates[f"unset__{name}"] = True
+    updates.update({f"set__{name}": value for name, value in data.items()})
     if data.get("subscribed") is False:
         updates["min__unsubscribed_at"] = now  # the first unsubscription is kept
     elif data.get("subscribed") is True:

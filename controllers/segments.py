@@ -6,6 +6,7 @@ from errors import ApiError
 from models import Campaign, Customer, Segment
 from models.base import utcnow
 from models.campaign import PAUSED, SCHEDULED, SENDING
+from schemas.attribute import rule_fields
 from segments import as_group, compile_group, compile_rules
 
 SAMPLE_SIZE = 10
@@ -39,7 +40,7 @@ def get_segment(segment_id):
 def get_segment_with_size(segment_id):
     """One segment with ``audience_size``, its audience counted now."""
     segment = get_segment(segment_id)
-    segment.audience_size = Customer.objects(__raw__=compile_group(segment.rules)).count()
+    segment.audience_size = Customer.objects(__raw__=compile_group(segment.rules, fields=rule_fields())).count()
     return segment
 
 
@@ -64,7 +65,7 @@ def delete_segment(segment_id):
 
 def audience(rules, logical_operator="AND"):
     """The customers a rule list selects now (a queryset: filtering and counting stay in the database)."""
-    return Customer.objects(__raw__=compile_rules(rules, logical_operator))
+    return Customer.objects(__raw__=compile_rules(rules, logical_operator, fields=rule_fields()))
 
 
 def preview(data):
@@ -77,7 +78,7 @@ def preview(data):
 
 def preview_segment(segment_id):
     """:func:`preview` of a saved segment's rules."""
-    return _preview(Customer.objects(__raw__=compile_group(get_segment(segment_id).rules)))
+    return _preview(Customer.objects(__raw__=compile_group(get_segment(segment_id).rules, fields=rule_fields())))
 
 
 def _preview(queryset):

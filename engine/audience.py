@@ -1,6 +1,7 @@
 """A campaign's audience: its rules, or its saved segment's rules as they are now."""
 from models import Segment
 from models.base import utcnow
+from schemas.attribute import rule_fields
 from segments import compile_group
 
 
@@ -13,5 +14,5 @@ def audience_query(campaign, now=None):
         if segment is None:
             raise LookupError("The campaign's segment no longer exists")
         rules = segment.rules
-    return compile_group(rules or {"op": "AND", "rules": []}, now or utcnow())
+    return compile_group(rules or {"op": "AND", "rules": []}, now or utcnow(), fields=rule_fields())
 

@@ -19,6 +19,7 @@ from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
 
 from engine.templates import INTERNAL_PREFIX, TemplateProblem, check_template, render
+from schemas.attribute import declared_types
 from services.unsubscribe import example_url
 
 MAX_LINKS = 200  # tracked links per message (a click token holds the index in two bytes)
@@ -118,11 +119,11 @@ def tracked_html(html, opens, clicks, preheader):
 def prepare(fields):
     """Check a campaign's (or template's) content and complete it: ``{subject, preheader, html,
     text, links}``; raises :class:`ContentProblem` naming the field."""
-    problems = {}
+    problems, declared = {}, set(declared_types())
     for name in ("subject", "preheader", "html", "text"):
         if fields.get(name):
             try:
-                check_template(fields[name])
+                check_template(fields[name], declared)
             except TemplateProblem as exc:
                 problems[name] = [str(exc)]
     html = fields.get("html")
@@ -136,7 +137,7 @@ def prepare(fields):
     if html and not text and "html" not in problems:
         text = derive_text(html)
         try:
-            check_template(text)
+            check_template(text, declared)
         except TemplateProblem as exc:
             problems["text"] = [f"The text derived from the HTML is not a valid template ({exc}): give text."]
     if problems:

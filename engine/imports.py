@@ -32,7 +32,9 @@ from engine.runner import transient
 from errors import flatten_errors
 from models import ImportJob, ImportRowError, Suppression
 from models.base import utcnow
+from models.attribute import BOOLEAN, LIST, NUMBER
 from models.import_job import COMPLETED, FAILED, QUEUED, RUNNING
+from schemas.attribute import declared_snapshot, declared_types
 from schemas.common import storable_problem
 
 log = logging.getLogger(__name__)
@@ -40,10 +42,11 @@ BUCKET = "imports"
 PIECE = 1 << 16
 TRUE_WORDS, FALSE_WORDS = {"true", "yes", "1", "y"}, {"false", "no", "0", "n"}
 TAG_SEPARATOR = "|"
+ATTRIBUTES = "attributes."  # a column filling a declared attribute: attributes.<key>
 
 # Per type: the fields a column can fill, and the ones the file must have.
 FIELDS = {
-    "customers": ("name", "email", "tags", "subscribed"),
+    "customers": ("name", "email", "tags", "subscribed", "timezone", "locale"),  # and attributes.<key>
     "orders": ("externalId", "customerId", "customerEmail", "amount", "date"),
     "suppressions": ("email", "note"),
 }
@@ -111,9 +114,17 @@ def _normal(name):
     return "".join(name.lower().split()).replace("_", "").replace("-", "")
 
 
+def targets(job_type):
+    """The fields a column of a ``job_type`` file can fill: a customer file also fills each declared
+    attribute, as ``attributes.<key>``."""
+    if job_type != "customers":
+        return FIELDS[job_type]
+    return FIELDS[job_type] + tuple(f"{ATTRIBUTES}{key}" for key in sorted(declared_types()))
+
+
 def column_fields(job_type, header, mapping):
     """``{column: field or None}`` for the file's header; UploadProblem naming what is wrong."""
-    fields = FIELDS[job_type]
+    fields = targets(job_type)
     by_normal = {_normal(field): field for field in fields}
     columns, errors, seen = {}, {}, {}
     for column in header:
@@ -256,14 +267,35 @@ def delete_upload(file_id):
 
 # --- rows → items -------------------------------------------------------------------------------
 
-def _row_item(job_type, values):
-    """The JSON-like item of a row (``{field: text}``), typed as the API's bodies are."""
+def _attribute_value(kind, text):
+    """A cell's text as the JSON value an attribute of type ``kind`` takes (left as text when it is
+    not one, so the schema names the problem); a list's items are separated by ``|``."""
+    if kind == NUMBER:
+        try:
+            number = float(text.replace(" ", ""))
+        except ValueError:
+            return text
+        return int(number) if number.is_integer() and abs(number) < 2 ** 53 else number
+    if kind == BOOLEAN:
+        word = text.lower()
+        return True if word in TRUE_WORDS else False if word in FALSE_WORDS else text
+    if kind == LIST:
+        return [part for part in (piece.strip() for piece in text.split(TAG_SEPARATOR)) if part]
+    return text
+
+
+def _row_item(job_type, values, types=None):
+    """The JSON-like item of a row (``{field: text}``), typed as the API's bodies are (``types``:
+    the declared attributes' types, for ``attributes.<key>`` columns)."""
     item = {}
     for field, text in values.items():
         text = text.strip()
         if text == "":
             continue
-        if field == "tags":
+        if field.startswith(ATTRIBUTES):
+            key = field[len(ATTRIBUTES):]
+            item.setdefault("attributes", {})[key] = _attribute_value((types or {}).get(key), text)
+        elif field == "tags":
             item["tags"] = [tag for tag in (part.strip() for part in text.split(TAG_SEPARATOR)) if tag]
         elif field == "subscribed":
             word = text.lower()
@@ -289,7 +321,7 @@ class _Chunk:
                 self.items.append(None)
                 self.errors.append((line, None, item))
                 continue
-            problem = storable_problem(item, 3)  # what the API refuses in a body (NUL, lone surrogates)
+            problem = storable_problem(item, 4)  # what the API refuses in a body (NUL, lone surrogates)
             if problem is not None:
                 self.items.append(None)
                 self.errors.append((line, problem[0], problem[1]))
@@ -433,8 +465,10 @@ class _LostJob(Exception):
 
 def _run(job, worker, progress):
     stream, schema = _Chunks(job.file_id), _schemas()[job.type]  # one schema for every chunk
-    with io.TextIOWrapper(io.BufferedReader(stream, PIECE), encoding="utf-8-sig", newline="") as text:
-        for rows, first, last in _chunks_of_rows(job, csv.reader(text, delimiter=job.delimiter)):
+    # attribute values are checked against the definitions as they are when the job (re)starts
+    with declared_snapshot() as types, io.TextIOWrapper(
+            io.BufferedReader(stream, PIECE), encoding="utf-8-sig", newline="") as text:
+        for rows, first, last in _chunks_of_rows(job, csv.reader(text, delimiter=job.delimiter), types):
             _commit(job, worker, schema, rows, first, last, stream.position)
             if progress:
                 progress(len(rows))
@@ -445,12 +479,12 @@ def _run(job, worker, progress):
     delete_upload(job.file_id)
 
 
-def _chunks_of_rows(job, reader):
+def _chunks_of_rows(job, reader, types=None):
     """``(rows, first, last)`` per chunk of ``IMPORT_CHUNK_ROWS`` data rows not yet committed; a row is
     ``(line it starts on, item or the reason it cannot be read)``; blank lines are not rows."""
     chunk_rows = current_app.config["IMPORT_CHUNK_ROWS"]
     header = [column.strip() for column in next(reader)]
-    targets = [job.columns.get(column) for column in header]
+    fields = [job.columns.get(column) for column in header]
     rows, first, number = [], None, 0
     line = reader.line_num + 1
     for values in reader:
@@ -465,8 +499,8 @@ def _chunks_of_rows(job, reader):
         if len(values) != len(header):
             rows.append((start, f"Expected {len(header)} columns, found {len(values)}."))
         else:
-            rows.append((start, _row_item(job.type, {field: value for field, value in zip(targets, values)
-                                                     if field is not None})))
+            rows.append((start, _row_item(job.type, {field: value for field, value in zip(fields, values)
+                                                     if field is not None}, types)))
         if len(rows) == chunk_rows:
             yield rows, first, number
             rows, first = [], None

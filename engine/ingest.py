@@ -2,8 +2,9 @@
 
 Everything is set-based: one ``bulk_write``/``insert_many`` per chunk, never a round trip per row.
 
-- **Customers upsert by email**, ``merge`` (fields given replace, tags are added) or ``replace``
-  (tags too). Totals are never written here. An email twice in one chunk: the later item wins, the
+- **Customers upsert by email**, ``merge`` (fields given replace, tags are added, attributes are
+  set key by key, ``null`` removing one) or ``replace`` (tags too, and the whole ``attributes`` when
+  given). Totals are never written here. An email twice in one chunk: the later item wins, the
   earlier is reported as skipped. An item that would change nothing is ``unchanged`` and not
   written (re-importing the same file changes nothing, ``updatedAt`` included).
 - **Orders** may carry the client's ``externalId`` (unique): sent again, the same order is skipped
@@ -59,11 +60,12 @@ def _customer_update(item, mode, actor_id, now):
         update["$addToSet"] = {"tags": {"$each": item["tags"]}}
     else:
         on_insert["tags"] = []
+    _set_profile(item, mode, fields, update)
     if "subscribed" in item:
         del on_insert["subscribed"]
         fields["subscribed"] = item["subscribed"]
         if item["subscribed"]:
-            update["$unset"] = {"unsubscribedAt": ""}
+            update.setdefault("$unset", {})["unsubscribedAt"] = ""
         else:
             update["$min"] = {"unsubscribedAt": now}  # the first unsubscription is kept
     update["$set"] = fields
@@ -71,11 +73,52 @@ def _customer_update(item, mode, actor_id, now):
     return update
 
 
+PROFILE = ("timezone", "locale")
+
+
+def _set_profile(item, mode, fields, update):
+    """``attributes`` (key by key in ``merge``, whole in ``replace``), ``timezone`` and ``locale``
+    (``null`` removes them) into the update being built."""
+    unset = {}
+    attributes = item.get("attributes")
+    if attributes is not None:
+        if mode == "replace":
+            fields["attributes"] = {key: value for key, value in attributes.items() if value is not None}
+        for key, value in attributes.items() if mode != "replace" else ():
+            if value is None:
+                unset[f"attributes.{key}"] = ""
+            else:
+                fields[f"attributes.{key}"] = value
+    for name in PROFILE:
+        if name in item:
+            if item[name] is None:
+                unset[name] = ""
+            else:
+                fields[name] = item[name]
+    if unset:
+        update["$unset"] = unset
+
+
+def _same_profile(item, mode, existing):
+    """True when the item's attributes, time zone and locale are what ``existing`` holds."""
+    stored = existing.get("attributes") or {}
+    attributes = item.get("attributes")
+    if attributes is not None:
+        if mode == "replace":
+            if {key: value for key, value in attributes.items() if value is not None} != stored:
+                return False
+        elif any(stored.get(key) != value for key, value in attributes.items()):
+            return False
+    return all(item[name] == existing.get(name) for name in PROFILE if name in item)
+
+
 def _changes_nothing(item, mode, existing):
     """True when writing ``item`` over the stored customer ``existing`` would change no field."""
     if "name" in item and item["name"] != existing.get("name"):
         return False
     if "subscribed" in item and item["subscribed"] != existing.get("subscribed", True):
+        return False
+    if not _same_profile(item, mode, existing):
         return False
     tags = existing.get("tags") or []
     if mode == "replace":
@@ -99,7 +142,8 @@ def upsert_customers(items, mode="merge", actor_id=None, now=None):
             results[last[item["email"]]] = duplicate(index)
         last[item["email"]] = index
     stored = {doc["email"]: doc for chunk in in_chunks(last) for doc in Customer._get_collection().find(
-        {"email": {"$in": chunk}}, {"email": 1, "name": 1, "tags": 1, "subscribed": 1})}
+        {"email": {"$in": chunk}}, {"email": 1, "name": 1, "tags": 1, "subscribed": 1, "attributes": 1,
+                                    "timezone": 1, "locale": 1})}
     chosen = []
     for email, i in sorted(last.items(), key=lambda pair: pair[1]):
         if email in stored and _changes_nothing(items[i], mode, stored[email]):

@@ -2,23 +2,31 @@
 
 Placeholders: ``{{name}}``, ``{{firstName}}``, ``{{lastName}}``, ``{{email}}``, ``{{totalSpend}}``,
 ``{{numVisits}}``, ``{{lastVisitDate}}``, ``{{tags}}``, ``{{customerSince}}`` and ``{{unsubscribeUrl}}``
-(the recipient's signed one-click unsubscribe link). A fallback for an empty value:
-``{{ firstName | default("there") }}`` (a quoted text; the only filter there is).
+(the recipient's signed one-click unsubscribe link), and ``{{ attributes.<key> }}`` for each declared
+custom attribute (empty when the customer has no value; lists joined by ", ", dates as YYYY-MM-DD).
+A fallback for an empty value: ``{{ firstName | default("there") }}`` (a quoted text; the only filter
+there is).
 
 Templates run in Jinja's sandbox and are checked at creation to contain nothing but text, those
-placeholders and that filter: no calls, attribute access, loops or other code. HTML bodies are
+placeholders and that filter: no calls, attribute access (but ``attributes.<key>``), loops or other
+code. HTML bodies are
 rendered with every value HTML-escaped; subjects and text bodies as they are.
 """
+import re
 from functools import lru_cache
 from urllib.parse import quote
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from models.attribute import KEY_PATTERN
+
 PLACEHOLDERS = ("name", "firstName", "lastName", "email", "totalSpend", "numVisits", "lastVisitDate", "tags",
                 "customerSince", "unsubscribeUrl")
 FALLBACK_FILTER = "default"
-_ALLOWED_NODES = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Filter, nodes.Const)
+ATTRIBUTES = "attributes"  # {{ attributes.<key> }}: a declared custom attribute's value
+_ALLOWED_NODES = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Filter, nodes.Const,
+                  nodes.Getattr)
 # names the engine itself adds to the message it builds (tracked links, the pixel, the preheader);
 # a marketer's template can never use them (check_template allows PLACEHOLDERS only)
 INTERNAL_PREFIX = "crm__"
@@ -47,23 +55,39 @@ def _allowed():
     return ", ".join("{{%s}}" % p for p in PLACEHOLDERS)
 
 
-def check_template(text):
+def check_template(text, attribute_keys=None):
     """Raise :class:`TemplateProblem` unless ``text`` uses only the allowed placeholders and the
-    ``default("…")`` fallback; return the placeholders it uses, sorted."""
+    ``default("…")`` fallback; return the placeholders it uses, sorted (``attributes.<key>`` for an
+    attribute's). With ``attribute_keys`` (the declared ones) an undeclared attribute is a problem."""
     try:
         tree = _text_env.parse(text)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"Template syntax error: {exc.message}") from exc
-    names = set()
+    names, bases = set(), set()
     for node in tree.find_all(nodes.Node):
         if not isinstance(node, _ALLOWED_NODES):
             raise TemplateProblem(f"Only placeholders like {{{{name}}}} are allowed: {_allowed()}, with an "
                                   'optional fallback: {{ firstName | default("there") }}')
         if isinstance(node, nodes.Filter):
             _check_filter(node)
-        if isinstance(node, nodes.Name):
+        if isinstance(node, nodes.Getattr):
+            if not (isinstance(node.node, nodes.Name) and node.node.name == ATTRIBUTES
+                    and re.match(KEY_PATTERN, node.attr)):
+                raise TemplateProblem("Only a custom attribute is written with a dot: {{ attributes.plan }}")
+            bases.add(id(node.node))
+            names.add(f"{ATTRIBUTES}.{node.attr}")
+        elif isinstance(node, nodes.Name) and node.name == ATTRIBUTES:
+            if id(node) not in bases:
+                raise TemplateProblem("Name the attribute: {{ attributes.plan }}")
+        elif isinstance(node, nodes.Name):
             names.add(node.name)
-    unknown = names - set(PLACEHOLDERS)
+    if attribute_keys is not None:
+        undeclared = sorted(name for name in names if name.startswith(ATTRIBUTES + ".")
+                            and name[len(ATTRIBUTES) + 1:] not in attribute_keys)
+        if undeclared:
+            raise TemplateProblem("Not declared attribute(s): " + ", ".join("{{%s}}" % n for n in undeclared)
+                                  + " (see /api/attributes)")
+    unknown = {name for name in names if not name.startswith(ATTRIBUTES + ".")} - set(PLACEHOLDERS)
     if unknown:
         raise TemplateProblem("Unknown placeholder(s): " + ", ".join("{{%s}}" % n for n in sorted(unknown))
                               + f"; allowed: {_allowed()}")
@@ -71,7 +95,7 @@ def check_template(text):
 
 
 def _check_filter(node):
-    simple = (node.name == FALLBACK_FILTER and isinstance(node.node, nodes.Name) and not node.kwargs
+    simple = (node.name == FALLBACK_FILTER and isinstance(node.node, (nodes.Name, nodes.Getattr)) and not node.kwargs
               and node.dyn_args is None and node.dyn_kwargs is None and len(node.args) <= 1
               and all(isinstance(a, nodes.Const) and isinstance(a.value, str) for a in node.args))
     if not simple:
@@ -106,11 +130,32 @@ def context_for(customer, unsubscribe_url=""):
         "lastVisitDate": _day(customer.get("lastVisitDate")),
         "tags": ", ".join(customer.get("tags") or ()),
         "customerSince": _day(customer.get("createdAt")),
+        ATTRIBUTES: _Attributes({key: _attribute_text(value)
+                                 for key, value in (customer.get("attributes") or {}).items()}),
     }
 
 
+class _Attributes(dict):
+    """A customer's attribute values as text; an attribute they have no value of is empty."""
+
+    def __missing__(self, key):
+        return ""
+
+
+def _attribute_text(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    if hasattr(value, "strftime"):
+        return _day(value)
+    if isinstance(value, float):
+        return _money(value)
+    return "" if value is None else str(value)
+
+
 # the customer fields the placeholders read (what the engine loads per recipient)
-CUSTOMER_FIELDS = ("name", "email", "totalSpend", "numVisits", "lastVisitDate", "tags", "createdAt")
+CUSTOMER_FIELDS = ("name", "email", "totalSpend", "numVisits", "lastVisitDate", "tags", "createdAt", "attributes")
 
 
 def render(text, customer, unsubscribe_url="", html=False, extra=None, url_encoded=False):
@@ -118,7 +163,8 @@ def render(text, customer, unsubscribe_url="", html=False, extra=None, url_encod
     ``url_encoded``: every value percent-encoded, for a link's path or query)."""
     context = context_for(customer, unsubscribe_url)
     if url_encoded:
-        context = {key: quote(value, safe="") for key, value in context.items()}
+        context = {key: _Attributes({k: quote(v, safe="") for k, v in value.items()}) if key == ATTRIBUTES
+                   else quote(value, safe="") for key, value in context.items()}
     if extra:
         context.update(extra)
     return compiled(text, html).render(context)

@@ -1,5 +1,6 @@
 """MongoEngine documents and the database connection."""
 from models.api_key import ApiKey
+from models.attribute import AttributeDefinition
 from models.audit import AuditEvent
 from models.batch_claim import BatchClaim
 from models.campaign import Campaign
@@ -16,12 +17,12 @@ from models.suppression import Suppression
 from models.template import Template
 from models.user import User
 
-ALL_DOCUMENTS = (Customer, Order, User, Segment, Campaign, Delivery, BatchClaim, ApiKey, AuditEvent,
+ALL_DOCUMENTS = (AttributeDefinition, Customer, Order, User, Segment, Campaign, Delivery, BatchClaim, ApiKey, AuditEvent,
                  Suppression, ImportJob, ImportRowError, IdempotentResponse, Template,
                  SoftBounce, AppliedMigration, MigrationLock)
 
 __all__ = [
-    "ALL_DOCUMENTS", "AppliedMigration", "ApiKey", "AuditEvent", "BatchClaim", "Campaign", "Customer", "Delivery",
+    "ALL_DOCUMENTS", "AppliedMigration", "ApiKey", "AttributeDefinition", "AuditEvent", "BatchClaim", "Campaign", "Customer", "Delivery",
     "IdempotentResponse", "ImportJob", "ImportRowError", "MigrationLock", "Order", "Segment", "SoftBounce", "Suppression", "Template", "User",
     "init_db",
 ]

@@ -2,6 +2,7 @@
 from mongoengine import (
     BooleanField,
     DateTimeField,
+    DictField,
     FloatField,
     IntField,
     ListField,
@@ -28,6 +29,10 @@ class Customer(TimestampedDocument):
     # the last import chunks that credited this customer's totals: a chunk resumed after a crash
     # does not credit twice (see engine.ingest.credit_customers)
     credited_by = ListField(StringField(), db_field="creditedBy")
+    # declared custom attributes (models.attribute), checked against their definitions on every write
+    attributes = DictField()
+    timezone = StringField()  # an IANA zone name, e.g. "Europe/Paris"
+    locale = StringField()  # a BCP 47 language tag, e.g. "fr-FR"
 
     meta = {
         "collection": "customers",

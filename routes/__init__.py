@@ -13,6 +13,7 @@ from werkzeug.routing import BaseConverter
 from routes import (
     ai,
     api_keys,
+    attributes,
     audit,
     auth,
     campaigns,
@@ -49,6 +50,7 @@ API_ONLY_BLUEPRINTS = (
     (templates.bp, "templates"),
     (tracking.bp, "t"),
     (reports.bp, "reports"),
+    (attributes.bp, "attributes"),
 )
 
 

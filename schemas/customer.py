@@ -1,6 +1,7 @@
 """Customer request and response schemas."""
 from marshmallow import fields, post_load, validate, validates_schema
 
+from schemas.attribute import LOCALE_PATTERN, ZONE_PATTERN, AttributeValues, LocaleTag, TimeZoneName
 from schemas.campaign import DeliveryOut
 from schemas.common import (
     ApiSchema,
@@ -37,6 +38,12 @@ class CustomerIn(InputSchema):
     tags = tags_field()
     subscribed = StrictBoolean(metadata={
         "description": "Consent to campaigns (default true). false records `unsubscribedAt`."})
+    attributes = AttributeValues()
+    timezone = TimeZoneName(allow_none=True, metadata={
+        "pattern": ZONE_PATTERN, "description": "A time zone of the IANA zone database (Europe/Paris, "
+                                                "America/New_York, UTC; any case); null removes it."})
+    locale = LocaleTag(allow_none=True, metadata={"pattern": LOCALE_PATTERN, "description": (
+        "A BCP 47 language tag (fr, fr-FR, zh-Hant-TW; _ is read as -), stored in its usual case; null removes it.")})
 
     @post_load
     def _unique_tags(self, data, **kwargs):
@@ -48,7 +55,8 @@ class CustomerIn(InputSchema):
 class CustomerPatch(CustomerIn):
     """Body of ``PATCH /customers/<id>``: at least one of the fields."""
 
-    SOME_OF = ("name", "email", "tags", "subscribed")  # at least one (the OpenAPI document says so too)
+    # at least one (the OpenAPI document says so too)
+    SOME_OF = ("name", "email", "tags", "subscribed", "attributes", "timezone", "locale")
 
     name = TrimmedString(validate=validate.Length(min=1, max=200))
     email = NormalizedEmail(validate=validate.Length(max=254))
@@ -120,6 +128,9 @@ class CustomerOut(ApiSchema):
     tags = fields.List(fields.String())
     subscribed = fields.Function(lambda c: c.subscribed is not False)
     unsubscribed_at = UtcDateTime(allow_none=True)
+    attributes = AttributeValues(dump_default={})
+    timezone = fields.String(allow_none=True)
+    locale = fields.String(allow_none=True)
     last_visit_date = UtcDateTime(allow_none=True)
     created_at = UtcDateTime()
     updated_at = UtcDateTime()

@@ -3,6 +3,7 @@ import json
 
 from marshmallow import ValidationError, fields, validate
 
+from schemas.attribute import rule_fields
 from schemas.common import NOT_BLANK_PATTERN, SPACE_CHARS, InputSchema
 from segments import as_group, rule_errors
 from segments.compiler import (
@@ -82,6 +83,8 @@ def rule_components():
     alternatives = []
     for kind, operators in OPERATORS_BY_TYPE.items():
         field_names = [name for name, field_kind in FIELDS.items() if field_kind == kind]
+        if not field_names:  # a kind only declared attributes have (boolean, list): the description says so
+            continue
         shapes = {}
         for operator in operators:
             key = json.dumps(_value_schema(kind, operator), sort_keys=True)
@@ -94,7 +97,8 @@ def rule_components():
                                "value": json.loads(key)},
             })
     return {
-        "AudienceRule": {"description": "{field, operator, value}: see the README's rule language",
+        "AudienceRule": {"description": "{field, operator, value}: see the README's rule language. Declared "
+                                        "custom attributes are fields too: `attributes.<key>` (see /api/attributes)",
                          "oneOf": alternatives},
         "AudienceGroup": {"type": "object", "additionalProperties": False, "required": ["rules"],
                           "properties": {"op": {"type": "string", "enum": list(GROUP_OPERATORS), "default": "AND"},
@@ -129,7 +133,7 @@ def validate_rules(rules, logical_operator="AND"):
     """Check a top-level rule list fully (shape, depth, size, every value); raise ValidationError
     naming every problem by its path."""
     group = as_group(rules, logical_operator)
-    errors = rule_errors(group)
+    errors = rule_errors(group, fields=rule_fields())
     if errors:
         raise ValidationError(_nested(errors))
     return group

@@ -77,6 +77,11 @@ POLICY = {
     "reports.campaigns_over_period": Rule(VIEWER),
     "campaigns.test_send_campaign": Rule(MARKETER, "campaign.test_send", "campaign"),
     "campaigns.decide_campaign": Rule(MARKETER, "campaign.decide", "campaign"),
+    "attributes.list_attributes": Rule(VIEWER),
+    "attributes.get_attribute": Rule(VIEWER),
+    "attributes.create_attribute": Rule(MARKETER, "attribute.create", "attribute"),
+    "attributes.update_attribute": Rule(MARKETER, "attribute.update", "attribute"),
+    "attributes.delete_attribute": Rule(ADMIN, "attribute.delete", "attribute"),  # erases every customer's value
     "templates.list_templates": Rule(VIEWER),
     "templates.get_template": Rule(VIEWER),
     "templates.create_template": Rule(MARKETER, "template.create", "template"),

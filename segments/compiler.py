@@ -15,6 +15,9 @@ Semantics:
   ``=``, ``!=``, ``in``, ``notIn``. ``emailDomain`` is the part after ``@``.
 - ``tags``: ``contains`` one tag, ``in`` any of, ``notIn`` none of.
 - ``exists`` ``true``/``false``: the field has a (non-null) value or not.
+- declared custom attributes are fields too, ``attributes.<key>`` (the caller passes them in
+  ``fields``): string, number and date ones as above; ``boolean`` ones ``=``/``!=`` true or false;
+  ``list`` ones as tags, matched exactly (case included).
 - as in MongoDB, negations (``!=``, ``notIn``, ``notWithinLastDays``) also match missing values.
 """
 import math
@@ -24,6 +27,7 @@ from datetime import datetime, timedelta, timezone
 from dates import parse_iso_datetime
 
 NUMBER, DATE, STRING, DOMAIN, TAGS = "number", "date", "string", "domain", "tags"
+BOOLEAN, LIST = "boolean", "list"  # declared attributes only
 FIELDS = {
     "totalSpend": NUMBER,
     "numVisits": NUMBER,
@@ -41,6 +45,8 @@ OPERATORS_BY_TYPE = {
     STRING: ("contains", "startsWith", "=", "!=", "in", "notIn", "exists"),
     DOMAIN: ("=", "!=", "in", "notIn"),
     TAGS: ("contains", "in", "notIn", "exists"),
+    BOOLEAN: ("=", "!=", "exists"),
+    LIST: ("contains", "in", "notIn", "exists"),
 }
 OPERATORS = tuple(dict.fromkeys(op for ops in OPERATORS_BY_TYPE.values() for op in ops))
 GROUP_OPERATORS = {"AND": "$and", "OR": "$or"}
@@ -127,14 +133,15 @@ def _items(value, coerce):
 
 
 def _single(kind):
-    return {NUMBER: _number, DATE: _date_window, STRING: _text, DOMAIN: _text, TAGS: _text}[kind]
+    return {NUMBER: _number, DATE: _date_window, STRING: _text, DOMAIN: _text, TAGS: _text, BOOLEAN: _flag,
+            LIST: _text}[kind]
 
 
-def coerce_value(field, value, operator="="):
+def coerce_value(field, value, operator="=", fields=None):
     """Coerce a rule value for ``field`` and ``operator``; raise :class:`RuleError` if unusable."""
     if value is None or (isinstance(value, str) and not value.strip()):
         raise RuleError("A value is required.")
-    kind = FIELDS[field]
+    kind = (fields or FIELDS)[field]
     if operator == "exists":
         return _flag(value)
     if operator in ("withinLastDays", "notWithinLastDays"):
@@ -222,20 +229,34 @@ def _tags_clause(op, value):
     return {"tags": {"$in": lowered}} if op == "in" else {"tags": {"$nin": lowered}}
 
 
-def compile_rule(rule, now=None, path=()):
-    """One rule → one MongoDB filter clause."""
+def _list_clause(field, op, value):
+    if op == "contains":
+        return {field: value}
+    return {field: {"$in" if op == "in" else "$nin": value}}
+
+
+def _boolean_clause(field, op, value):
+    return {field: value} if op == "=" else {field: {"$ne": value}}
+
+
+def compile_rule(rule, now=None, path=(), fields=None):
+    """One rule → one MongoDB filter clause (``fields``: the usable fields and their kinds, by
+    default the built-in :data:`FIELDS`; declared attributes add ``attributes.<key>``)."""
+    fields = fields or FIELDS
     if not isinstance(rule, dict):
         raise RuleError("Must be a rule {field, operator, value} or a group {op, rules}.", path)
     field, op = rule.get("field"), rule.get("operator")
-    if not isinstance(field, str) or field not in FIELDS:
-        raise RuleError(f"Must be one of: {', '.join(FIELDS)}.", (*path, "field"))
-    kind = FIELDS[field]
+    if not isinstance(field, str) or field not in fields:
+        if isinstance(field, str) and field.startswith("attributes."):
+            raise RuleError(f"{field} is not a declared attribute (see /api/attributes).", (*path, "field"))
+        raise RuleError(f"Must be one of: {', '.join(fields)}.", (*path, "field"))
+    kind = fields[field]
     if not isinstance(op, str) or op not in OPERATORS_BY_TYPE[kind]:
         raise RuleError(f"For {field}, must be one of: {', '.join(OPERATORS_BY_TYPE[kind])}.", (*path, "operator"))
     if "value" not in rule:
         raise RuleError("A value is required.", (*path, "value"))
     try:
-        value = coerce_value(field, rule["value"], op)
+        value = coerce_value(field, rule["value"], op, fields)
     except RuleError as exc:
         raise RuleError(exc.message, (*path, "value")) from exc
     target = "email" if kind == DOMAIN else field
@@ -249,6 +270,10 @@ def compile_rule(rule, now=None, path=()):
         return _string_clause(field, op, value)
     if kind == DOMAIN:
         return _domain_clause(op, value)
+    if kind == BOOLEAN:
+        return _boolean_clause(field, op, value)
+    if kind == LIST:
+        return _list_clause(field, op, value)
     return _tags_clause(op, value)
 
 
@@ -292,7 +317,7 @@ def check_tree(group, path=("rules",)):
     walk(group, 0, path)
 
 
-def rule_errors(group, path=("rules",)):
+def rule_errors(group, path=("rules",), fields=None):
     """Every problem in a group tree (shape, depth, size and each value), not just the first, as
     :class:`RuleError` s in document order."""
     errors = []
@@ -324,7 +349,7 @@ def rule_errors(group, path=("rules",)):
             if extra:
                 errors.append(RuleError("Unknown field.", (*child_path, extra[0])))
             try:
-                compile_rule(child, None, child_path)
+                compile_rule(child, None, child_path, fields)
             except RuleError as exc:
                 errors.append(exc)
 
@@ -342,7 +367,7 @@ class _TooMany(Exception):
 MATCH_NOTHING = {"_id": {"$exists": False}}
 
 
-def compile_group(group, now=None, path=("rules",), depth=0):
+def compile_group(group, now=None, path=("rules",), depth=0, fields=None):
     """A group tree → a MongoDB filter (``{}`` selects everyone).
 
     An empty AND group selects everyone and an empty OR group nobody, as "all of none" and "any of
@@ -356,9 +381,9 @@ def compile_group(group, now=None, path=("rules",), depth=0):
     for index, child in enumerate(group["rules"]):
         child_path = (*path, "rules", index) if depth else (*path, index)
         if is_group(child):
-            clauses.append(compile_group(child, now, child_path, depth + 1))
+            clauses.append(compile_group(child, now, child_path, depth + 1, fields))
         else:
-            clauses.append(compile_rule(child, now, child_path))
+            clauses.append(compile_rule(child, now, child_path, fields))
     if operator == "$or":
         if any(clause == {} for clause in clauses):
             return {}
@@ -379,11 +404,11 @@ def as_group(rules, logical_operator="AND"):
     return {"op": logical_operator, "rules": rules}
 
 
-def compile_rules(rules, logical_operator="AND", now=None):
+def compile_rules(rules, logical_operator="AND", now=None, fields=None):
     """A top-level rule list (which may contain groups) → a MongoDB filter."""
     group = as_group(rules, logical_operator)
     check_tree(group)
-    return compile_group(group, now)
+    return compile_group(group, now, fields=fields)
 
 
 def path_text(path):

@@ -192,7 +192,8 @@ def _schema(spec, name):
 
 def test_patch_bodies_need_one_field_and_say_so(anon):
     spec = anon.get("/api/openapi.json").get_json()
-    for name, fields in [("CustomerPatch", {"name", "email", "tags", "subscribed"}), ("SegmentPatch", {"name", "rules"}),
+    for name, fields in [("CustomerPatch", {"name", "email", "tags", "subscribed", "attributes", "timezone",
+                                            "locale"}), ("SegmentPatch", {"name", "rules"}),
                          ("UserPatch", {"role", "disabled"}), ("VariantIn", {"subject", "html", "text"}),
                          ("TemplatePatch", {"name", "subject", "preheader", "html", "text"})]:
         schema = _schema(spec, name)

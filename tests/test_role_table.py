@@ -56,6 +56,10 @@ TABLE = {
            ("POST", "preview", VIEWER), ("POST", "test-send", MARKETER), ("GET", "report", VIEWER),
            ("POST", "decide", MARKETER))},
     ("GET", "/api/reports/campaigns"): VIEWER,
+    # declared attributes
+    ("GET", "/api/attributes"): VIEWER, ("POST", "/api/attributes"): MARKETER,
+    ("GET", "/api/attributes/{key}"): VIEWER, ("PATCH", "/api/attributes/{key}"): MARKETER,
+    ("DELETE", "/api/attributes/{key}"): ADMIN,
     # templates
     ("GET", "/api/templates"): VIEWER, ("POST", "/api/templates"): MARKETER,
     ("GET", "/api/templates/{template_id}"): VIEWER, ("PATCH", "/api/templates/{template_id}"): MARKETER,

@@ -11,7 +11,9 @@ from marshmallow import ValidationError
 from engine.templates import TemplateProblem, check_template
 from controllers.segments import audience
 from errors import ApiError, flatten_errors
+from models import AttributeDefinition
 from schemas.ai import GeneratedRules
+from schemas.attribute import declared_types, rule_fields
 from schemas.campaign import MAX_MESSAGE
 from segments import FIELDS, GROUP_OPERATORS, MAX_RULES, OPERATORS, OPERATORS_BY_TYPE
 from services import gemini
@@ -32,41 +34,68 @@ def _enum(values):
     return {"type": "string", "format": "enum", "enum": list(values)}
 
 
-_RULE_PROPERTIES = {
-    "field": _enum(FIELDS),
-    "operator": _enum(OPERATORS),
-    "value": {"type": "string", "description": 'Always text: "5000", "2024-05-01", "90" (days), '
-                                               '"a,b" for in/notIn, "low,high" for between, "true" for exists'},
-}
-# Gemini's response schemas cannot recurse, so the tree is spelled out two levels deep: top-level items
-# are rules or groups ({op, rules}) of rules; unused keys of an item are dropped before validation.
-SEGMENT_RULES_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "logicalOperator": _enum(GROUP_OPERATORS),
-        "rules": {"type": "array", "minItems": 1, "maxItems": MAX_RULES, "items": {
-            "type": "object",
-            "description": "Either a rule (field, operator, value) or a group (op, rules)",
-            "properties": {**_RULE_PROPERTIES, "op": _enum(GROUP_OPERATORS), "rules": {
-                "type": "array", "items": {"type": "object", "properties": _RULE_PROPERTIES,
-                                           "required": ["field", "operator", "value"]}}},
-        }},
-        "explanation": {"type": "string", "description": "One or two plain sentences: whom the rules select"},
-    },
-    "required": ["logicalOperator", "rules", "explanation"],
-}
-SEGMENT_INSTRUCTION = (
-    "You turn a marketer's description of an audience into rules over this CRM's customers, as JSON. "
-    "Fields, and the operators each allows:\n"
-    + "\n".join(f"- {field}: {FIELD_MEANINGS[field]}; operators: {' '.join(OPERATORS_BY_TYPE[kind])}"
-                for field, kind in FIELDS.items())
-    + "\nValues are always text. Dates are YYYY-MM-DD. withinLastDays and notWithinLastDays take a number "
-    "of days (three months is 90); someone who has not visited in N days is lastVisitDate "
-    "notWithinLastDays N. between takes \"low,high\" (inclusive); in and notIn take \"a,b,c\"; exists "
-    "takes \"true\" or \"false\". Text matches case-insensitively. logicalOperator joins the top-level "
-    "rules; put a part joined the other way in a group {op, rules}. Use only conditions the description "
-    "asks for. explanation says in plain words whom the rules select."
-)
+
+
+def segment_rules_schema(fields):
+    """The response schema for rules over ``fields`` (the built-in ones and the declared attributes).
+
+    Gemini's response schemas cannot recurse, so the tree is spelled out two levels deep: top-level
+    items are rules or groups ({op, rules}) of rules; unused keys of an item are dropped before
+    validation."""
+    rule = {
+        "field": _enum(fields),
+        "operator": _enum(OPERATORS),
+        "value": {"type": "string", "description": 'Always text: "5000", "2024-05-01", "90" (days), '
+                                                   '"a,b" for in/notIn, "low,high" for between, "true" for exists'},
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "logicalOperator": _enum(GROUP_OPERATORS),
+            "rules": {"type": "array", "minItems": 1, "maxItems": MAX_RULES, "items": {
+                "type": "object",
+                "description": "Either a rule (field, operator, value) or a group (op, rules)",
+                "properties": {**rule, "op": _enum(GROUP_OPERATORS), "rules": {
+                    "type": "array", "items": {"type": "object", "properties": rule,
+                                               "required": ["field", "operator", "value"]}}},
+            }},
+            "explanation": {"type": "string", "description": "One or two plain sentences: whom the rules select"},
+        },
+        "required": ["logicalOperator", "rules", "explanation"],
+    }
+
+
+def segment_instruction(fields, meanings):
+    """The system instruction: the rule language over ``fields``, each with its meaning."""
+    return (
+        "You turn a marketer's description of an audience into rules over this CRM's customers, as JSON. "
+        "Fields, and the operators each allows:\n"
+        + "\n".join(f"- {field}: {meanings[field]}; operators: {' '.join(OPERATORS_BY_TYPE[kind])}"
+                    for field, kind in fields.items())
+        + "\nValues are always text. Dates are YYYY-MM-DD. withinLastDays and notWithinLastDays take a number "
+        "of days (three months is 90); someone who has not visited in N days is lastVisitDate "
+        "notWithinLastDays N. between takes \"low,high\" (inclusive); in and notIn take \"a,b,c\"; exists "
+        "takes \"true\" or \"false\". Text matches case-insensitively, except in list attributes. "
+        "logicalOperator joins the top-level rules; put a part joined the other way in a group {op, rules}. "
+        "Use only conditions the description asks for. explanation says in plain words whom the rules select."
+    )
+
+
+SEGMENT_RULES_SCHEMA = segment_rules_schema(FIELDS)  # without declared attributes
+SEGMENT_INSTRUCTION = segment_instruction(FIELDS, FIELD_MEANINGS)
+
+
+def _rule_language():
+    """``(instruction, schema)`` over the built-in fields and the declared attributes, each declared
+    one described by its own description."""
+    definitions = list(AttributeDefinition.objects.only("key", "type", "description").order_by("key"))
+    if not definitions:
+        return SEGMENT_INSTRUCTION, SEGMENT_RULES_SCHEMA
+    fields = rule_fields({d.key: d.type for d in definitions})
+    meanings = {**FIELD_MEANINGS, **{
+        f"attributes.{d.key}": f"a custom attribute ({d.type}{': ' + d.description if d.description else ''})"
+        for d in definitions}}
+    return segment_instruction(fields, meanings), segment_rules_schema(fields)
 _generated_rules = GeneratedRules()
 
 
@@ -111,13 +140,14 @@ def segment_rules(description):
     """
     today = datetime.now(timezone.utc).date().isoformat()
     prompt = f"Today is {today} (UTC).\nDescribe as rules: {description}"
-    text = gemini.generate(prompt, system=SEGMENT_INSTRUCTION, json_schema=SEGMENT_RULES_SCHEMA).text
+    instruction, schema = _rule_language()
+    text = gemini.generate(prompt, system=instruction, json_schema=schema).text
     answer, errors = _checked_rules(text)
     if errors:
         problems = "\n".join(f"- {path}: {' '.join(messages)}" for path, messages in errors.items())
         repair = (f"{prompt}\n\nYour previous answer was:\n{text[:4000]}\n\nIt is not valid:\n{problems}\n"
                   "Answer again with corrected JSON.")
-        text = gemini.generate(repair, system=SEGMENT_INSTRUCTION, json_schema=SEGMENT_RULES_SCHEMA).text
+        text = gemini.generate(repair, system=instruction, json_schema=schema).text
         answer, errors = _checked_rules(text)
     if errors:
         raise ApiError(502, "The AI service's rules were not valid, even after a correction", errors)
@@ -160,7 +190,7 @@ def _checked_variant(message, seen):
     if message.strip().casefold() in seen:
         return None, "The same as another variant."
     try:
-        return check_template(message), None
+        return check_template(message, set(declared_types())), None
     except TemplateProblem as exc:
         return None, str(exc)
 
