@@ -19,7 +19,8 @@ from schemas.common import (
 
 MAX_SUBJECT, MAX_PREHEADER, MAX_HTML, MAX_TEXT = 300, 300, 500_000, 100_000
 PLACEHOLDER_HELP = ('Placeholders: {{name}}, {{firstName}}, {{lastName}}, {{email}}, {{totalSpend}}, {{numVisits}}, '
-                    '{{lastVisitDate}}, {{tags}}, {{customerSince}}, {{unsubscribeUrl}}; a fallback for an empty '
+                    '{{lastVisitDate}}, {{tags}}, {{customerSince}}, {{unsubscribeUrl}}, {{ attributes.<key> }} '
+                    '(a declared custom attribute); a fallback for an empty '
                     'value: {{ firstName | default("there") }}.')
 
 
