@@ -253,6 +253,8 @@ SETTINGS = [
          "minute)"),
         ("SCHEDULER_ENABLED", "flag", True, "the in-process scheduler (no broker)"),
         ("SCHEDULER_INTERVAL_S", "positive", 15, "the scheduler's and beat's period"),
+        ("RFM_INTERVAL_H", "positive", 24, "hours between full RFM passes (scores by quintiles, segments); "
+         "orders rescore their customers at once in between"),
         ("MESSAGE_ID_DOMAIN", "text", "crm.local", "domain of the `Message-ID`s the engine assigns",
          {"example": "crm.example.com"}),
         ("VENDOR", "lower", "simulated", "`simulated` or `smtp`"),

@@ -76,6 +76,7 @@ FOLDERS = [
         Step("GET", "/api/attributes",
              checks=(("lists it", 'body.items.some(a => a.key === pm.collectionVariables.get("key"))'),)),
         Step("GET", "/api/attributes/{key}"),
+        Step("GET", "/api/reports/rfm", checks=(("every segment is counted", '"champions" in body.segments'),)),
         Step("PATCH", "/api/attributes/{key}", body={"description": "The plan the customer pays for"}),
     ]),
     ("Customers", [
@@ -104,6 +105,11 @@ FOLDERS = [
              checks=(("a CSV with a header and the customer",
                       'pm.response.text().startsWith("id,name,email") && '
                       'pm.response.text().includes(pm.collectionVariables.get("email"))'),)),
+        Step("POST", "/api/events", headers={"Idempotency-Key": "{{$guid}}"},
+             body={"name": "cart.abandoned", "email": "{{email}}", "properties": {"value": 49.5}},
+             checks=(("recorded for the customer", 'body.customerId === pm.collectionVariables.get("customer_id")'),)),
+        Step("GET", "/api/customers/{customer_id}/timeline",
+             checks=(("the event is on it", 'body.items.some(i => i.type === "event" && i.name === "cart.abandoned")'),)),
         Step("GET", "/api/customers/{customer_id}/export",
              checks=(("everything about the customer",
                       'body.customer._id === pm.collectionVariables.get("customer_id")'),)),

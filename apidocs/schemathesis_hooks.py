@@ -3,9 +3,10 @@
 JSON Schema cannot relate a value to the clock or to another value, so the document states these in
 descriptions: ``scheduledAt`` and an API key's ``expiresAt`` in the future, an order's ``date`` at
 most a day ahead, ``to`` after ``from`` (reports, orders), a by-email body's address equal to the
-path's, a ``between`` pair low to high, an import file whose header fits its type (and a mapping
+path's, an event's ``at`` at most a day ahead, a ``between`` pair low to high, an import file whose header fits its type (and a mapping
 naming its columns), a customer's ``attributes`` naming declared attributes only (the run declares
-none: they are left out), a ``timezone`` the zone database has. Before each call of a request
+none: they are left out), a ``timezone`` the zone database has, event property keys that are not
+empty, start with no ``$`` and hold no dot. Before each call of a request
 drawn to be valid, a value that breaks one of them is replaced by one that keeps it (a valid value
 by another valid value). Requests drawn to be invalid are sent as drawn.
 """
@@ -82,6 +83,8 @@ def before_call(context, case, **kwargs):
             _keep_dates(item, path, now)
             if "/customers" in path:
                 _keep_profile(item)
+    if isinstance(body, dict) and path.endswith("/events") and isinstance(body.get("properties"), dict):
+        body["properties"] = _plain_keys(body["properties"])
     if isinstance(body, dict):
         if isinstance(body.get("rules"), list):
             _order_between_pairs(body["rules"])
@@ -101,6 +104,15 @@ def before_call(context, case, **kwargs):
             query["to"] = _iso(start + timedelta(days=1))
 
 
+def _plain_keys(node):
+    """An event's properties with keys that are not empty, start with no ``$`` and hold no dot."""
+    if isinstance(node, dict):
+        return {("k" + key).replace("$", "_").replace(".", "_"): _plain_keys(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_plain_keys(value) for value in node]
+    return node
+
+
 def _keep_profile(item):
     if isinstance(item.get("attributes"), dict):
         item["attributes"] = {}
@@ -113,10 +125,10 @@ def _keep_dates(item, path, now):
         moment = _instant(item.get(name))
         if moment is not None and moment <= now + timedelta(minutes=5):
             item[name] = _iso(now + timedelta(days=1))
-    if "/orders" in path:
-        moment = _instant(item.get("date"))
+    for where, name in (("/orders", "date"), ("/events", "at")):  # at most a day ahead
+        moment = _instant(item.get(name)) if where in path else None
         if moment is not None and moment > now + timedelta(hours=12):
-            item["date"] = _iso(now)
+            item[name] = _iso(now)
 
 
 def _keep_within_limits(rules, budget=None, depth=1):

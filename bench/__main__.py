@@ -214,6 +214,11 @@ def main():
     if sys.argv[1:] == ["tracking"]:  # opens, clicks and reports alone: their section is rewritten
         tracking.main()
         return
+    if sys.argv[1:] == ["rfm"]:  # the RFM pass at scale, printed (RESULTS.md is left as it is)
+        from bench import rfm
+
+        rfm.main()
+        return
     if sys.argv[1:] == ["http"]:  # the HTTP pairs alone, printed (RESULTS.md is left as it is)
         from bench import http
 

@@ -10,7 +10,7 @@ from flask.cli import with_appcontext
 from controllers.api_keys import create_for_email
 from controllers.demo import seed_demo
 from controllers.imports import create_import
-from engine import imports
+from engine import imports, rfm
 from models import ImportRowError
 from models.import_job import TYPES
 from schemas.import_job import ImportForm
@@ -156,3 +156,14 @@ def db_status(check):
     click.echo(f"{len(waiting)} pending: run `flask db upgrade`." if waiting else "Up to date.")
     if check and waiting:
         raise SystemExit(1)
+
+
+@click.command("rfm")
+@on_shared_database
+def rfm_command():
+    """Run the RFM pass now: score every customer who ordered and segment them (beat does it every
+    RFM_INTERVAL_H hours)."""
+    outcome = rfm.full_pass()
+    counts = rfm.summary()["segments"]
+    click.echo(f"RFM: {outcome['customers']} customers scored: "
+               + ", ".join(f"{count} {name}" for name, count in counts.items()) + ".")

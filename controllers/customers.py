@@ -16,7 +16,7 @@ from controllers.common import (
 )
 from engine import ingest
 from errors import ApiError
-from models import Customer, Delivery, IdempotentResponse, ImportRowError, Order
+from models import Customer, CustomerEvent, Delivery, IdempotentResponse, ImportRowError, Order
 from models.base import utcnow
 from schemas.attribute import declared_snapshot
 from services import events
@@ -96,7 +96,8 @@ def list_filter(query):
 
 # What CustomerOut shows: a list page is read as rows of these, never as documents.
 LIST_ROWS = Rows(Customer, ("name", "email", "total_spend", "num_visits", "tags", "subscribed", "unsubscribed_at",
-                            "last_visit_date", "created_at", "updated_at", "attributes", "timezone", "locale"))
+                            "last_visit_date", "created_at", "updated_at", "attributes", "timezone", "locale",
+                            "rfm"))
 
 
 def list_customers(query):
@@ -144,7 +145,7 @@ def update_customer(customer_id, data):
 
 
 def delete_customer(customer_id):
-    """Delete a customer and then their orders.
+    """Delete a customer and then their orders and events.
 
     The customer goes first: an order being recorded at the same moment then finds no customer to
     credit and removes itself (see :func:`controllers.orders.create_order`).
@@ -153,6 +154,7 @@ def delete_customer(customer_id):
     if Customer.objects(pk=pk).delete() == 0:
         raise ApiError.not_found("customer", customer_id)
     Order.objects(customer_id=pk).delete()
+    CustomerEvent.objects(customer_id=pk).delete()
 
 
 def export_customer(customer_id):
@@ -162,11 +164,12 @@ def export_customer(customer_id):
         "customer": customer,
         "orders": list(Order.objects(customer_id=customer.pk).order_by("-date", "-id")),
         "deliveries": list(Delivery.objects(customer_id=customer.pk).order_by("campaign_id")),
+        "events": list(CustomerEvent.objects(customer_id=customer.pk).order_by("-at", "-id")),
         "exported_at": utcnow(),
     }
 
 
-ERASED_EMAIL = "erased@invalid"
+ERASED_EMAIL = "erased@erased.invalid"  # RFC 2606's reserved TLD: a valid address no mail reaches
 
 
 def erase_customer(customer_id):

@@ -4,6 +4,7 @@ import csv
 import io
 
 import engine
+from engine import rfm
 from controllers.campaigns import get_campaign
 from controllers.common import paginate
 from controllers.export import spreadsheet_safe
@@ -112,3 +113,8 @@ def _period_chunk(campaigns, header):
         header = PERIOD_COLUMNS + tuple(metric for metric, _ in _flat(engine.reports.empty_figures()))
         rows.append(header)
     return _csv(rows), header
+
+
+def rfm_summary():
+    """The last RFM pass's cuts and the segments' sizes now (counted by the database)."""
+    return rfm.summary()

@@ -16,7 +16,7 @@ from bson import ObjectId
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from engine import attribution
+from engine import attribution, rfm
 from models import Customer, Order
 from models.base import utcnow
 from models.db import in_chunks
@@ -288,6 +288,7 @@ def credit_customers(source, now=None):
         {"$group": {"_id": "$customer", "spend": {"$sum": "$amount"}, "visits": {"$sum": 1},
                     "last": {"$max": "$date"}}},
     ])
+    sums = list(sums)
     operations = [UpdateOne({"_id": entry["_id"], "creditedBy": {"$ne": source}}, {
         "$inc": {"totalSpend": entry["spend"], "numVisits": entry["visits"]},
         "$max": {"lastVisitDate": entry["last"]},
@@ -296,3 +297,4 @@ def credit_customers(source, now=None):
     }) for entry in sums]
     if operations:
         Customer._get_collection().bulk_write(operations, ordered=False)
+        rfm.rescore([entry["_id"] for entry in sums])

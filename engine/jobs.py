@@ -17,7 +17,7 @@ from bson.errors import InvalidId
 from flask import current_app
 from pymongo.errors import ConnectionFailure
 
-from engine import control, imports, planner, sender, store
+from engine import control, imports, planner, rfm, sender, store
 from engine.runner import transient
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ def sweep(submit):
     for job_id in imports.stale_jobs():  # an import whose worker died resumes from its last chunk
         submit("crm.run_import", job_id)
     imports.expire_uploads()  # failed imports' files past IMPORT_FAILED_UPLOAD_HOURS
+    if rfm.claim_due():  # once per RFM_INTERVAL_H, whichever beat or poller gets there first
+        submit("crm.rfm_pass")
     return started, len(replan), sum(len(tokens) for tokens in batches.values())
 
 
@@ -95,4 +97,4 @@ def give_up(name, args, exc):
 
 
 BY_NAME = {"crm.run_campaign": run_campaign, "crm.plan_campaign": plan_campaign,
-           "crm.deliver_batch": deliver_inline, "crm.run_import": imports.run_import}
+           "crm.deliver_batch": deliver_inline, "crm.run_import": imports.run_import, "crm.rfm_pass": rfm.full_pass}

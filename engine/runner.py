@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 TRANSIENT_CODES = {6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
 
 
-IMPORT_JOBS = {"crm.run_import"}  # their own threads (embedded) or queue (CELERY_IMPORT_QUEUE)
+# long jobs: their own threads (embedded) or queue (CELERY_IMPORT_QUEUE)
+IMPORT_JOBS = {"crm.run_import", "crm.rfm_pass"}
 
 
 class QueueUnavailable(Exception):

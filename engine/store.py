@@ -225,3 +225,28 @@ def new_record(campaign_pk, customer, token, now, message_id_domain, variant=Non
     if test_group:
         doc["testGroup"] = True
     return doc
+
+
+def customer_messages(customer_pk, limit):
+    """``(count, newest first)`` of a customer's delivery records: ``{_id, campaign, status, at,
+    variant}``, ``at`` the hand-off (or the planning, for one not sent yet); at most ``limit``."""
+    match = {"customer": customer_pk}
+    rows = list(_deliveries().aggregate([
+        {"$match": match},
+        {"$project": {"campaign": 1, "status": 1, "variant": 1, "at": {"$ifNull": ["$sentAt", "$createdAt"]}}},
+        {"$sort": {"at": -1, "_id": -1}},
+        {"$limit": limit},
+    ]))
+    return _deliveries().count_documents(match), rows
+
+
+def customer_tracking(customer_pk, kinds, limit):
+    """``(count, newest first)`` of a customer's opens and/or clicks (``kinds``), each ``{_id (the
+    delivery), campaign, i (its place in the log), event}``; at most ``limit``."""
+    head = [{"$match": {"customer": customer_pk, "events.kind": {"$in": list(kinds)}}},
+            {"$project": {"campaign": 1, "events": 1}},
+            {"$unwind": {"path": "$events", "includeArrayIndex": "i"}},
+            {"$match": {"events.kind": {"$in": list(kinds)}}}]
+    counted = next(_deliveries().aggregate([*head, {"$count": "n"}]), None)
+    rows = list(_deliveries().aggregate([*head, {"$sort": {"events.at": -1, "_id": -1, "i": -1}}, {"$limit": limit}]))
+    return (counted or {}).get("n", 0), rows

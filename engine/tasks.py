@@ -64,6 +64,12 @@ def run_import(self, job_id):
     return status
 
 
+@shared_task(name="crm.rfm_pass", bind=True, acks_late=True)
+def rfm_pass(self):
+    """The periodic RFM pass (scores and segments of every customer who ordered)."""
+    _run(self, "crm.rfm_pass")
+
+
 @shared_task(name="crm.start_due_campaigns")
 def start_due_campaigns():
     """Beat: start scheduled campaigns whose time has come, and re-queue stalled work."""

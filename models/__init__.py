@@ -7,10 +7,12 @@ from models.campaign import Campaign
 from models.customer import Customer
 from models.db import init_db
 from models.delivery import Delivery
+from models.event import CustomerEvent
 from models.idempotency import IdempotentResponse
 from models.import_job import ImportJob, ImportRowError
 from models.migration import AppliedMigration, MigrationLock
 from models.order import Order
+from models.rfm import RfmState
 from models.segment import Segment
 from models.soft_bounce import SoftBounce
 from models.suppression import Suppression
@@ -19,10 +21,10 @@ from models.user import User
 
 ALL_DOCUMENTS = (AttributeDefinition, Customer, Order, User, Segment, Campaign, Delivery, BatchClaim, ApiKey, AuditEvent,
                  Suppression, ImportJob, ImportRowError, IdempotentResponse, Template,
-                 SoftBounce, AppliedMigration, MigrationLock)
+                 SoftBounce, AppliedMigration, MigrationLock, RfmState, CustomerEvent)
 
 __all__ = [
-    "ALL_DOCUMENTS", "AppliedMigration", "ApiKey", "AttributeDefinition", "AuditEvent", "BatchClaim", "Campaign", "Customer", "Delivery",
-    "IdempotentResponse", "ImportJob", "ImportRowError", "MigrationLock", "Order", "Segment", "SoftBounce", "Suppression", "Template", "User",
+    "ALL_DOCUMENTS", "AppliedMigration", "ApiKey", "AttributeDefinition", "AuditEvent", "BatchClaim", "Campaign", "Customer", "CustomerEvent", "Delivery",
+    "IdempotentResponse", "ImportJob", "ImportRowError", "MigrationLock", "Order", "RfmState", "Segment", "SoftBounce", "Suppression", "Template", "User",
     "init_db",
 ]

@@ -33,6 +33,7 @@ class Customer(TimestampedDocument):
     attributes = DictField()
     timezone = StringField()  # an IANA zone name, e.g. "Europe/Paris"
     locale = StringField()  # a BCP 47 language tag, e.g. "fr-FR"
+    rfm = DictField()  # read-only: {r, f, m, segment} (engine.rfm), absent without an order
 
     meta = {
         "collection": "customers",

@@ -18,6 +18,7 @@ from routes import (
     auth,
     campaigns,
     customers,
+    events,
     imports,
     orders,
     receipts,
@@ -51,6 +52,7 @@ API_ONLY_BLUEPRINTS = (
     (tracking.bp, "t"),
     (reports.bp, "reports"),
     (attributes.bp, "attributes"),
+    (events.bp, "events"),
 )
 
 

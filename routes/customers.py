@@ -4,11 +4,13 @@ from flask_login import current_user
 from marshmallow import ValidationError
 
 from controllers import customers as controller
+from controllers import events as events_controller
 from controllers import export
 from errors import ApiError
 from models.roles import ADMIN, at_least
 from routes.endpoint import endpoint
 from schemas.common import NormalizedEmail
+from schemas.event import TimelinePage, TimelineQuery
 from schemas.customer import (
     BulkOut,
     CustomerDeleteQuery,
@@ -103,6 +105,16 @@ def get_customer(customer_id):
 def update_customer(customer_id, body):
     """Change a customer's name and/or email."""
     return controller.update_customer(customer_id, body)
+
+
+@bp.get("/<id:customer_id>/timeline")
+@endpoint(query=TimelineQuery, response=TimelinePage, description=(
+    "Everything that happened with the customer, newest first: `order`, `message` (at its hand-off, or "
+    "its planning when not sent yet), `open`, `click` (with `suspectedBot`) and `event` (the track API's), "
+    "each with `type` and `at`. `types` keeps some; `page` is at most 100."))
+def customer_timeline(customer_id, query):
+    """A customer's timeline."""
+    return events_controller.timeline(customer_id, query)
 
 
 @bp.get("/<id:customer_id>/export")

@@ -3,6 +3,7 @@ from marshmallow import fields, post_load, validate, validates_schema
 
 from schemas.attribute import LOCALE_PATTERN, ZONE_PATTERN, AttributeValues, LocaleTag, TimeZoneName
 from schemas.campaign import DeliveryOut
+from schemas.event import EventOut
 from schemas.common import (
     ApiSchema,
     InputSchema,
@@ -131,6 +132,9 @@ class CustomerOut(ApiSchema):
     attributes = AttributeValues(dump_default={})
     timezone = fields.String(allow_none=True)
     locale = fields.String(allow_none=True)
+    rfm = fields.Function(lambda c: c.rfm or None, allow_none=True, metadata={
+        "type": "object", "nullable": True, "description": "Read-only RFM scores 1–5 and segment "
+        "`{r, f, m, segment}` (README: RFM); null for a customer without an order or before the first pass."})
     last_visit_date = UtcDateTime(allow_none=True)
     created_at = UtcDateTime()
     updated_at = UtcDateTime()
@@ -151,4 +155,5 @@ class CustomerExportOut(ApiSchema):
     customer = fields.Nested(CustomerOut, required=True)
     orders = fields.List(fields.Nested(OrderOut), required=True)
     deliveries = fields.List(fields.Nested(DeliveryOut), required=True)
+    events = fields.List(fields.Nested(EventOut), required=True)
     exported_at = UtcDateTime(required=True)

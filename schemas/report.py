@@ -97,3 +97,20 @@ class PeriodRowOut(FiguresOut):
 
 
 PeriodPage = page_of(PeriodRowOut, "CampaignReportPage")
+
+
+class RfmCutsOut(ApiSchema):
+    """The four cuts (20/40/60/80th percentile) of each measure."""
+
+    r = fields.List(UtcDateTime(allow_none=True), metadata={"description": "last order dates"})
+    f = fields.List(fields.Float(allow_none=True), metadata={"description": "numbers of orders"})
+    m = fields.List(fields.Float(allow_none=True), metadata={"description": "total spends"})
+
+
+class RfmSummaryOut(ApiSchema):
+    """``GET /reports/rfm``."""
+
+    computed_at = UtcDateTime(allow_none=True)
+    next_at = UtcDateTime(allow_none=True)
+    cuts = fields.Nested(RfmCutsOut, required=True)
+    segments = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)

@@ -77,11 +77,14 @@ POLICY = {
     "reports.campaigns_over_period": Rule(VIEWER),
     "campaigns.test_send_campaign": Rule(MARKETER, "campaign.test_send", "campaign"),
     "campaigns.decide_campaign": Rule(MARKETER, "campaign.decide", "campaign"),
+    "events.record_event": Rule(MARKETER),  # a stream of facts, each a record itself: not audited one by one
+    "customers.customer_timeline": Rule(VIEWER),
     "attributes.list_attributes": Rule(VIEWER),
     "attributes.get_attribute": Rule(VIEWER),
     "attributes.create_attribute": Rule(MARKETER, "attribute.create", "attribute"),
     "attributes.update_attribute": Rule(MARKETER, "attribute.update", "attribute"),
     "attributes.delete_attribute": Rule(ADMIN, "attribute.delete", "attribute"),  # erases every customer's value
+    "reports.rfm_summary": Rule(VIEWER),
     "templates.list_templates": Rule(VIEWER),
     "templates.get_template": Rule(VIEWER),
     "templates.create_template": Rule(MARKETER, "template.create", "template"),

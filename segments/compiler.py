@@ -37,6 +37,10 @@ FIELDS = {
     "email": STRING,
     "emailDomain": DOMAIN,
     "tags": TAGS,
+    "rfm.r": NUMBER,  # RFM scores 1–5 and segment (engine.rfm; absent for customers without an order)
+    "rfm.f": NUMBER,
+    "rfm.m": NUMBER,
+    "rfm.segment": STRING,
 }
 OPERATORS_BY_TYPE = {
     NUMBER: (">", ">=", "<", "<=", "=", "!=", "between", "in", "notIn", "exists"),

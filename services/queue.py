@@ -32,7 +32,8 @@ def init_app(app):
         # A batch whose broker connection is lost will be redelivered: stop working on it here.
         worker_cancel_long_running_tasks_on_connection_loss=True,
         task_default_queue=app.config["CELERY_QUEUE"],
-        task_routes={"crm.run_import": {"queue": import_queue(app.config)}},  # a worker of their own
+        task_routes={"crm.run_import": {"queue": import_queue(app.config)},  # a worker of their own
+                     "crm.rfm_pass": {"queue": import_queue(app.config)}},  # long, like an import
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,

@@ -282,7 +282,8 @@ def test_segment_rules_from_a_description(marketer, gemini, spenders):
     assert (schema["properties"]["rules"]["min_items"], schema["properties"]["rules"]["type"]) == (1, "ARRAY")
     rule_item = schema["properties"]["rules"]["items"]
     assert rule_item["properties"]["field"]["enum"] == ["totalSpend", "numVisits", "lastVisitDate", "createdAt",
-                                                        "name", "email", "emailDomain", "tags"]
+                                                        "name", "email", "emailDomain", "tags",
+                                                        "rfm.r", "rfm.f", "rfm.m", "rfm.segment"]
     assert "notWithinLastDays" in rule_item["properties"]["operator"]["enum"]
     assert "notWithinLastDays" in sent["systemInstruction"]["parts"][0]["text"]
 

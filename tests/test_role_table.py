@@ -56,6 +56,9 @@ TABLE = {
            ("POST", "preview", VIEWER), ("POST", "test-send", MARKETER), ("GET", "report", VIEWER),
            ("POST", "decide", MARKETER))},
     ("GET", "/api/reports/campaigns"): VIEWER,
+    ("GET", "/api/reports/rfm"): VIEWER,
+    ("POST", "/api/events"): MARKETER,
+    ("GET", "/api/customers/{customer_id}/timeline"): VIEWER, ("GET", "/customers/{customer_id}/timeline"): VIEWER,
     # declared attributes
     ("GET", "/api/attributes"): VIEWER, ("POST", "/api/attributes"): MARKETER,
     ("GET", "/api/attributes/{key}"): VIEWER, ("PATCH", "/api/attributes/{key}"): MARKETER,

@@ -31,7 +31,8 @@ def test_every_endpoint_has_a_policy_and_the_table_has_no_strays(app):
     assert set(POLICY) - endpoints == set(), "policy entries for routes that do not exist"
 
 
-CRM_DATA = ("customers.", "orders.", "campaigns.", "segments.", "imports.", "suppressions.", "templates.", "reports.")
+CRM_DATA = ("customers.", "orders.", "campaigns.", "segments.", "imports.", "suppressions.", "templates.", "reports.",
+            "attributes.", "events.")
 # Reads that hand out the whole customer list at once: the people who may change it.
 MARKETER_READS = ("customers.download_csv",)
 # The signed link in messages: its own credential, able to unsubscribe one customer only.
@@ -39,7 +40,8 @@ SIGNED_LINKS = ("unsubscribe.", "tracking.")  # a signed token names one custome
 READ_ONLY_POSTS = ("check_audience_size", "preview_rules", "preview_segment", "preview_campaign")
 # Authenticated by its own HMAC signature instead of a user (tests in test_engine.py).
 SIGNED_WEBHOOKS = ("receipts.receive_receipts",)
-ADMIN_ONLY = ("users.", "audit.", "customers.export_customer")  # the last: data-subject requests
+# customers.export_customer: data-subject requests; attributes.delete_attribute erases every customer's value
+ADMIN_ONLY = ("users.", "audit.", "customers.export_customer", "attributes.delete_attribute")
 
 
 def test_policy_table_states_the_roles_intent(app):

@@ -27,6 +27,11 @@ FIELD_MEANINGS = {
     "email": "the customer's email address",
     "emailDomain": "the part of the email after @, e.g. gmail.com",
     "tags": "labels on the customer, e.g. vip",
+    "rfm.r": "recency score 1-5 (5: ordered most recently; customers who never ordered have none)",
+    "rfm.f": "frequency score 1-5 (5: orders most often)",
+    "rfm.m": "monetary score 1-5 (5: spends most)",
+    "rfm.segment": "RFM segment: champions, loyal, cannot_lose, at_risk, hibernating, need_attention, new "
+                   "or promising",
 }
 
 

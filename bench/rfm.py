@@ -1,0 +1,87 @@
+"""RFM full pass at scale: ``./scripts/bench.sh rfm`` (sizes: ``BENCH_RFM``, default 10,000 and 50,000).
+
+On the MongoDB stand-in, for each size: seed the customers (7 in 10 with orders), run the pass, and,
+as the same-run baseline, one ``update_many`` setting a field on every customer who ordered (one
+write each, the least any pass can do). The pass writes each of them four times and reads the cuts
+first, so its ratio (baseline / pass) is about 1/4 at best; what the figures show is that the cost
+per customer stays flat as the shop grows (linear), and the absolute time for the size.
+"""
+import os
+import random
+import tempfile
+import time
+
+
+def _seed(collection, n, rng):
+    from datetime import datetime, timedelta
+
+    start, batch = datetime(2024, 1, 1), []
+    for i in range(n):
+        orders = 0 if rng.random() < 0.3 else 1 + int(rng.paretovariate(1.5))
+        doc = {"name": f"C{i}", "email": f"c{i}@example.com", "numVisits": orders,
+               "totalSpend": round(orders * rng.uniform(5, 200), 2), "tags": []}
+        if orders:
+            doc["lastVisitDate"] = start + timedelta(minutes=rng.randrange(0, 700 * 24 * 60))
+        batch.append(doc)
+        if len(batch) == 5000:
+            collection.insert_many(batch)
+            batch = []
+    if batch:
+        collection.insert_many(batch)
+
+
+def measure(sizes):
+    from bench.__main__ import _app
+    from tests.processes import MongoStandIn
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        database = MongoStandIn(tmp, engine="memory").start()
+        os.environ["MONGO_URI"] = database.uri("crm_bench_rfm")
+        os.environ["MONGO_TIMEOUT_MS"] = "600000"
+        try:
+            app = _app()
+            with app.app_context():
+                import mongoengine
+
+                from engine import rfm
+                from models import Customer
+
+                db = mongoengine.get_db()
+                for n in sizes:
+                    db.client.drop_database(db.name)
+                    Customer.ensure_indexes()
+                    _seed(Customer._get_collection(), n, random.Random(n))
+                    ordered = Customer._get_collection().count_documents(rfm.ORDERED)
+                    started = time.perf_counter()
+                    Customer._get_collection().update_many(rfm.ORDERED, {"$set": {"benchTouched": 1}})
+                    base = time.perf_counter() - started
+                    started = time.perf_counter()
+                    rfm.full_pass()
+                    took = time.perf_counter() - started
+                    sizes_now = rfm.summary()["segments"]
+                    rows.append({"n": n, "ordered": ordered, "pass_s": took, "base_s": base,
+                                 "segments": sizes_now})
+                db.client.drop_database(db.name)
+        finally:
+            os.environ.pop("MONGO_URI", None)
+            database.stop()
+    return rows
+
+
+def report(rows):
+    print("== RFM full pass on the MongoDB stand-in: one update_many per customer who ordered / the pass")
+    for row in rows:
+        per = row["pass_s"] / row["ordered"] * 1e6
+        print(f"n={row['n']:>8,} ({row['ordered']:,} ordered): pass {row['pass_s']:.2f}s ({per:,.0f} µs per "
+              f"customer) | one write each {row['base_s']:.2f}s | ratio {row['base_s'] / row['pass_s']:.2f}"
+              f" | segments {row['segments']}")
+    if len(rows) > 1:
+        first, last = rows[0], rows[-1]
+        growth = (last["pass_s"] / last["ordered"]) / (first["pass_s"] / first["ordered"])
+        print(f"cost per customer at {last['n']:,} / at {first['n']:,}: {growth:.2f} (1.0 = linear)")
+
+
+def main():
+    sizes = [int(x) for x in os.environ.get("BENCH_RFM", "10000,50000").split(",") if x.strip()]
+    report(measure(sizes))
