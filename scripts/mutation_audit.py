@@ -12,6 +12,23 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MUTATIONS = [
+    # --- issue 22: events and the timeline ---
+    ("event property keys may be operators or paths", "schemas/event.py",
+     '            if key.startswith("$") or "." in key or not key:',
+     "            if False:",
+     ["tests/test_events.py::test_bad_events_are_refused_naming_the_problem_and_nothing_is_stored"]),
+    ("a deleted customer's events stay", "controllers/customers.py",
+     "    CustomerEvent.objects(customer_id=pk).delete()",
+     "    pass",
+     ["tests/test_events.py::test_deleting_a_customer_deletes_their_events_and_the_export_holds_them"]),
+    ("a timeline source is read one page deep, not down to the page", "controllers/events.py",
+     '        for doc in Order._get_collection().find({"customer": pk}).sort([("date", -1), ("_id", -1)]).limit(depth):',
+     '        for doc in Order._get_collection().find({"customer": pk}).sort([("date", -1), ("_id", -1)]).limit(per_page):',
+     ["tests/test_events.py::test_paging_through_a_long_timeline_returns_every_item_once"]),
+    ("an unknown customer's timeline is an empty page", "controllers/events.py",
+     "    if not Customer.objects(pk=pk).count():",
+     "    if False:",
+     ["tests/test_events.py::test_an_unknown_customer_has_no_timeline"]),
     # --- issue 22: RFM ---
     ("customers tied at a cut score above it", "engine/rfm.py",
      "    return 1 + sum(1 for cut in cuts if cut < value)",
