@@ -4,11 +4,10 @@ import io
 import unicodedata
 
 from controllers.customers import list_filter
-from controllers.segments import get_segment
+from controllers.segments import get_segment, stored_audience
 from dates import iso_utc
 from models import Customer
-from schemas.attribute import declared_types, rule_fields
-from segments import compile_group
+from schemas.attribute import declared_types
 
 COLUMNS = ("id", "name", "email", "tags", "subscribed", "unsubscribedAt", "totalSpend", "numVisits",
            "lastVisitDate", "createdAt", "timezone", "locale")  # then attributes.<key>, one per declared attribute
@@ -55,7 +54,7 @@ def export_filter(query):
     """The MongoDB filter of an export: the list's filters, and a segment's rules (404 if unknown)."""
     raw = list_filter(query)
     if "segment_id" in query:
-        rules = compile_group(get_segment(str(query["segment_id"])).rules, fields=rule_fields())
+        rules = stored_audience(get_segment(str(query["segment_id"])).rules)
         raw = {"$and": [raw, rules]} if raw else rules
     return raw
 

@@ -7,7 +7,7 @@ from models import Campaign, Customer, Segment
 from models.base import utcnow
 from models.campaign import PAUSED, SCHEDULED, SENDING
 from schemas.attribute import rule_fields
-from segments import as_group, compile_group, compile_rules
+from segments import RuleError, as_group, compile_group, compile_rules, path_text
 
 SAMPLE_SIZE = 10
 
@@ -40,7 +40,7 @@ def get_segment(segment_id):
 def get_segment_with_size(segment_id):
     """One segment with ``audience_size``, its audience counted now."""
     segment = get_segment(segment_id)
-    segment.audience_size = Customer.objects(__raw__=compile_group(segment.rules, fields=rule_fields())).count()
+    segment.audience_size = Customer.objects(__raw__=stored_audience(segment.rules)).count()
     return segment
 
 
@@ -63,6 +63,16 @@ def delete_segment(segment_id):
         raise ApiError.not_found("segment", segment_id)
 
 
+def stored_audience(rules):
+    """The filter of stored rules; a 409 naming the problem when they no longer compile (an attribute
+    they use was deleted in a race with their last save)."""
+    try:
+        return compile_group(rules, fields=rule_fields())
+    except RuleError as exc:
+        raise ApiError.conflict("The saved rules no longer compile: change them",
+                                {path_text(exc.path): [exc.message]}) from exc
+
+
 def audience(rules, logical_operator="AND"):
     """The customers a rule list selects now (a queryset: filtering and counting stay in the database)."""
     return Customer.objects(__raw__=compile_rules(rules, logical_operator, fields=rule_fields()))
@@ -78,7 +88,7 @@ def preview(data):
 
 def preview_segment(segment_id):
     """:func:`preview` of a saved segment's rules."""
-    return _preview(Customer.objects(__raw__=compile_group(get_segment(segment_id).rules, fields=rule_fields())))
+    return _preview(Customer.objects(__raw__=stored_audience(get_segment(segment_id).rules)))
 
 
 def _preview(queryset):

@@ -318,3 +318,17 @@ def test_a_campaign_reaches_the_attribute_audience_and_personalises_with_attribu
 def test_message_placeholders_name_declared_attributes_only(declared, subject, message):
     response = declared.post("/api/campaigns", json={"name": "X", "rules": [], "subject": subject, "text": "Hi"})
     assert response.status_code == 400 and message in error_of(response)["errors"]["subject"][0]
+
+
+def test_a_segment_whose_attribute_vanished_in_a_race_is_a_409_not_a_500(declared, app):
+    from models import AttributeDefinition, Segment
+
+    segment = declared.post("/api/segments", json={"name": "Pro", "rules": [
+        {"field": "attributes.plan", "operator": "=", "value": "pro"}]}).get_json()
+    AttributeDefinition.objects(key="plan").delete()  # as a concurrent delete could leave it
+    assert Segment.objects.count() == 1
+    for response in (declared.get(f"/api/segments/{segment['_id']}"),
+                     declared.post(f"/api/segments/{segment['_id']}/preview"),
+                     declared.get(f"/api/customers/export.csv?segmentId={segment['_id']}")):
+        assert response.status_code == 409, response.get_data(as_text=True)
+        assert "rules[0].field" in error_of(response)["errors"]
