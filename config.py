@@ -12,6 +12,7 @@ import secrets
 import string
 import sys
 import textwrap
+import zoneinfo
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -253,6 +254,8 @@ SETTINGS = [
          "minute)"),
         ("SCHEDULER_ENABLED", "flag", True, "the in-process scheduler (no broker)"),
         ("SCHEDULER_INTERVAL_S", "positive", 15, "the scheduler's and beat's period"),
+        ("DEFAULT_TIMEZONE", "text", "UTC", "the workspace's time zone (IANA name): a campaign sent at a local time "
+         "reaches customers without a `timezone` at that time here"),
         ("RFM_INTERVAL_H", "positive", 24, "hours between full RFM passes (scores by quintiles, segments); "
          "orders rescore their customers at once in between"),
         ("MESSAGE_ID_DOMAIN", "text", "crm.local", "domain of the `Message-ID`s the engine assigns",
@@ -467,6 +470,11 @@ def finalize(config):
     _check_networks(config.get("TRACKING_PROXY_NETWORKS"))
     if not 0 <= config.get("API_KEY_CACHE_S", 1.0) <= 10:
         raise ConfigError("API_KEY_CACHE_S must be between 0 and 10 (seconds a revoked key may still work)")
+    try:
+        zoneinfo.ZoneInfo(config.get("DEFAULT_TIMEZONE") or "UTC")
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
+        raise ConfigError("DEFAULT_TIMEZONE must be an IANA time zone name, "
+                          f"not {config.get('DEFAULT_TIMEZONE')!r}") from exc
     if not 0.5 <= config.get("AB_CONFIDENCE", 0.95) < 1:
         raise ConfigError("AB_CONFIDENCE must be at least 0.5 and below 1")
     if config.get("CELERY_BROKER_URL") and not config.get("MONGO_URI") and not config.get("TESTING"):

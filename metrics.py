@@ -29,7 +29,8 @@ MESSAGES = Counter(f"{PREFIX}_messages", "Campaign messages by outcome: handed_o
                    "before it took them (each delivery record counted once, when its state is written)",
                    ["outcome"])
 DEFERRED = Counter(f"{PREFIX}_messages_deferred", "Sends put off, by reason: rate_limit (waited for the "
-                   "campaign's pace), vendor_unavailable (a retry after the vendor's temporary error)",
+                   "campaign's pace), vendor_unavailable (a retry after the vendor's temporary error), local_time (planned "
+                   "for the recipient's own time of day)",
                    ["reason"])
 RECEIPTS = Counter(f"{PREFIX}_receipts", "Delivery receipts by the status they report and what they did: "
                    "applied (changed a record), unchanged (already applied or final), unknown (no such "

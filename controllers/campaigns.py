@@ -114,6 +114,7 @@ def create_campaign(data, actor=None):
         status=SCHEDULED if scheduled else DRAFT,
         scheduled_at=scheduled,
         messages_per_second=data.get("messages_per_second"),
+        send_at_local_time=data.get("send_at_local_time"),
         created_by=user_id(actor),
     ).save(force_insert=True)
     events.publish("campaign.created", campaignId=str(campaign.pk), status=campaign.status)

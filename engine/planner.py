@@ -10,9 +10,13 @@ they are sent (:mod:`engine.sender`), not here: a record holds nothing personal 
 ``audienceSize`` becomes exactly the members it found (records + suppressed).
 """
 import uuid
+from datetime import datetime, timedelta, timezone
+from datetime import time as dtime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
 
+import metrics
 from engine import abtest, control, store
 from engine.audience import audience_query
 from models import Campaign, Customer, Suppression
@@ -20,7 +24,7 @@ from models.base import utcnow
 from models.db import in_chunks
 from models.campaign import AB_TEST, AB_WAITING, AB_WINNER, SENDING
 
-PROJECTION = ("email", "subscribed")
+PROJECTION = ("email", "subscribed", "timezone")
 
 
 def plan(campaign_id, deliver):
@@ -99,8 +103,12 @@ def _plan_batch(campaign, customers, deliver, position):
     if testing:
         members = [c for c in customers if variant(c) is not None]
     recipients = consenting(members)
-    docs = [store.new_record(campaign.pk, customer, token, now, domain, variant(customer), testing)
+    when = _local_times(campaign, now)
+    docs = [store.new_record(campaign.pk, customer, token, now, domain, variant(customer), testing, when(customer))
             for customer in recipients]
+    waiting = sum(1 for doc in docs if doc.get("notBefore") is not None and doc["notBefore"] > now)
+    if waiting:
+        metrics.DEFERRED.labels("local_time").inc(waiting)
     store.insert_records(docs)  # a test-group member planned in the test keeps that record: one variant each
     chosen = {c["_id"] for c in recipients}
     counted = members if campaign.ab_test.get("phase") != AB_WINNER else [
@@ -116,6 +124,36 @@ def _plan_batch(campaign, customers, deliver, position):
     if moved and docs:
         deliver(str(campaign.pk), token)
     return bool(moved)
+
+
+def _local_times(campaign, now):
+    """``customer → when their message is due`` (None: at once). With ``sendAtLocalTime`` it is the
+    first time it is HH:MM in the customer's zone (else ``DEFAULT_TIMEZONE``) at or after sending
+    started, as a UTC instant; wall times a clock change skips are moved past the gap."""
+    if not campaign.send_at_local_time:
+        return lambda customer: None
+    hour, minute = (int(part) for part in campaign.send_at_local_time.split(":"))
+    start = (campaign.started_at or now).replace(tzinfo=timezone.utc)
+    default = current_app.config.get("DEFAULT_TIMEZONE") or "UTC"
+    cache = {}
+
+    def due(customer):
+        name = customer.get("timezone") or default
+        if name not in cache:
+            try:
+                zone = ZoneInfo(name)
+            except (ValueError, ZoneInfoNotFoundError):  # stored around the API: the workspace's zone
+                zone = ZoneInfo(default)
+            local = start.astimezone(zone)
+            for day in range(3):  # today's HH:MM, or the next day's (one more for a skipped wall time)
+                wall = datetime.combine(local.date() + timedelta(days=day), dtime(hour, minute), tzinfo=zone)
+                moment = wall.astimezone(timezone.utc)
+                if moment >= start:
+                    break
+            cache[name] = moment.replace(tzinfo=None)
+        return cache[name]
+
+    return due
 
 
 def _variants(campaign):

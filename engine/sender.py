@@ -302,13 +302,14 @@ def stalled_work(now=None):
     and has not moved for a lease. Re-queuing is safe: the unique index and the claims keep every
     recipient exactly-once.
     """
-    cutoff = lease_cutoff(now or utcnow())
+    now = now or utcnow()
+    cutoff = lease_cutoff(now)
     sending = list(Campaign.objects(status=SENDING).only("id", "planned", "updated_at", "ab_test"))
     replan = [str(c.pk) for c in sending if c.planned is None and c.updated_at and c.updated_at < cutoff
               and (c.ab_test or {}).get("phase") != AB_WAITING]  # a test waiting for its decision is not stalled
     batches = {}
     for campaign in sending:
-        lost = store.lost_batches(campaign.pk, cutoff)
+        lost = store.lost_batches(campaign.pk, cutoff, now)
         if lost:
             batches[str(campaign.pk)] = lost
     return replan, batches

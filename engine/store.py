@@ -11,6 +11,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from models import BatchClaim, Delivery
 from models.db import in_chunks
+from models.base import utcnow
 from models.delivery import DELIVERED, FAILED, PENDING, SENT
 
 DUPLICATE_KEY = 11000
@@ -36,10 +37,15 @@ def insert_records(docs):
             raise
 
 
+def due(now):
+    """PENDING records that may be sent at ``now``: any without ``notBefore`` (a time-of-day send)."""
+    return {"$or": [{"notBefore": None}, {"notBefore": {"$lte": now}}]}
+
+
 def claim(token, worker, now, lease_cutoff, limit=None):
-    """Claim batch ``token`` for ``worker`` (one write) and read its PENDING records in send order
-    (``limit``: how many it can have, so they come in one reply); None when another worker holds a
-    live claim on it."""
+    """Claim batch ``token`` for ``worker`` (one write) and read its PENDING records that are due, in
+    send order (``limit``: how many it can have, so they come in one reply); None when another worker
+    holds a live claim on it."""
     try:  # free, expired or already ours → ours; a live claim of someone else → duplicate _id
         _claims().update_one(
             {"_id": token, "$or": [{"claimedAt": {"$lt": lease_cutoff}}, {"claimedBy": worker}]},
@@ -48,7 +54,8 @@ def claim(token, worker, now, lease_cutoff, limit=None):
     except DuplicateKeyError:
         return None
     return list(_deliveries().find(
-        {"batch": token, "status": PENDING}, {"email": 1, "vendorMessageId": 1, "customer": 1, "variant": 1},
+        {"batch": token, "status": PENDING, **due(now)},
+        {"email": 1, "vendorMessageId": 1, "customer": 1, "variant": 1},
     ).sort("_id", 1).batch_size(0 if limit is None else limit))
 
 
@@ -113,11 +120,11 @@ def requeue_failed(campaign_pk, retry):
             "$unset": {"failedAt": "", "deliveredAt": "", "sentAt": ""}})
 
 
-def lost_batches(campaign_pk, lease_cutoff):
-    """Batches with PENDING records older than the lease and no live claim (their task was lost, or
-    their worker died)."""
+def lost_batches(campaign_pk, lease_cutoff, now=None):
+    """Batches with due PENDING records older than the lease and no live claim (their task was lost,
+    their worker died, or their recipients' local time has come)."""
     tokens = _deliveries().distinct("batch", {
-        "campaign": campaign_pk, "status": PENDING, "createdAt": {"$lt": lease_cutoff}})
+        "campaign": campaign_pk, "status": PENDING, "createdAt": {"$lt": lease_cutoff}, **due(now or utcnow())})
     if not tokens:
         return []
     held = {token for chunk in in_chunks(tokens)
@@ -212,9 +219,10 @@ def apply_receipt_groups(groups):
     return {key: _modified(updates) for key, updates in operations.items()}
 
 
-def new_record(campaign_pk, customer, token, now, message_id_domain, variant=None, test_group=False):
+def new_record(campaign_pk, customer, token, now, message_id_domain, variant=None, test_group=False,
+               not_before=None):
     """A PENDING delivery record document for one recipient (of A/B ``variant``, an index; in the
-    test group or not)."""
+    test group or not; not to be sent before ``not_before``)."""
     delivery_id = ObjectId()
     doc = {"_id": delivery_id, "campaign": campaign_pk, "customer": customer["_id"],
            "email": customer.get("email") or "", "status": PENDING,
@@ -224,6 +232,8 @@ def new_record(campaign_pk, customer, token, now, message_id_domain, variant=Non
         doc["variant"] = variant
     if test_group:
         doc["testGroup"] = True
+    if not_before is not None:
+        doc["notBefore"] = not_before
     return doc
 
 

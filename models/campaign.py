@@ -47,6 +47,8 @@ class Campaign(TimestampedDocument):
     status = StringField(choices=STATUSES, default=DRAFT)
     scheduled_at = DateTimeField(db_field="scheduledAt")
     messages_per_second = FloatField(db_field="messagesPerSecond")
+    # "HH:MM": each recipient's message is due at that time in their own zone (engine.planner)
+    send_at_local_time = StringField(db_field="sendAtLocalTime")
     audience_size = IntField(db_field="audienceSize")
     started_at = DateTimeField(db_field="startedAt")
     completed_at = DateTimeField(db_field="completedAt")

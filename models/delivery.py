@@ -48,6 +48,7 @@ class Delivery(Document):
     delivered_at = DateTimeField(db_field="deliveredAt")
     failed_at = DateTimeField(db_field="failedAt")
     variant = IntField()  # the A/B variant's index (engine.abtest); None outside A/B tests
+    not_before = DateTimeField(db_field="notBefore")  # sent at a local time: not due before this (engine.planner)
     test_group = BooleanField(db_field="testGroup")  # sent in an A/B test's test (not as the winner)
     bounce = StringField(choices=("hard", "soft"))  # a FAILED receipt said the message bounced
     complained_at = DateTimeField(db_field="complainedAt")  # the recipient reported it as spam

@@ -30,6 +30,7 @@ def present(*names):
     return {"properties": {name: {} for name in names}, "required": list(names)}
 
 MAX_MESSAGE = 5000
+LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 MIN_RATE, MAX_RATE = 0.1, 10_000  # messages per second
 
 
@@ -95,6 +96,16 @@ class CampaignIn(ContentIn):
     scheduled_at = UtcDateTime()
     channel = fields.String(validate=validate.OneOf(CHANNELS))
     messages_per_second = StrictNumber(validate=validate.Range(min=MIN_RATE, max=MAX_RATE))
+    send_at_local_time = fields.String(validate=validate.Regexp(
+        LOCAL_TIME_PATTERN, error="A time HH:MM (00:00–23:59)."), metadata={"description": (
+        "Each recipient's message at this time in their own time zone (their `timezone`, else DEFAULT_TIMEZONE): "
+        "the first such moment after sending starts, so everyone has it within a day. Not with abTest.")})
+
+    @validates_schema
+    def _local_time_alone(self, data, **kwargs):
+        if "send_at_local_time" in data and "ab_test" in data:
+            raise ValidationError("An A/B test decides on the whole test group at once: send at a local time "
+                                  "without abTest.", "sendAtLocalTime")
 
     @validates("scheduled_at")
     def _in_future(self, value, data_key):
@@ -159,6 +170,7 @@ class CampaignOut(ApiSchema):
     segment_id = ObjectIdString(allow_none=True)
     scheduled_at = UtcDateTime(allow_none=True)
     messages_per_second = fields.Float(allow_none=True)
+    send_at_local_time = fields.String(allow_none=True)
     audience_size = fields.Function(lambda c: c.audience_size or 0, metadata={"type": "integer"})
     audience = fields.Function(
         lambda c: [{"audienceSize": c.audience_size or 0}],

@@ -12,6 +12,23 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MUTATIONS = [
+    # --- issue 22: sending at each recipient's local time ---
+    ("a local time is read with the offset sending started at (clock changes ignored)", "engine/planner.py",
+     "                moment = wall.astimezone(timezone.utc)",
+     "                moment = (wall.replace(tzinfo=None) - local.utcoffset()).replace(tzinfo=timezone.utc)",
+     ["tests/test_local_time.py::test_each_recipient_gets_it_at_ten_in_their_own_zone_across_the_clock_change"]),
+    ("a batch sends records whose local time has not come", "engine/store.py",
+     '        {"batch": token, "status": PENDING, **due(now)},',
+     '        {"batch": token, "status": PENDING},',
+     ["tests/test_local_time.py::test_each_recipient_gets_it_at_ten_in_their_own_zone_across_the_clock_change"]),
+    ("every recipient gets the workspace's local time", "engine/planner.py",
+     '        name = customer.get("timezone") or default',
+     "        name = default",
+     ["tests/test_local_time.py::test_each_recipient_gets_it_at_ten_in_their_own_zone_across_the_clock_change"]),
+    ("a due local-time batch waits for nothing to re-queue it", "engine/store.py",
+     '        "campaign": campaign_pk, "status": PENDING, "createdAt": {"$lt": lease_cutoff}, **due(now or utcnow())})',
+     '        "campaign": campaign_pk, "status": PENDING, "createdAt": {"$lt": lease_cutoff}, "notBefore": None})',
+     ["tests/test_local_time.py::test_each_recipient_gets_it_at_ten_in_their_own_zone_across_the_clock_change"]),
     # --- issue 22: events and the timeline ---
     ("event property keys may be operators or paths", "schemas/event.py",
      '            if key.startswith("$") or "." in key or not key:',
@@ -219,8 +236,8 @@ MUTATIONS = [
      "              ]",
      ["tests/test_abtest.py::test_the_test_group_is_a_seeded_even_split_and_the_rest_waits"]),
     ("claim also takes SENT records", "engine/store.py",
-     '{"batch": token, "status": PENDING}, {"email": 1, "vendorMessageId": 1, "customer": 1, "variant": 1},',
-     '{"batch": token, "status": {"$in": [PENDING, SENT]}}, {"email": 1, "vendorMessageId": 1, "customer": 1, "variant": 1},',
+     '        {"batch": token, "status": PENDING, **due(now)},\n',
+     '        {"batch": token, "status": {"$in": [PENDING, SENT]}, **due(now)},\n',
      ["tests/test_engine_control.py::test_a_batch_redelivered_mid_campaign_sends_nobody_twice",
       "tests/test_queue.py::test_a_batch_redelivered_while_the_campaign_is_still_sending_is_not_sent_again"]),
     ("the sender never re-reads the campaign's state", "engine/sender.py",
