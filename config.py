@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import math
 import os
+import re
 import secrets
 import string
 import sys
@@ -16,6 +17,7 @@ import zoneinfo
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
+QUIET_HOURS_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 GOOGLE_DISCOVERY_DEFAULT = "https://accounts.google.com/.well-known/openid-configuration"
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -256,6 +258,9 @@ SETTINGS = [
         ("SCHEDULER_INTERVAL_S", "positive", 15, "the scheduler's and beat's period"),
         ("DEFAULT_TIMEZONE", "text", "UTC", "the workspace's time zone (IANA name): a campaign sent at a local time "
          "reaches customers without a `timezone` at that time here"),
+        ("QUIET_HOURS", "text", "", "`HH:MM-HH:MM` (e.g. `21:00-08:00`): no campaign message is sent while it is "
+         "within these hours in the recipient's own zone; it waits for the end of them (empty: off)",
+         {"example": "21:00-08:00"}),
         ("RFM_INTERVAL_H", "positive", 24, "hours between full RFM passes (scores by quintiles, segments); "
          "orders rescore their customers at once in between"),
         ("MESSAGE_ID_DOMAIN", "text", "crm.local", "domain of the `Message-ID`s the engine assigns",
@@ -475,6 +480,9 @@ def finalize(config):
     except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
         raise ConfigError("DEFAULT_TIMEZONE must be an IANA time zone name, "
                           f"not {config.get('DEFAULT_TIMEZONE')!r}") from exc
+    quiet = config.get("QUIET_HOURS") or ""
+    if quiet and (not QUIET_HOURS_RE.match(quiet) or quiet[:5] == quiet[6:]):
+        raise ConfigError(f"QUIET_HOURS must be HH:MM-HH:MM with two different times (e.g. 21:00-08:00), not {quiet!r}")
     if not 0.5 <= config.get("AB_CONFIDENCE", 0.95) < 1:
         raise ConfigError("AB_CONFIDENCE must be at least 0.5 and below 1")
     if config.get("CELERY_BROKER_URL") and not config.get("MONGO_URI") and not config.get("TESTING"):

@@ -30,7 +30,7 @@ MESSAGES = Counter(f"{PREFIX}_messages", "Campaign messages by outcome: handed_o
                    ["outcome"])
 DEFERRED = Counter(f"{PREFIX}_messages_deferred", "Sends put off, by reason: rate_limit (waited for the "
                    "campaign's pace), vendor_unavailable (a retry after the vendor's temporary error), local_time (planned "
-                   "for the recipient's own time of day)",
+                   "for the recipient's own time of day), quiet_hours (held until the recipient's quiet hours end)",
                    ["reason"])
 RECEIPTS = Counter(f"{PREFIX}_receipts", "Delivery receipts by the status they report and what they did: "
                    "applied (changed a record), unchanged (already applied or final), unknown (no such "

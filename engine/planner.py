@@ -10,14 +10,11 @@ they are sent (:mod:`engine.sender`), not here: a record holds nothing personal 
 ``audienceSize`` becomes exactly the members it found (records + suppressed).
 """
 import uuid
-from datetime import datetime, timedelta, timezone
-from datetime import time as dtime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
 
 import metrics
-from engine import abtest, control, store
+from engine import abtest, control, localtime, store
 from engine.audience import audience_query
 from models import Campaign, Customer, Suppression
 from models.base import utcnow
@@ -132,28 +129,17 @@ def _local_times(campaign, now):
     started, as a UTC instant; wall times a clock change skips are moved past the gap."""
     if not campaign.send_at_local_time:
         return lambda customer: None
-    hour, minute = (int(part) for part in campaign.send_at_local_time.split(":"))
-    start = (campaign.started_at or now).replace(tzinfo=timezone.utc)
-    default = current_app.config.get("DEFAULT_TIMEZONE") or "UTC"
-    cache = {}
+    hour, minute = localtime.parse(campaign.send_at_local_time)
+    start = campaign.started_at or now
+    zones, due = {}, {}
 
-    def due(customer):
-        name = customer.get("timezone") or default
-        if name not in cache:
-            try:
-                zone = ZoneInfo(name)
-            except (ValueError, ZoneInfoNotFoundError):  # stored around the API: the workspace's zone
-                zone = ZoneInfo(default)
-            local = start.astimezone(zone)
-            for day in range(3):  # today's HH:MM, or the next day's (one more for a skipped wall time)
-                wall = datetime.combine(local.date() + timedelta(days=day), dtime(hour, minute), tzinfo=zone)
-                moment = wall.astimezone(timezone.utc)
-                if moment >= start:
-                    break
-            cache[name] = moment.replace(tzinfo=None)
-        return cache[name]
+    def when(customer):
+        zone = localtime.zone_of(customer, zones)
+        if zone.key not in due:
+            due[zone.key] = localtime.next_wall_time(start, hour, minute, zone)
+        return due[zone.key]
 
-    return due
+    return when
 
 
 def _variants(campaign):

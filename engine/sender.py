@@ -29,7 +29,7 @@ from datetime import timedelta
 from flask import current_app
 
 import metrics
-from engine import control, content, store, tracking
+from engine import control, content, localtime, store, tracking
 from engine.audience import audience_query
 from engine.templates import CUSTOMER_FIELDS
 from engine.vendors import OutgoingMessage, VendorRejected, VendorUnavailable
@@ -107,6 +107,11 @@ class _Outcomes:
 
     def _reset(self):
         self.attempted, self.failed, self.first_at, self.started = [], {}, None, time.monotonic()
+        self.deferrals = []
+
+    def deferred(self, record_id, until):
+        """The record is not sent now: its recipient's quiet hours last ``until``."""
+        self.deferrals.append((record_id, until))
 
     def handed_off(self, record_id):
         """The vendor took the record's message."""
@@ -125,7 +130,9 @@ class _Outcomes:
             self.flush()
 
     def flush(self):
-        """Write what is buffered."""
+        """Write what is buffered: deferrals first (they stay PENDING, due later), then outcomes."""
+        if self.deferrals:
+            metrics.DEFERRED.labels("quiet_hours").inc(store.defer(self.deferrals))
         sent, failed = store.record_outcomes(self.token, self.attempted, self.first_at, self.failed, utcnow())
         for outcome, count in ((metrics.HANDED_OFF, sent), (metrics.FAILED, failed)):
             if count:
@@ -145,6 +152,7 @@ class _Batch:
         self.contents = {}  # by A/B variant; the vendor makes header values safe (engine.vendors.header_safe)
         self.base_url = unsubscribe.base_url()
         self.customers = _customers([record["customer"] for record in records], campaign)
+        self.quiet, self.zones = localtime.quiet_window(), {}
         self._sessions = ExitStack()
         self._session = None
         self.last_error = None
@@ -162,6 +170,8 @@ class _Batch:
                             return STOPPED
                 if not self.control.sending():
                     return STOPPED
+                if self._in_quiet_hours(record):
+                    continue
                 result = self._send_one(record, 1 if probing else self.max_attempts)
                 if result == STOPPED:
                     return STOPPED
@@ -214,6 +224,18 @@ class _Batch:
             return DONE
         return DONE
 
+    def _in_quiet_hours(self, record):
+        """True (and the record deferred to the end of them) when it is quiet hours where its
+        recipient is (``QUIET_HOURS`` in their own zone)."""
+        customer = self.customers.get(record["customer"])
+        if self.quiet is None or customer is None:
+            return False
+        until = localtime.quiet_until(utcnow(), localtime.zone_of(customer, self.zones), self.quiet)
+        if until is None:
+            return False
+        self.outcomes.deferred(record["_id"], until)
+        return True
+
     def _message(self, record):
         """The record's :class:`OutgoingMessage`, or why it cannot be sent."""
         customer = self.customers.get(record["customer"])
@@ -262,7 +284,7 @@ def _customers(ids, campaign):
     wanted = set(ids)
     if not wanted:
         return {}
-    collection, projection = Customer._get_collection(), dict.fromkeys(CUSTOMER_FIELDS, 1)
+    collection, projection = Customer._get_collection(), dict.fromkeys((*CUSTOMER_FIELDS, "timezone"), 1)
     found = {}
     try:
         run = {"$and": [audience_query(campaign), {"_id": {"$gte": min(wanted), "$lte": max(wanted)}}]}

@@ -6,7 +6,7 @@ groupings by aggregation), so the database filters and counts, never Python.
 import uuid
 
 from bson import ObjectId
-from pymongo import UpdateMany
+from pymongo import UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from models import BatchClaim, Delivery
@@ -81,8 +81,9 @@ def record_outcomes(token, attempted, sent_at, failed, failed_at):
     not_sent = {i for ids in failed.values() for i in ids}
     operations = []
     sent = {"$set": {"status": SENT, "sentAt": sent_at, "error": None}, "$inc": {"attempts": 1}}
-    if not not_sent:
-        operations.append(UpdateMany({**pending, "_id": {"$gte": attempted[0], "$lte": attempted[-1]}}, sent))
+    if not not_sent:  # (a record deferred to later in the range is due later: left PENDING)
+        operations.append(UpdateMany({**pending, "_id": {"$gte": attempted[0], "$lte": attempted[-1]},
+                                      **due(sent_at)}, sent))
     else:  # the few failed ones are named; then the sent ones are (in lists of at most MONGO_MAX_IN)
         for chunk in in_chunks(i for i in attempted if i not in not_sent):
             operations.append(UpdateMany({**pending, "_id": {"$in": chunk}}, sent))
@@ -94,6 +95,13 @@ def record_outcomes(token, attempted, sent_at, failed, failed_at):
 
 def _modified(operations):
     """Run ``operations`` in one bulk write; how many records they changed."""
+    return _deliveries().bulk_write(operations, ordered=False).modified_count if operations else 0
+
+
+def defer(pairs):
+    """``[(record id, until)]``: PENDING records put off (quiet hours) until then; how many."""
+    operations = [UpdateOne({"_id": record_id, "status": PENDING}, {"$set": {"notBefore": until}})
+                  for record_id, until in pairs]
     return _deliveries().bulk_write(operations, ordered=False).modified_count if operations else 0
 
 

@@ -32,6 +32,12 @@ def _sent(email):
     return Delivery.objects.get(email=email)
 
 
+def _handed(app, email):
+    """How many messages the vendor took for ``email``."""
+    with app.app_context():
+        return sum(1 for message in engine.vendor(app).messages if message.to == email)
+
+
 @pytest.fixture
 def people(app):
     seed_customers([{"name": "Asha", "email": "asha@shop.com", "timezone": "Asia/Kolkata"},
@@ -55,8 +61,10 @@ def test_each_recipient_gets_it_at_ten_in_their_own_zone_across_the_clock_change
         _travel_to(clock, due - timedelta(minutes=1))
         _sweep(app)
         assert _sent(email).status == PENDING, f"{email} was sent before their 10:00"
+        assert _handed(app, email) == 0, f"the vendor had {email}'s message before their 10:00"
         _travel_to(clock, due + timedelta(seconds=30))
         _sweep(app)
+        assert _handed(app, email) == 1
         record = _sent(email)
         assert record.status != PENDING and due <= record.sent_at <= due + timedelta(minutes=1), email
         local = record.sent_at.replace(tzinfo=timezone.utc).astimezone(
@@ -100,3 +108,49 @@ def test_a_workspace_zone_that_is_not_one_refuses_to_start(make_app):
 
     with pytest.raises(ConfigError, match="DEFAULT_TIMEZONE"):
         make_app(DEFAULT_TIMEZONE="Mars/Olympus_Mons")
+
+
+ZONES = {"asha@shop.com": "Asia/Kolkata", "kavi@shop.com": "Asia/Kolkata", "nora@shop.com": "America/New_York",
+         "una@shop.com": "UTC"}
+
+
+def test_quiet_hours_hold_each_message_until_eight_where_its_recipient_is(make_app, clock):
+    from tests.factories import make_user, signed_in
+
+    app = make_app(QUIET_HOURS="21:00-08:00")
+    client = signed_in(app, make_user())
+    seed_customers([{"name": "Asha", "email": "asha@shop.com", "timezone": "Asia/Kolkata"},
+                    {"name": "Nora", "email": "nora@shop.com", "timezone": "America/New_York"},
+                    {"name": "Kavi", "email": "kavi@shop.com", "timezone": "Asia/Kolkata"},  # sent: Nora between
+                    {"name": "Una", "email": "una@shop.com"}])
+    # 03:00 UTC on the day New York's clocks change: 22:00 there (quiet), 08:30 in Kolkata, 03:00 in UTC (quiet)
+    _travel_to(clock, datetime(2026, 3, 8, 3, 0))
+    ident = client.post("/api/campaigns", json={"name": "Now", "rules": [], "text": "Hi"}).get_json()["_id"]
+    client.post(f"/api/campaigns/{ident}/send")
+    assert engine.wait_idle(app, timeout=60)
+    with app.app_context():
+        assert _sent("asha@shop.com").status != PENDING  # not quiet in Kolkata: sent at once
+        assert _sent("kavi@shop.com").status != PENDING
+        assert _sent("una@shop.com").status == PENDING and _sent("nora@shop.com").status == PENDING
+        for email, end in (("una@shop.com", datetime(2026, 3, 8, 8, 0)),      # 08:00 UTC
+                           ("nora@shop.com", datetime(2026, 3, 8, 12, 0))):   # 08:00 EDT, after the change
+            _travel_to(clock, end - timedelta(minutes=1))
+            _sweep(app)
+            assert _sent(email).status == PENDING, f"{email} was sent in their quiet hours"
+            assert _handed(app, email) == 0, f"the vendor had {email}'s message in their quiet hours"
+            _travel_to(clock, end + timedelta(seconds=30))
+            _sweep(app)
+            assert _sent(email).status != PENDING and _handed(app, email) == 1, email
+        assert Campaign.objects.get(pk=ident).status == "completed"
+        assert sorted(message.to for message in engine.vendor(app).messages) == sorted(ZONES)  # once each
+        for record in Delivery.objects:
+            local = record.sent_at.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(ZONES[record.email]))
+            assert 8 <= local.hour < 21, (record.email, local)
+
+
+@pytest.mark.parametrize("value", ["21:00", "21:00-8:00", "25:00-08:00", "08:00-08:00"])
+def test_quiet_hours_that_are_not_a_window_refuse_to_start(make_app, value):
+    from config import ConfigError
+
+    with pytest.raises(ConfigError, match="QUIET_HOURS"):
+        make_app(QUIET_HOURS=value)
