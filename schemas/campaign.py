@@ -66,6 +66,7 @@ class CampaignIn(ContentIn):
         {"anyOf": [{"required": [name]} for name in ("text", "message", "html", "templateId")]},
         {"not": present("text", "message")},
         {"oneOf": [present("variants", "abTest"), {"not": {"anyOf": [present("variants"), present("abTest")]}}]},
+        {"not": present("sendAtLocalTime", "abTest")},
     ]}
 
     name = TrimmedString(required=True, validate=[validate.Length(min=1, max=200), single_line],
