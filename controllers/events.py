@@ -4,7 +4,6 @@ from engine import store
 from errors import ApiError
 from models import Customer, CustomerEvent, Order
 from models.base import utcnow
-from schemas.event import TIMELINE_TYPES
 from services import events as bus
 
 
@@ -34,7 +33,7 @@ def timeline(customer_id, query):
     pk = object_id_or_404("customer", customer_id)
     if not Customer.objects(pk=pk).count():
         raise ApiError.not_found("customer", customer_id)
-    kinds = [kind.strip() for kind in query["types"].split(",")] if query.get("types") else list(TIMELINE_TYPES)
+    kinds = query["types"]
     page, per_page = query["page"], query["per_page"]
     depth = page * per_page
     total, items = 0, []

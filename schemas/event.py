@@ -1,7 +1,7 @@
 """The track API (``POST /events``) and a customer's timeline (``GET /customers/<id>/timeline``)."""
 import json
 
-from marshmallow import ValidationError, fields, validate, validates, validates_schema
+from marshmallow import ValidationError, fields, post_load, validate, validates, validates_schema
 
 from models.base import utcnow
 from schemas.common import (
@@ -103,6 +103,12 @@ class TimelineQuery(PageQuery):
         unknown = [kind for kind in value.split(",") if kind.strip() not in TIMELINE_TYPES]
         if unknown or not value:
             raise ValidationError(f"A comma-separated list of: {', '.join(TIMELINE_TYPES)}.")
+
+    @post_load
+    def _as_list(self, data, **kwargs):
+        """``types`` as the list of kinds to read (every kind when not given)."""
+        data["types"] = [kind.strip() for kind in data["types"].split(",")] if "types" in data else list(TIMELINE_TYPES)
+        return data
 
 
 

@@ -38,6 +38,19 @@ def _handed(app, email):
         return sum(1 for message in engine.vendor(app).messages if message.to == email)
 
 
+def _sent_exactly_at(app, clock, email, moment, why):
+    """A minute before ``moment`` the record waits and the vendor has nothing for ``email``; just
+    after it (the sweep having run each time) the vendor has it once and the record is sent."""
+    _travel_to(clock, moment - timedelta(minutes=1))
+    _sweep(app)
+    assert _sent(email).status == PENDING, f"{email} was sent {why}"
+    assert _handed(app, email) == 0, f"the vendor had {email}'s message {why}"
+    _travel_to(clock, moment + timedelta(seconds=30))
+    _sweep(app)
+    assert _sent(email).status != PENDING and _handed(app, email) == 1, email
+    return _sent(email)
+
+
 @pytest.fixture
 def people(app):
     seed_customers([{"name": "Asha", "email": "asha@shop.com", "timezone": "Asia/Kolkata"},
@@ -58,15 +71,8 @@ def test_each_recipient_gets_it_at_ten_in_their_own_zone_across_the_clock_change
                 "una@shop.com": datetime(2026, 3, 8, 10, 0),    # 10:00 UTC
                 "nora@shop.com": datetime(2026, 3, 8, 14, 0)}   # 10:00 EDT (UTC-4 since 07:00 UTC that day)
     for email, due in sorted(expected.items(), key=lambda item: item[1]):
-        _travel_to(clock, due - timedelta(minutes=1))
-        _sweep(app)
-        assert _sent(email).status == PENDING, f"{email} was sent before their 10:00"
-        assert _handed(app, email) == 0, f"the vendor had {email}'s message before their 10:00"
-        _travel_to(clock, due + timedelta(seconds=30))
-        _sweep(app)
-        assert _handed(app, email) == 1
-        record = _sent(email)
-        assert record.status != PENDING and due <= record.sent_at <= due + timedelta(minutes=1), email
+        record = _sent_exactly_at(app, clock, email, due, "before their 10:00")
+        assert due <= record.sent_at <= due + timedelta(minutes=1), email
         local = record.sent_at.replace(tzinfo=timezone.utc).astimezone(
             ZoneInfo({"asha@shop.com": "Asia/Kolkata", "nora@shop.com": "America/New_York"}.get(email, "UTC")))
         assert (local.hour, local.minute) == (10, 0), (email, local)
@@ -134,13 +140,7 @@ def test_quiet_hours_hold_each_message_until_eight_where_its_recipient_is(make_a
         assert _sent("una@shop.com").status == PENDING and _sent("nora@shop.com").status == PENDING
         for email, end in (("una@shop.com", datetime(2026, 3, 8, 8, 0)),      # 08:00 UTC
                            ("nora@shop.com", datetime(2026, 3, 8, 12, 0))):   # 08:00 EDT, after the change
-            _travel_to(clock, end - timedelta(minutes=1))
-            _sweep(app)
-            assert _sent(email).status == PENDING, f"{email} was sent in their quiet hours"
-            assert _handed(app, email) == 0, f"the vendor had {email}'s message in their quiet hours"
-            _travel_to(clock, end + timedelta(seconds=30))
-            _sweep(app)
-            assert _sent(email).status != PENDING and _handed(app, email) == 1, email
+            _sent_exactly_at(app, clock, email, end, "in their quiet hours")
         assert Campaign.objects.get(pk=ident).status == "completed"
         assert sorted(message.to for message in engine.vendor(app).messages) == sorted(ZONES)  # once each
         for record in Delivery.objects:
