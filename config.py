@@ -17,6 +17,7 @@ import zoneinfo
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
+FREQUENCY_CAP_RE = re.compile(r"^([1-9][0-9]{0,3})/([1-9][0-9]{0,3})h$")
 QUIET_HOURS_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 GOOGLE_DISCOVERY_DEFAULT = "https://accounts.google.com/.well-known/openid-configuration"
@@ -261,6 +262,14 @@ SETTINGS = [
         ("QUIET_HOURS", "text", "", "`HH:MM-HH:MM` (e.g. `21:00-08:00`): no campaign message is sent while it is "
          "within these hours in the recipient's own zone; it waits for the end of them (empty: off)",
          {"example": "21:00-08:00"}),
+        ("FREQUENCY_CAP", "text", "", "`N/Hh` (e.g. `3/24h`): at most N marketing messages per customer in any H "
+         "hours, campaigns and flows together (transactional flows are exempt); a message over it is not sent and "
+         "counted `capped` (empty: off)", {"example": "3/24h"}),
+        ("FLOW_BATCH", "count", 200, "flow enrolments a worker claims at a time"),
+        ("FLOW_SWEEP_INTERVAL_S", "positive", 300, "seconds between sweeps that enter customers into segment, "
+         "win-back and anniversary flows (and catch up on missed entries)"),
+        ("FLOW_CONVERSION_DAYS", "positive", 5, "an order within this many days of entering a flow converts the "
+         "entry (the flow's converted count and revenue)"),
         ("RFM_INTERVAL_H", "positive", 24, "hours between full RFM passes (scores by quintiles, segments); "
          "orders rescore their customers at once in between"),
         ("MESSAGE_ID_DOMAIN", "text", "crm.local", "domain of the `Message-ID`s the engine assigns",
@@ -483,6 +492,8 @@ def finalize(config):
     quiet = config.get("QUIET_HOURS") or ""
     if quiet and (not QUIET_HOURS_RE.match(quiet) or quiet[:5] == quiet[6:]):
         raise ConfigError(f"QUIET_HOURS must be HH:MM-HH:MM with two different times (e.g. 21:00-08:00), not {quiet!r}")
+    if (config.get("FREQUENCY_CAP") or "") and not FREQUENCY_CAP_RE.match(config["FREQUENCY_CAP"]):
+        raise ConfigError(f"FREQUENCY_CAP must be N/Hh (e.g. 3/24h), not {config['FREQUENCY_CAP']!r}")
     if not 0.5 <= config.get("AB_CONFIDENCE", 0.95) < 1:
         raise ConfigError("AB_CONFIDENCE must be at least 0.5 and below 1")
     if config.get("CELERY_BROKER_URL") and not config.get("MONGO_URI") and not config.get("TESTING"):

@@ -25,8 +25,9 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 REQUESTS = Histogram(f"{PREFIX}_http_request_duration_seconds",
                      "HTTP requests answered, by method, route template and status, with their latency",
                      ["method", "route", "status"], buckets=LATENCY_BUCKETS)
-MESSAGES = Counter(f"{PREFIX}_messages", "Campaign messages by outcome: handed_off to the vendor, or failed "
-                   "before it took them (each delivery record counted once, when its state is written)",
+MESSAGES = Counter(f"{PREFIX}_messages", "Messages (campaigns' and flows') by outcome: handed_off to the vendor, or "
+                   "failed before it took them (each delivery record counted once, when its state is written); "
+                   "capped: not sent for FREQUENCY_CAP (a campaign's capped record also counts as failed)",
                    ["outcome"])
 DEFERRED = Counter(f"{PREFIX}_messages_deferred", "Sends put off, by reason: rate_limit (waited for the "
                    "campaign's pace), vendor_unavailable (a retry after the vendor's temporary error), local_time (planned "

@@ -3,10 +3,12 @@
 JSON Schema cannot relate a value to the clock or to another value, so the document states these in
 descriptions: ``scheduledAt`` and an API key's ``expiresAt`` in the future, an order's ``date`` at
 most a day ahead, ``to`` after ``from`` (reports, orders), a by-email body's address equal to the
-path's, an event's ``at`` at most a day ahead, a ``between`` pair low to high, an import file whose header fits its type (and a mapping
-naming its columns), a customer's ``attributes`` naming declared attributes only (the run declares
-none: they are left out), a ``timezone`` the zone database has, event property keys that are not
-empty, start with no ``$`` and hold no dot. Before each call of a request
+path's, an event's ``at`` at most a day ahead, a ``between`` pair low to high, an import file whose
+header fits its type (and a mapping naming its columns), a customer's ``attributes`` naming declared
+attributes only (the run declares none: they are left out), a ``timezone`` the zone database has,
+event property keys that are not empty, start with no ``$`` and hold no dot, a flow whose segment,
+template and branch targets exist, waits within a year and content with known placeholders (see
+``_keep_flow``). Before each call of a request
 drawn to be valid, a value that breaks one of them is replaced by one that keeps it (a valid value
 by another valid value). Requests drawn to be invalid are sent as drawn.
 """
@@ -83,6 +85,8 @@ def before_call(context, case, **kwargs):
             _keep_dates(item, path, now)
             if "/customers" in path:
                 _keep_profile(item)
+    if isinstance(body, dict) and path.startswith("/api/flows"):
+        _keep_flow(body)
     if isinstance(body, dict) and path.endswith("/events") and isinstance(body.get("properties"), dict):
         body["properties"] = _plain_keys(body["properties"])
     if isinstance(body, dict):
@@ -102,6 +106,51 @@ def before_call(context, case, **kwargs):
         start, end = _instant(query.get("from")), _instant(query.get("to"))
         if start is not None and end is not None and end <= start:
             query["to"] = _iso(start + timedelta(days=1))
+
+
+def _keep_flow(body):
+    """A flow the run can save: no segment or date attribute to name (it makes none), branch targets
+    next/exit (a later index depends on the list drawn), waits of 1 minute to 365 days, message
+    content without placeholders (braces), no template to copy, no attribute to set (none declared)."""
+    trigger = body.get("trigger")
+    if isinstance(trigger, dict):
+        if trigger.get("type") in ("segment.entered", "anniversary"):
+            body["trigger"] = {"type": "customer.created"}
+        elif isinstance(trigger.get("rules"), list):
+            _order_between_pairs(trigger["rules"])
+            _keep_within_limits(trigger["rules"])
+    for step in body.get("steps") if isinstance(body.get("steps"), list) else ():
+        if not isinstance(step, dict):
+            continue
+        kind = step.get("type")
+        if kind == "branch":
+            for key in ("then", "else"):
+                if isinstance(step.get(key), int):
+                    step[key] = "next"
+            if isinstance(step.get("rules"), list):
+                _order_between_pairs(step["rules"])
+                _keep_within_limits(step["rules"])
+        elif kind == "wait" and "until" not in step:
+            minutes = step.get("days", 0) * 1440 + step.get("hours", 0) * 60 + step.get("minutes", 0)
+            if not 0 < minutes <= 365 * 1440:
+                for key in ("days", "hours"):
+                    step.pop(key, None)
+                step["minutes"] = 60
+        elif kind == "wait":
+            for key in ("days", "hours", "minutes"):
+                step.pop(key, None)
+        elif kind == "send":
+            step.pop("templateId", None)
+            for key in ("subject", "preheader", "html", "text"):
+                if isinstance(step.get(key), str):
+                    step[key] = step[key].replace("{", "(").replace("}", ")")
+            step.setdefault("subject", "Hello")
+            if not step.get("html") and not step.get("text"):
+                step["text"] = "Hello"
+        elif kind == "update":
+            step.pop("attributes", None)
+            if not step.get("addTags") and not step.get("removeTags"):
+                step["addTags"] = ["fuzz"]
 
 
 def _plain_keys(node):

@@ -17,9 +17,11 @@ from schemas.common import (
     ObjectIdString,
     TrimmedString,
     UtcDateTime,
+    camel_case,
     single_line,
     some_of,
 )
+from schemas.flow import flow_components
 from schemas.rules import rule_components
 
 TITLE = "CRM API"
@@ -254,6 +256,8 @@ def build_spec(app):
         {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "The same key, another header"},
     )
     spec.components.schema("Error", schema=ErrorOut)
+    for name, schema_class in flow_components():  # the flow's trigger and step types, referred to by name
+        spec.components.schema(name, schema=schema_class)
     for name, description in ERROR_RESPONSES.values():
         spec.components.response(
             name,
@@ -314,7 +318,7 @@ def _body_constraints(schema_class):
     """What a body schema requires beyond its fields (``SOME_OF``, ``OPENAPI``), in JSON Schema."""
     constraints = dict(getattr(schema_class, "OPENAPI", {}))
     if getattr(schema_class, "SOME_OF", None):
-        constraints.update(some_of(*schema_class.SOME_OF))
+        constraints.update(some_of(*(camel_case(name) for name in schema_class.SOME_OF)))
     return constraints
 
 

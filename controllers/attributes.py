@@ -3,10 +3,11 @@ from mongoengine.errors import NotUniqueError
 
 from controllers.common import paginate, user_id
 from errors import ApiError
-from models import AttributeDefinition, Campaign, Customer, Segment
+from models import AttributeDefinition, Campaign, Customer, Flow, Segment
 from models.attribute import MAX_ATTRIBUTES
 from models.base import utcnow
 from models.campaign import DRAFT, PAUSED, SCHEDULED, SENDING
+from models.flow import ARCHIVED
 from segments.compiler import MAX_DEPTH
 
 
@@ -57,6 +58,16 @@ def _using(field):
     return {"$or": [{"rules" + ".rules" * depth + ".field": field} for depth in range(1, MAX_DEPTH + 1)]}
 
 
+def _flows_using(key):
+    """A filter for flows not archived whose trigger or steps use attribute ``key``: a rule at any
+    depth (their rule lists are stored as lists), an update step setting it, an anniversary of it."""
+    field = f"attributes.{key}"
+    rules = [{f"{base}.rules" + ".rules" * depth + ".field": field} for base in ("trigger", "steps")
+             for depth in range(MAX_DEPTH)]
+    return {"status": {"$ne": ARCHIVED}, "$or": [*rules, {f"steps.attributes.{key}": {"$exists": True}},
+                                                 {"trigger.attribute": key}]}
+
+
 def delete_attribute(key):
     """Remove a definition and every customer's value of it; 409 while a segment or an unfinished
     campaign has a rule on it (naming them)."""
@@ -65,8 +76,11 @@ def delete_attribute(key):
     segments = [str(s.pk) for s in Segment.objects(__raw__=using).only("id").limit(20)]
     campaigns = [str(c.pk) for c in Campaign.objects(
         __raw__={"$and": [using, {"status": {"$in": [DRAFT, SCHEDULED, SENDING, PAUSED]}}]}).only("id").limit(20)]
-    if segments or campaigns:
+    flows = [str(f.pk) for f in Flow.objects(__raw__=_flows_using(key)).only("id").limit(20)]
+    if segments or campaigns or flows:
         errors = {}
+        if flows:
+            errors["flows"] = [f"Flow {ident} uses it (a rule, an update step or its anniversary)." for ident in flows]
         if segments:
             errors["segments"] = [f"Rules of segment {ident} use it." for ident in segments]
         if campaigns:

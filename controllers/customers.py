@@ -14,7 +14,7 @@ from controllers.common import (
     user_id,
     validate_items,
 )
-from engine import ingest
+from engine import flows, ingest
 from errors import ApiError
 from models import Customer, CustomerEvent, Delivery, IdempotentResponse, ImportRowError, Order
 from models.base import utcnow
@@ -55,6 +55,7 @@ def create_customer(data, actor=None):
     except NotUniqueError as exc:
         raise _duplicate_email() from exc
     events.publish("customer.created", customerId=str(customer.pk), email=customer.email)
+    flows.safely(flows.customers_created, [customer.pk])
     return customer
 
 
@@ -141,6 +142,7 @@ def update_customer(customer_id, data):
     customer = modify_or_404(Customer, "customer", customer_id, _duplicate_email(),
                              set__updated_at=now, **updates)
     events.publish("customer.updated", customerId=str(customer.pk), email=customer.email)
+    flows.safely(flows.customers_changed, [customer.pk])
     return customer
 
 
@@ -155,6 +157,7 @@ def delete_customer(customer_id):
         raise ApiError.not_found("customer", customer_id)
     Order.objects(customer_id=pk).delete()
     CustomerEvent.objects(customer_id=pk).delete()
+    flows.forget_customer(pk)
 
 
 def export_customer(customer_id):

@@ -4,7 +4,7 @@ import uuid
 from mongoengine.errors import NotUniqueError
 
 from controllers.common import bulk_answer, filters_from, get_or_404, paginate, user_id, validate_items
-from engine import attribution, ingest, rfm
+from engine import attribution, flows, ingest, rfm
 from errors import ApiError
 from models import Customer, Order
 from models.base import utcnow
@@ -37,6 +37,8 @@ def create_order(data, actor=None):
     except NotUniqueError:  # the same externalId arrived twice at once: the other one won
         return _recorded_already(data) or _insert_order(data, actor), False
     rfm.rescore([order.customer_id])
+    flows.safely(flows.orders_created, [{"_id": order.pk, "customer": order.customer_id, "amount": order.amount,
+                                         "date": order.date}])
     events.publish("order.created", orderId=str(order.pk), customerId=str(order.customer_id),
                    amount=order.amount)
     return order, True

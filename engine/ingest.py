@@ -16,10 +16,10 @@ from bson import ObjectId
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from engine import attribution, rfm
+from engine import attribution, flows, rfm
 from models import Customer, Order
 from models.base import utcnow
-from models.db import in_chunks
+from models.db import customer_ids, in_chunks
 from services import events
 
 DUPLICATE_KEY = 11000
@@ -164,6 +164,10 @@ def upsert_customers(items, mode="merge", actor_id=None, now=None):
         events.publish_many(
             (f"customer.{results[i]['status']}", {"customerId": results[i].get("id"), "email": items[i]["email"]})
             for i in chosen)
+    created = [ObjectId(created_ids[i]) for i in chosen if i in created_ids]
+    changed = [ObjectId(results[i]["id"]) for i in chosen if i not in created_ids and results[i].get("id")]
+    flows.safely(flows.customers_created, created, now)
+    flows.safely(flows.customers_changed, changed, now)
     return results
 
 
@@ -195,8 +199,8 @@ def insert_orders(items, source, actor_id=None, now=None):
     by_email = _ids_by_email({item["customer_email"] for item in items
                               if item is not None and "customer_id" not in item})
     wanted = {item["customer_id"] for item in items if item is not None and "customer_id" in item}
-    known = {doc["_id"] for chunk in in_chunks(wanted)
-             for doc in Customer._get_collection().find({"_id": {"$in": chunk}}, {"_id": 1})}
+    known = {doc["_id"] for chunk in in_chunks(sorted(wanted))  # sorted: each chunk a run of ids
+             for doc in Customer._get_collection().find({"_id": customer_ids(chunk)}, {"_id": 1})} & wanted
     known.update(by_email.values())
     seen_external = {}
     docs, positions = [], []
@@ -244,6 +248,9 @@ def insert_orders(items, source, actor_id=None, now=None):
         else:
             results[index] = result(CREATED, doc["_id"])
     credit_customers(source, now)
+    flows.safely(flows.orders_created, [{"_id": doc["_id"], "customer": doc["customer"], "amount": doc["amount"],
+                                         "date": doc.get("date")} for position, doc in enumerate(docs)
+                                        if position not in refused], now)
     if events.enabled():
         events.publish_many(("order.created", {"orderId": str(doc["_id"]), "customerId": str(doc["customer"]),
                                                "amount": doc["amount"]})

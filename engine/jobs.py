@@ -17,7 +17,7 @@ from bson.errors import InvalidId
 from flask import current_app
 from pymongo.errors import ConnectionFailure
 
-from engine import control, imports, planner, rfm, sender, store
+from engine import control, flows, imports, planner, rfm, sender, store
 from engine.runner import transient
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,10 @@ def sweep(submit):
     imports.expire_uploads()  # failed imports' files past IMPORT_FAILED_UPLOAD_HOURS
     if rfm.claim_due():  # once per RFM_INTERVAL_H, whichever beat or poller gets there first
         submit("crm.rfm_pass")
+    if flows.claim_sweep():  # once per FLOW_SWEEP_INTERVAL_S: segment, win-back, anniversary entries
+        submit("crm.flows_sweep")
+    if flows.has_due():  # flow steps due (a wait ended; a worker died holding them): run them
+        submit("crm.run_flows")
     return started, len(replan), sum(len(tokens) for tokens in batches.values())
 
 
@@ -97,4 +101,5 @@ def give_up(name, args, exc):
 
 
 BY_NAME = {"crm.run_campaign": run_campaign, "crm.plan_campaign": plan_campaign,
-           "crm.deliver_batch": deliver_inline, "crm.run_import": imports.run_import, "crm.rfm_pass": rfm.full_pass}
+           "crm.deliver_batch": deliver_inline, "crm.run_import": imports.run_import, "crm.rfm_pass": rfm.full_pass,
+           "crm.run_flows": flows.run_due, "crm.flows_sweep": flows.sweep_and_run}

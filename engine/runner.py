@@ -21,7 +21,7 @@ TRANSIENT_CODES = {6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 134
 
 
 # long jobs: their own threads (embedded) or queue (CELERY_IMPORT_QUEUE)
-IMPORT_JOBS = {"crm.run_import", "crm.rfm_pass"}
+IMPORT_JOBS = {"crm.run_import", "crm.rfm_pass", "crm.flows_sweep"}
 
 
 class QueueUnavailable(Exception):

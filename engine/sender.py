@@ -29,7 +29,7 @@ from datetime import timedelta
 from flask import current_app
 
 import metrics
-from engine import control, content, localtime, store, tracking
+from engine import cap, control, content, localtime, store, tracking
 from engine.audience import audience_query
 from engine.templates import CUSTOMER_FIELDS
 from engine.vendors import OutgoingMessage, VendorRejected, VendorUnavailable
@@ -153,6 +153,7 @@ class _Batch:
         self.base_url = unsubscribe.base_url()
         self.customers = _customers([record["customer"] for record in records], campaign)
         self.quiet, self.zones = localtime.quiet_window(), {}
+        self.cap = cap.frequency_cap()
         self._sessions = ExitStack()
         self._session = None
         self.last_error = None
@@ -171,6 +172,11 @@ class _Batch:
                 if not self.control.sending():
                     return STOPPED
                 if self._in_quiet_hours(record):
+                    continue
+                if self.cap and not cap.reserve(record["customer"], record["_id"], utcnow(), self.cap):
+                    # FREQUENCY_CAP: the customer's slots are taken: not sent, FAILED with the reason
+                    metrics.MESSAGES.labels("capped").inc()
+                    self.outcomes.refused(record["_id"], cap.describe(self.cap))
                     continue
                 result = self._send_one(record, 1 if probing else self.max_attempts)
                 if result == STOPPED:

@@ -251,7 +251,8 @@ def customer_messages(customer_pk, limit):
     match = {"customer": customer_pk}
     rows = list(_deliveries().aggregate([
         {"$match": match},
-        {"$project": {"campaign": 1, "status": 1, "variant": 1, "at": {"$ifNull": ["$sentAt", "$createdAt"]}}},
+        {"$project": {"campaign": 1, "status": 1, "variant": 1, "flow": 1, "flowStep": 1,
+                      "at": {"$ifNull": ["$sentAt", "$createdAt"]}}},
         {"$sort": {"at": -1, "_id": -1}},
         {"$limit": limit},
     ]))
@@ -260,9 +261,10 @@ def customer_messages(customer_pk, limit):
 
 def customer_tracking(customer_pk, kinds, limit):
     """``(count, newest first)`` of a customer's opens and/or clicks (``kinds``), each ``{_id (the
-    delivery), campaign, i (its place in the log), event}``; at most ``limit``."""
+    delivery), campaign, flow and flowStep (a flow's message), i (its place in the log), event}``; at
+    most ``limit``."""
     head = [{"$match": {"customer": customer_pk, "events.kind": {"$in": list(kinds)}}},
-            {"$project": {"campaign": 1, "events": 1}},
+            {"$project": {"campaign": 1, "flow": 1, "flowStep": 1, "events": 1}},
             {"$unwind": {"path": "$events", "includeArrayIndex": "i"}},
             {"$match": {"events.kind": {"$in": list(kinds)}}}]
     counted = next(_deliveries().aggregate([*head, {"$count": "n"}]), None)

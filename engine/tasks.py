@@ -70,6 +70,18 @@ def rfm_pass(self):
     _run(self, "crm.rfm_pass")
 
 
+@shared_task(name="crm.run_flows", bind=True, acks_late=True)
+def run_flows(self):
+    """Run the flow steps that are due (claimed with a lease: any number of these may run at once)."""
+    _run(self, "crm.run_flows")
+
+
+@shared_task(name="crm.flows_sweep", bind=True, acks_late=True)
+def flows_sweep(self):
+    """Enter customers into segment, win-back and anniversary flows; then run them."""
+    _run(self, "crm.flows_sweep")
+
+
 @shared_task(name="crm.start_due_campaigns")
 def start_due_campaigns():
     """Beat: start scheduled campaigns whose time has come, and re-queue stalled work."""

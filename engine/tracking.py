@@ -5,7 +5,9 @@ variant, kind, link index) + HMAC-SHA256`` (16 bytes, keyed from ``UNSUBSCRIBE_S
 session secret). It names a link by its index in the campaign's stored ``links``, never a URL, so
 no token can redirect anywhere the message did not link to; a token changed in any character, or
 naming a link past the end or a delivery that does not exist (erased), is unknown: 404, nothing
-recorded.
+recorded. A lifecycle flow's message is its own one-message send: its token names its record as the
+campaign and ``FLOW_MESSAGE`` as the variant, and its links are its send step's (of the flow version
+the enrolment followed, stored once per version).
 
 **Recording.** Each event is one conditional update of its delivery record: raw and human counts,
 first/last times, the first human open/click, and the event (time, link, user-agent class, method,
@@ -42,10 +44,13 @@ from pymongo import ReturnDocument
 
 from engine.content import link_target
 from engine.templates import CUSTOMER_FIELDS
-from models import Campaign, Customer, Delivery
+from models import Campaign, Customer, Delivery, FlowVersion
 from models.base import utcnow
 
 OPEN, CLICK = 0, 1
+# the variant byte of a flow message's tokens: its links are its send step's (the flow version it followed);
+# its record is its own campaign (``campaign`` = the record's id)
+FLOW_MESSAGE = 255
 KINDS = {OPEN: "open", CLICK: "click"}
 _PAYLOAD = struct.Struct(">12s12sIBBH")  # delivery, campaign, hand-off (unix s), variant, kind, link
 _MAC = 16
@@ -273,6 +278,26 @@ def _links(campaign_id, variant):
     return tuple(campaign.links or ())
 
 
+@lru_cache(maxsize=1024)
+def _step_links(flow_pk, version, step):
+    """The tracked links of a flow version's send step: a version's steps never change once stored."""
+    found = FlowVersion._get_collection().find_one({"_id": f"{flow_pk}:{version}"}, {"steps": 1})
+    steps = found["steps"] if found else ()
+    return tuple(steps[step].get("links") or ()) if step < len(steps) else ()
+
+
+def _message_links(claims):
+    """The tracked links of the message a click token names (a campaign's, an A/B variant's, a flow
+    step's); raises :class:`_NoCampaign` when it is gone."""
+    if claims["variant"] != FLOW_MESSAGE:
+        return _links(claims["campaign"], claims["variant"])
+    record = Delivery._get_collection().find_one({"_id": claims["delivery"], "campaign": claims["campaign"]},
+                                                  {"flow": 1, "flowVersion": 1, "flowStep": 1})
+    if record is None or record.get("flow") is None:
+        raise _NoCampaign(claims["campaign"])
+    return _step_links(record["flow"], record.get("flowVersion"), record.get("flowStep", 0))
+
+
 def track_open(value, method, agent, address):
     """Record an open for a pixel token; None when the token is unknown (nothing recorded)."""
     claims = read(value, OPEN)
@@ -286,7 +311,7 @@ def track_click(value, method, agent, address):
     if claims is None:
         return None
     try:
-        links = _links(claims["campaign"], claims["variant"])
+        links = _message_links(claims)
     except _NoCampaign:
         return None
     if claims["link"] >= len(links):

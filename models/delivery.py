@@ -66,6 +66,12 @@ class Delivery(Document):
     human_click_at = DateTimeField(db_field="humanClickAt")  # the first human click
     last_human_click_at = DateTimeField(db_field="lastHumanClickAt")  # attribution's touch
     events = EmbeddedDocumentListField(TrackingEvent)
+    # a flow's message (engine.flows): its own one-message send, so ``campaign`` is the record's own id
+    flow_id = ObjectIdField(db_field="flow")
+    enrolment = StringField()
+    flow_version = IntField(db_field="flowVersion")  # the version whose steps it followed (its links)
+    flow_step = IntField(db_field="flowStep")
+    transactional = BooleanField()  # from a transactional flow: not counted by the frequency cap
 
     meta = {
         "collection": "communication_logs",
@@ -75,6 +81,7 @@ class Delivery(Document):
             ("batch_token", "status"),
             "vendor_message_id",
             ("customer_id", "last_human_click_at"),
+            {"fields": ("flow_id", "flow_step", "status"), "sparse": True},
         ],
     }
 

@@ -19,6 +19,7 @@ from routes import (
     campaigns,
     customers,
     events,
+    flows,
     imports,
     orders,
     receipts,
@@ -53,6 +54,7 @@ API_ONLY_BLUEPRINTS = (
     (reports.bp, "reports"),
     (attributes.bp, "attributes"),
     (events.bp, "events"),
+    (flows.bp, "flows"),
 )
 
 

@@ -1,11 +1,13 @@
 """``/api/ai``: the AI assistant (``ask`` also at ``/api/gemini/ask`` and the seed's ``/gemini/ask``)."""
 from flask import Blueprint
+from flask_login import current_user
 
 from controllers import ai as controller
 from routes.endpoint import endpoint
 from schemas.ai import (
     AskIn,
     AskOut,
+    FlowDescriptionIn,
     MessageVariantsIn,
     MessageVariantsOut,
     SegmentRulesIn,
@@ -14,6 +16,7 @@ from schemas.ai import (
     SendTimeQuery,
     SummaryOut,
 )
+from schemas.flow import FlowOut
 
 bp = Blueprint("ai", __name__)
 gemini_bp = Blueprint("gemini", __name__)  # the seed's name for the same ``ask``
@@ -58,6 +61,17 @@ def campaign_summary(campaign_id):
 def segment_rules(body):
     """Audience rules from a plain-language description."""
     return controller.segment_rules(body["description"])
+
+
+@bp.post("/flows")
+@endpoint(body=FlowDescriptionIn, response=FlowOut, status=201, errors=MODEL_ERRORS, description=(
+    "The model answers in JSON against the flow schema; the answer is validated like a flow a user posts "
+    "(and its segment and content checked as when saved), with one correction round, then 502 naming what "
+    "was wrong. Saved as a draft with `generated` (the description and the model's explanation): the "
+    "assistant never activates a flow; review it, then POST /api/flows/<id>/activate."))
+def draft_flow(body):
+    """A draft lifecycle flow from a plain-language description."""
+    return controller.draft_flow(body["description"], current_user)
 
 
 @bp.post("/message-variants")

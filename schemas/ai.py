@@ -77,6 +77,13 @@ class SegmentRulesIn(InputSchema):
         "example": "people who spent over 5000 but haven't visited in three months"})
 
 
+class FlowDescriptionIn(InputSchema):
+    """Body of ``POST /ai/flows``."""
+
+    description = fields.String(required=True, validate=validate.Length(min=1, max=2000), metadata={
+        "example": "welcome new customers, and a week later offer 10% to those who have not ordered"})
+
+
 class GeneratedRules(RulesIn):
     """The model's answer for segment rules, held to the same schema as rules a user writes."""
 

@@ -1,5 +1,6 @@
 """The track API (``POST /events``) and a customer's timeline (``GET /customers/<id>/timeline``)."""
 import json
+import re
 
 from marshmallow import ValidationError, fields, post_load, validate, validates, validates_schema
 
@@ -19,7 +20,8 @@ from schemas.order import FUTURE_TOLERANCE
 
 EVENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$"
 MAX_PROPERTIES, MAX_PROPERTIES_BYTES, MAX_PROPERTIES_DEPTH = 50, 8192, 4
-TIMELINE_TYPES = ("order", "message", "open", "click", "event")
+TIMELINE_TYPES = ("order", "message", "open", "click", "event", "flow.step")
+_TYPES_RE = "|".join(re.escape(kind) for kind in TIMELINE_TYPES)
 MAX_TIMELINE_PAGE = 100  # × perPage ≤ 100: at most 10,000 items deep (a timeline is read newest first)
 
 
@@ -96,7 +98,7 @@ class TimelineQuery(PageQuery):
         "description": "At most 100: a timeline is read newest first (10,000 items at 100 per page)."})
 
     types = TrimmedString(metadata={"description": "Comma-separated: " + ", ".join(TIMELINE_TYPES),
-                                    "pattern": f"^({'|'.join(TIMELINE_TYPES)})(,({'|'.join(TIMELINE_TYPES)}))*$"})
+                                    "pattern": f"^({_TYPES_RE})(,({_TYPES_RE}))*$"})
 
     @validates("types")
     def _known(self, value, data_key):
@@ -120,7 +122,8 @@ class TimelineItemOut(ApiSchema):
     order_id = fields.String(metadata={"description": "order"})
     amount = fields.Float(metadata={"description": "order"})
     external_id = fields.String(metadata={"description": "order"})
-    campaign_id = fields.String(metadata={"description": "message, open, click; an order attributed to a campaign"})
+    campaign_id = fields.String(metadata={"description": "message, open, click (of a campaign's message); an order "
+                                                        "attributed to a campaign"})
     delivery_id = fields.String(metadata={"description": "message, open, click"})
     status = fields.String(metadata={"description": "message: PENDING, SENT, DELIVERED or FAILED"})
     link = fields.Integer(metadata={"description": "click: the link's index in the message"})
@@ -129,6 +132,13 @@ class TimelineItemOut(ApiSchema):
     event_id = fields.String(metadata={"description": "event"})
     name = fields.String(metadata={"description": "event"})
     properties = fields.Dict(metadata={"description": "event"})
+    flow_id = fields.String(metadata={"description": "flow.step; message, open, click (of a flow's message)"})
+    step = fields.Integer(metadata={"description": "flow.step: the step's index; message, open, click (of a flow's "
+                                                   "message)"})
+    step_type = fields.String(metadata={"description": "flow.step: wait, branch, send, update or exit"})
+    outcome = fields.String(allow_none=True, metadata={
+        "description": "flow.step: how it ended (null while it runs or waits): waited, yes, no, sent, failed, capped, "
+                       "suppressed, updated, exited"})
 
 
 TimelinePage = page_of(TimelineItemOut, "TimelinePage")

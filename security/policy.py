@@ -84,6 +84,15 @@ POLICY = {
     "attributes.create_attribute": Rule(MARKETER, "attribute.create", "attribute"),
     "attributes.update_attribute": Rule(MARKETER, "attribute.update", "attribute"),
     "attributes.delete_attribute": Rule(ADMIN, "attribute.delete", "attribute"),  # erases every customer's value
+    "flows.list_flows": Rule(VIEWER),
+    "flows.get_flow": Rule(VIEWER),
+    "flows.flow_stats": Rule(VIEWER),
+    "flows.create_flow": Rule(MARKETER, "flow.create", "flow"),
+    "flows.update_flow": Rule(MARKETER, "flow.update", "flow"),
+    "flows.delete_flow": Rule(MARKETER, "flow.delete", "flow"),
+    "flows.activate_flow": Rule(MARKETER, "flow.activate", "flow"),
+    "flows.pause_flow": Rule(MARKETER, "flow.pause", "flow"),
+    "flows.archive_flow": Rule(MARKETER, "flow.archive", "flow"),
     "reports.rfm_summary": Rule(VIEWER),
     "templates.list_templates": Rule(VIEWER),
     "templates.get_template": Rule(VIEWER),
@@ -110,6 +119,7 @@ POLICY = {
     "ai.campaign_summary": Rule(MARKETER),
     "ai.segment_rules": Rule(MARKETER),
     "ai.message_variants": Rule(MARKETER),
+    "ai.draft_flow": Rule(MARKETER, "flow.create", "flow"),  # saves a draft (never activates it)
     "gemini.ask": Rule(MARKETER),
     # Keys: anyone signed in manages their own (role capped at theirs); admins manage all
     "api_keys.list_api_keys": Rule(VIEWER),

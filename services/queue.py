@@ -33,7 +33,8 @@ def init_app(app):
         worker_cancel_long_running_tasks_on_connection_loss=True,
         task_default_queue=app.config["CELERY_QUEUE"],
         task_routes={"crm.run_import": {"queue": import_queue(app.config)},  # a worker of their own
-                     "crm.rfm_pass": {"queue": import_queue(app.config)}},  # long, like an import
+                     "crm.rfm_pass": {"queue": import_queue(app.config)},  # long, like an import
+                     "crm.flows_sweep": {"queue": import_queue(app.config)}},
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,

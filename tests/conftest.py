@@ -177,6 +177,10 @@ class Clock:
         """Travel forward (``hours=1``, ``days=6`` …)."""
         self.offset += timedelta(**delta)
 
+    def travel_to(self, moment):
+        """Travel to ``moment`` (naive UTC), forward or back."""
+        self.offset += moment - self.now()
+
 
 @pytest.fixture
 def clock(monkeypatch):

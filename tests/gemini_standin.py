@@ -30,6 +30,12 @@ def plausible(body):
                     {"message": "{{name}}: 10% off this week.", "angle": "discount"},
                     {"message": "We saved something for you, {{firstName}}.", "angle": "curiosity"}]
         return answer(json.dumps({"variants": variants[:count]}))
+    if "steps" in properties:
+        return answer(json.dumps({
+            "name": "Welcome", "explanation": "Welcomes new customers.", "reentryDays": None,
+            "trigger": {"type": "customer.created", "rules": [], "segmentId": "", "days": 0},
+            "steps": [{"type": "send", "subject": "Welcome, {{ firstName | default(\"there\") }}",
+                       "text": "Thanks for joining.", "days": 0, "then": "", "rules": []}]}))
     if "rules" in properties:
         return answer(json.dumps({"logicalOperator": "AND", "explanation": "Customers who spent over 100.",
                                   "rules": [{"field": "totalSpend", "operator": ">", "value": "100"}]}))

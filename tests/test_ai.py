@@ -488,3 +488,89 @@ def test_a_deeply_nested_answer_is_a_502_not_a_500(marketer, gemini, spenders, d
     response = marketer.post("/api/ai/segment-rules", json={"description": "lapsed big spenders"})
     assert response.status_code == 502, response.get_json()
     assert len(gemini.requests) == 2
+
+
+# --- a lifecycle flow from a description ----------------------------------------------------------
+def flow_answer(**changes):
+    import json
+
+    flow = {"name": "Win back", "explanation": "Writes to customers 60 days after their last order.",
+            "reentryDays": None,
+            "trigger": {"type": "inactive", "days": 60, "rules": [], "segmentId": "", "name": ""},
+            "steps": [{"type": "send", "subject": "We miss you, {{ firstName | default(\"there\") }}",
+                       "text": "Here is 10% off.", "days": 0, "then": "", "else": "", "rules": []},
+                      {"type": "wait", "days": 7, "subject": "", "text": ""},
+                      {"type": "branch", "rules": [{"field": "lastVisitDate", "operator": "withinLastDays",
+                                                    "value": "7", "op": "", "rules": []}],
+                       "then": "exit", "else": "4"},
+                      {"type": "exit"},
+                      {"type": "update", "addTags": ["lapsed"]}]}
+    flow.update(changes)
+    return answer(json.dumps(flow))
+
+
+def test_a_flow_is_drafted_from_a_description_and_never_activated(marketer, gemini):
+    from models import Flow
+
+    gemini.script.append(flow_answer())
+    response = marketer.post("/api/ai/flows", json={"description": "win back customers after two months"})
+    assert response.status_code == 201, response.get_json()
+    flow = response.get_json()
+    assert flow["status"] == "draft" and flow["name"] == "Win back"
+    assert flow["trigger"] == {"type": "inactive", "days": 60}
+    assert [s["type"] for s in flow["steps"]] == ["send", "wait", "branch", "exit", "update"]
+    assert flow["steps"][1] == {"type": "wait", "days": 7}
+    assert flow["steps"][2]["else"] == 4 and flow["steps"][2]["rules"] == [
+        {"field": "lastVisitDate", "operator": "withinLastDays", "value": "7"}]
+    assert flow["generated"] == {"description": "win back customers after two months",
+                                 "explanation": "Writes to customers 60 days after their last order."}
+    assert Flow.objects.get().status == "draft"
+    sent = gemini.requests[-1]["body"]
+    assert "win back customers" in sent["contents"][0]["parts"][0]["text"]
+    schema = sent["generationConfig"]["responseSchema"]
+    assert schema["properties"]["trigger"]["properties"]["type"]["enum"] == [
+        "customer.created", "order.created", "segment.entered", "inactive", "anniversary", "event"]
+
+
+def test_an_invalid_flow_gets_one_repair_round_naming_its_problems(marketer, gemini):
+    from models import Flow, Segment
+
+    segment = Segment(name="VIPs", rules={"op": "AND", "rules": []}).save()
+    wrong = flow_answer(trigger={"type": "segment.entered", "segmentId": "64b7f0000000000000000000"},
+                        steps=[{"type": "branch", "rules": [], "then": "0"}, {"type": "exit"}])
+    gemini.script.extend([wrong, flow_answer(trigger={"type": "segment.entered", "segmentId": str(segment.pk)})])
+    response = marketer.post("/api/ai/flows", json={"description": "greet new VIPs"})
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["trigger"] == {"type": "segment.entered", "segmentId": str(segment.pk)}
+    repair = gemini.requests[1]["body"]["contents"][0]["parts"][0]["text"]
+    assert "steps[0].then: Must be \"next\", \"exit\" or the index of a later step." in repair
+    assert f"{segment.pk}: VIPs" in gemini.requests[0]["body"]["systemInstruction"]["parts"][0]["text"]
+    assert Flow.objects.count() == 1
+
+
+@pytest.mark.parametrize("first, second, errors", [
+    (answer("Sure, here is a flow"), flow_answer(steps=[]), {"steps": ["Must be a list of 1 to 50 steps."]}),
+    (flow_answer(trigger={"type": "teleport"}), flow_answer(trigger={"type": "segment.entered",
+                                                                     "segmentId": "64b7f0000000000000000000"}),
+     {"trigger.segmentId": ["No such segment."]}),
+    (flow_answer(steps=[{"type": "send", "subject": "Hi {{ secret }}", "text": "x"}]),
+     flow_answer(steps=[{"type": "send", "subject": "Hi {{ secret }}", "text": "x"}]),
+     {"steps[0].subject": ["Unknown placeholder(s): {{secret}}; allowed: {{name}}, {{firstName}}, {{lastName}}, "
+                           "{{email}}, {{totalSpend}}, {{numVisits}}, {{lastVisitDate}}, {{tags}}, "
+                           "{{customerSince}}, {{unsubscribeUrl}}"]}),
+], ids=["prose-then-no-steps", "bad-trigger-then-unknown-segment", "bad-placeholder-twice"])
+def test_a_flow_still_invalid_after_repair_is_502_and_nothing_is_saved(marketer, gemini, first, second, errors):
+    from models import Flow
+
+    gemini.script.extend([first, second])
+    response = marketer.post("/api/ai/flows", json={"description": "something"})
+    assert response.status_code == 502, response.get_json()
+    assert error_of(response) == {"error": "The AI service's flow was not valid, even after a correction",
+                                  "errors": errors}
+    assert Flow.objects.count() == 0 and len(gemini.requests) == 2
+
+
+def test_a_viewer_cannot_draft_flows(ai_app, gemini):
+    viewer = signed_in(ai_app, make_user(VIEWER, email="v@example.com"))
+    assert viewer.post("/api/ai/flows", json={"description": "x"}).status_code == 403
+    assert not gemini.requests

@@ -9,17 +9,12 @@ import pytest
 import engine
 from engine import jobs, runner
 from models import Campaign, Delivery
-from models.base import utcnow
 from models.delivery import PENDING
 from tests.checks import error_of
 from tests.factories import seed_customers
 
 # 2026-03-08 is the day New York moves its clocks forward (02:00 EST → 03:00 EDT)
 START = datetime(2026, 3, 8, 0, 0)
-
-
-def _travel_to(clock, moment):
-    clock.advance(seconds=(moment - utcnow()).total_seconds())
 
 
 def _sweep(app):
@@ -41,11 +36,11 @@ def _handed(app, email):
 def _sent_exactly_at(app, clock, email, moment, why):
     """A minute before ``moment`` the record waits and the vendor has nothing for ``email``; just
     after it (the sweep having run each time) the vendor has it once and the record is sent."""
-    _travel_to(clock, moment - timedelta(minutes=1))
+    clock.travel_to(moment - timedelta(minutes=1))
     _sweep(app)
     assert _sent(email).status == PENDING, f"{email} was sent {why}"
     assert _handed(app, email) == 0, f"the vendor had {email}'s message {why}"
-    _travel_to(clock, moment + timedelta(seconds=30))
+    clock.travel_to(moment + timedelta(seconds=30))
     _sweep(app)
     assert _sent(email).status != PENDING and _handed(app, email) == 1, email
     return _sent(email)
@@ -59,7 +54,7 @@ def people(app):
 
 
 def test_each_recipient_gets_it_at_ten_in_their_own_zone_across_the_clock_change(client, app, clock, people):
-    _travel_to(clock, START)
+    clock.travel_to(START)
     created = client.post("/api/campaigns", json={"name": "Morning", "rules": [], "text": "Good morning",
                                                   "sendAtLocalTime": "10:00"})
     assert created.status_code == 201 and created.get_json()["sendAtLocalTime"] == "10:00"
@@ -86,7 +81,7 @@ def test_after_ten_it_is_tomorrow_at_ten_and_the_workspace_zone_is_a_setting(mak
 
     client = signed_in(app, make_user())
     seed_customers([{"name": "Kenji", "email": "kenji@shop.com"}])
-    _travel_to(clock, datetime(2026, 6, 1, 3, 0))  # 12:00 in Tokyo: today's 10:00 has passed
+    clock.travel_to(datetime(2026, 6, 1, 3, 0))  # 12:00 in Tokyo: today's 10:00 has passed
     ident = client.post("/api/campaigns", json={"name": "M", "rules": [], "text": "Hi",
                                                 "sendAtLocalTime": "10:00"}).get_json()["_id"]
     client.post(f"/api/campaigns/{ident}/send")
@@ -130,7 +125,7 @@ def test_quiet_hours_hold_each_message_until_eight_where_its_recipient_is(make_a
                     {"name": "Kavi", "email": "kavi@shop.com", "timezone": "Asia/Kolkata"},  # sent: Nora between
                     {"name": "Una", "email": "una@shop.com"}])
     # 03:00 UTC on the day New York's clocks change: 22:00 there (quiet), 08:30 in Kolkata, 03:00 in UTC (quiet)
-    _travel_to(clock, datetime(2026, 3, 8, 3, 0))
+    clock.travel_to(datetime(2026, 3, 8, 3, 0))
     ident = client.post("/api/campaigns", json={"name": "Now", "rules": [], "text": "Hi"}).get_json()["_id"]
     client.post(f"/api/campaigns/{ident}/send")
     assert engine.wait_idle(app, timeout=60)

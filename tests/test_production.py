@@ -66,8 +66,9 @@ def smtp_inbox():
 
 
 @pytest.fixture
-def topology(mongo_standin, redis_url, rabbitmq_url, oidc_provider, smtp_inbox, tmp_path):
-    """Start everything but the Celery processes; yields what the test needs to drive it."""
+def topology(request, mongo_standin, redis_url, rabbitmq_url, oidc_provider, smtp_inbox, tmp_path):
+    """Start everything but the Celery processes; yields what the test needs to drive it. A test may
+    add settings with ``@pytest.mark.topology_env(NAME=value)``."""
     oidc_provider.reset()
     oidc_provider.next_identity = {**oidc_provider.next_identity, "email": OPERATOR, "sub": "ops-1"}
     inbox, smtp_port = smtp_inbox
@@ -86,6 +87,8 @@ def topology(mongo_standin, redis_url, rabbitmq_url, oidc_provider, smtp_inbox, 
     )
     from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET
     env.update(GOOGLE_CLIENT_ID=CLIENT_ID, GOOGLE_CLIENT_SECRET=CLIENT_SECRET)
+    marker = request.node.get_closest_marker("topology_env")
+    env.update({name: str(value) for name, value in (marker.kwargs if marker else {}).items()})
     web = Gunicorn(env, tmp_path, workers=2)
     processes = [web]
 

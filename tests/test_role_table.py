@@ -63,6 +63,12 @@ TABLE = {
     ("GET", "/api/attributes"): VIEWER, ("POST", "/api/attributes"): MARKETER,
     ("GET", "/api/attributes/{key}"): VIEWER, ("PATCH", "/api/attributes/{key}"): MARKETER,
     ("DELETE", "/api/attributes/{key}"): ADMIN,
+    # lifecycle flows
+    ("GET", "/api/flows"): VIEWER, ("POST", "/api/flows"): MARKETER,
+    ("GET", "/api/flows/{flow_id}"): VIEWER, ("PATCH", "/api/flows/{flow_id}"): MARKETER,
+    ("DELETE", "/api/flows/{flow_id}"): MARKETER, ("GET", "/api/flows/{flow_id}/stats"): VIEWER,
+    ("POST", "/api/flows/{flow_id}/activate"): MARKETER, ("POST", "/api/flows/{flow_id}/pause"): MARKETER,
+    ("POST", "/api/flows/{flow_id}/archive"): MARKETER,
     # templates
     ("GET", "/api/templates"): VIEWER, ("POST", "/api/templates"): MARKETER,
     ("GET", "/api/templates/{template_id}"): VIEWER, ("PATCH", "/api/templates/{template_id}"): MARKETER,
@@ -78,6 +84,7 @@ TABLE = {
     ("POST", "/api/ai/ask"): MARKETER, ("POST", "/api/gemini/ask"): MARKETER, ("POST", "/gemini/ask"): MARKETER,
     ("GET", "/api/ai/send-time"): MARKETER, ("POST", "/api/ai/campaigns/{campaign_id}/summary"): MARKETER,
     ("POST", "/api/ai/segment-rules"): MARKETER, ("POST", "/api/ai/message-variants"): MARKETER,
+    ("POST", "/api/ai/flows"): MARKETER,
     # keys (one's own), users, audit
     ("GET", "/api/api-keys"): VIEWER, ("POST", "/api/api-keys"): VIEWER,
     ("DELETE", "/api/api-keys/{key_id}"): VIEWER,

@@ -32,7 +32,7 @@ def test_every_endpoint_has_a_policy_and_the_table_has_no_strays(app):
 
 
 CRM_DATA = ("customers.", "orders.", "campaigns.", "segments.", "imports.", "suppressions.", "templates.", "reports.",
-            "attributes.", "events.")
+            "attributes.", "events.", "flows.")
 # Reads that hand out the whole customer list at once: the people who may change it.
 MARKETER_READS = ("customers.download_csv",)
 # The signed link in messages: its own credential, able to unsubscribe one customer only.

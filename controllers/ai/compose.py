@@ -137,6 +137,22 @@ def _checked_rules(text):
         return None, flatten_errors(exc.messages)
 
 
+def generate_checked(prompt, instruction, schema, check, what, keep=4000):
+    """Ask for JSON against ``schema`` and hold the answer to ``check(text)`` → ``(result, errors by
+    path)``; one repair round naming the problems, then a 502 saying what was still wrong."""
+    text = gemini.generate(prompt, system=instruction, json_schema=schema).text
+    result, errors = check(text)
+    if errors:
+        problems = "\n".join(f"- {path}: {' '.join(messages)}" for path, messages in errors.items())
+        repair = (f"{prompt}\n\nYour previous answer was:\n{text[:keep]}\n\nIt is not valid:\n{problems}\n"
+                  "Answer again with corrected JSON.")
+        text = gemini.generate(repair, system=instruction, json_schema=schema).text
+        result, errors = check(text)
+    if errors:
+        raise ApiError(502, f"The AI service's {what} not valid, even after a correction", errors)
+    return result
+
+
 def segment_rules(description):
     """Rules for a description, validated like a user's; one repair round, then 502. Nothing is saved.
 
@@ -146,16 +162,7 @@ def segment_rules(description):
     today = datetime.now(timezone.utc).date().isoformat()
     prompt = f"Today is {today} (UTC).\nDescribe as rules: {description}"
     instruction, schema = _rule_language()
-    text = gemini.generate(prompt, system=instruction, json_schema=schema).text
-    answer, errors = _checked_rules(text)
-    if errors:
-        problems = "\n".join(f"- {path}: {' '.join(messages)}" for path, messages in errors.items())
-        repair = (f"{prompt}\n\nYour previous answer was:\n{text[:4000]}\n\nIt is not valid:\n{problems}\n"
-                  "Answer again with corrected JSON.")
-        text = gemini.generate(repair, system=instruction, json_schema=schema).text
-        answer, errors = _checked_rules(text)
-    if errors:
-        raise ApiError(502, "The AI service's rules were not valid, even after a correction", errors)
+    answer = generate_checked(prompt, instruction, schema, _checked_rules, "rules were")
     return {
         "rules": answer["rules"],
         "logical_operator": answer["logical_operator"],
