@@ -20,3 +20,11 @@ def replace_section(name, start, end, lines):
     with open(RESULTS, "w") as out:
         out.write(text.rstrip("\n") + "\n\n" + "\n".join([start, *lines, "", end, ""]))
     print(f"wrote the {name} section of {RESULTS}")
+
+
+def print_growth(rows, seconds, count):
+    """Print how the cost per item grew from the first row to the last (1.0 = linear)."""
+    if len(rows) > 1:
+        first, last = rows[0], rows[-1]
+        growth = (last[seconds] / last[count]) / (first[seconds] / first[count])
+        print(f"cost per customer at {last['n']:,} / at {first['n']:,}: {growth:.2f} (1.0 = linear)")

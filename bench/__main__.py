@@ -26,11 +26,13 @@ printed and the table is written to ``bench/RESULTS.md``.
    and click requests/s against a bare Flask route doing the same update, and a campaign's report at
    BENCH_REPORT (100,000) deliveries and 300,000 events against one ``count_documents``.
 """
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,6 +50,29 @@ def _app():
         "APP_ENV": "testing", "TESTING": True, "LOG_LEVEL": "WARNING", "MONGO_DB": "crm_bench",
         "VENDOR_RECEIPTS": False, "SCHEDULER_ENABLED": False, "RATELIMIT_ENABLED": False,
     })
+
+
+@contextlib.contextmanager
+def standin_app(database_name):
+    """The CRM app on a fresh MongoDB stand-in (memory engine), in an app context: ``(app, db)``; the
+    database is dropped and the stand-in stopped afterwards."""
+    from tests.processes import MongoStandIn
+
+    with tempfile.TemporaryDirectory() as tmp:
+        database = MongoStandIn(tmp, engine="memory").start()
+        os.environ["MONGO_URI"] = database.uri(database_name)
+        os.environ["MONGO_TIMEOUT_MS"] = "600000"
+        try:
+            app = _app()
+            with app.app_context():
+                import mongoengine
+
+                db = mongoengine.get_db()
+                yield app, db
+                db.client.drop_database(db.name)
+        finally:
+            os.environ.pop("MONGO_URI", None)
+            database.stop()
 
 
 def _customers(n):
@@ -249,6 +274,16 @@ def main():
 
         rfm.main()
         return
+    if sys.argv[1:] == ["flows"]:  # flow throughput and latency: their section of RESULTS.md is rewritten
+        from bench import flows
+
+        flows.main()
+        return
+    if sys.argv[1:] == ["flows-latency"]:  # order → flow message latency in the production shape, printed
+        from bench import flow_latency
+
+        flow_latency.main()
+        return
     if sys.argv[1:] == ["http"]:  # the HTTP pairs alone, printed (RESULTS.md is left as it is)
         from bench import http
 
@@ -302,6 +337,10 @@ def main():
     shop.write_section(shop.main())
     print("== opens, clicks and the campaign report (bench/tracking.py)")
     tracking.main()
+    print("== lifecycle flows: throughput and trigger-to-hand-off latency (bench/flows.py)")
+    from bench import flows
+
+    flows.main()
 
 
 # Profiles (cProfile, same store) behind the rows that have missed their goal on this machine.

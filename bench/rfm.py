@@ -8,8 +8,9 @@ per customer stays flat as the shop grows (linear), and the absolute time for th
 """
 import os
 import random
-import tempfile
 import time
+
+from bench import print_growth
 
 
 def _seed(collection, n, rng):
@@ -31,41 +32,26 @@ def _seed(collection, n, rng):
 
 
 def measure(sizes):
-    from bench.__main__ import _app
-    from tests.processes import MongoStandIn
+    from bench.__main__ import standin_app
 
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        database = MongoStandIn(tmp, engine="memory").start()
-        os.environ["MONGO_URI"] = database.uri("crm_bench_rfm")
-        os.environ["MONGO_TIMEOUT_MS"] = "600000"
-        try:
-            app = _app()
-            with app.app_context():
-                import mongoengine
+    with standin_app("crm_bench_rfm") as (app, db):
+        from engine import rfm
+        from models import Customer
 
-                from engine import rfm
-                from models import Customer
-
-                db = mongoengine.get_db()
-                for n in sizes:
-                    db.client.drop_database(db.name)
-                    Customer.ensure_indexes()
-                    _seed(Customer._get_collection(), n, random.Random(n))
-                    ordered = Customer._get_collection().count_documents(rfm.ORDERED)
-                    started = time.perf_counter()
-                    Customer._get_collection().update_many(rfm.ORDERED, {"$set": {"benchTouched": 1}})
-                    base = time.perf_counter() - started
-                    started = time.perf_counter()
-                    rfm.full_pass()
-                    took = time.perf_counter() - started
-                    sizes_now = rfm.summary()["segments"]
-                    rows.append({"n": n, "ordered": ordered, "pass_s": took, "base_s": base,
-                                 "segments": sizes_now})
-                db.client.drop_database(db.name)
-        finally:
-            os.environ.pop("MONGO_URI", None)
-            database.stop()
+        for n in sizes:
+            db.client.drop_database(db.name)
+            Customer.ensure_indexes()
+            _seed(Customer._get_collection(), n, random.Random(n))
+            ordered = Customer._get_collection().count_documents(rfm.ORDERED)
+            started = time.perf_counter()
+            Customer._get_collection().update_many(rfm.ORDERED, {"$set": {"benchTouched": 1}})
+            base = time.perf_counter() - started
+            started = time.perf_counter()
+            rfm.full_pass()
+            took = time.perf_counter() - started
+            rows.append({"n": n, "ordered": ordered, "pass_s": took, "base_s": base,
+                         "segments": rfm.summary()["segments"]})
     return rows
 
 
@@ -76,10 +62,7 @@ def report(rows):
         print(f"n={row['n']:>8,} ({row['ordered']:,} ordered): pass {row['pass_s']:.2f}s ({per:,.0f} µs per "
               f"customer) | one write each {row['base_s']:.2f}s | ratio {row['base_s'] / row['pass_s']:.2f}"
               f" | segments {row['segments']}")
-    if len(rows) > 1:
-        first, last = rows[0], rows[-1]
-        growth = (last["pass_s"] / last["ordered"]) / (first["pass_s"] / first["ordered"])
-        print(f"cost per customer at {last['n']:,} / at {first['n']:,}: {growth:.2f} (1.0 = linear)")
+    print_growth(rows, "pass_s", "ordered")
 
 
 def main():
