@@ -151,12 +151,20 @@ def enter(flow, entries, now=None):
     return entered
 
 
+_KEPT = set()  # versions this process has stored: a version never changes, so once is enough
+
+
 def keep_version(flow):
-    """Store the flow's steps as of its version, once: enrolments name the version they entered
-    with and follow its steps (an edited flow changes what new entries get)."""
-    _versions().update_one({"_id": f"{flow.pk}:{flow.version}"},
-                           {"$setOnInsert": {"flow": flow.pk, "version": flow.version, "steps": flow.steps}},
-                           upsert=True)
+    """Store the flow's steps as of its version, once, before anyone enters with it: enrolments name
+    the version they entered with and follow its steps (an edited flow changes what new entries get).
+    Written on entering (not when the flow is edited) so no entry can name a version not stored yet;
+    each process writes a version once, not once per entering write."""
+    key = f"{flow.pk}:{flow.version}"
+    if key not in _KEPT:
+        _versions().update_one({"_id": key},
+                               {"$setOnInsert": {"flow": flow.pk, "version": flow.version, "steps": flow.steps}},
+                               upsert=True)
+        _KEPT.add(key)
 
 
 def _versions():
@@ -794,16 +802,11 @@ def _hand_off(runner, doc, step, record, customer):
     runner.keep_claim()
     # the links name the record as its campaign (a flow message's record is its own one-message send);
     # tracking tokens say FLOW_MESSAGE where a campaign's name its A/B variant (tracking reads the step)
-    record_id, base, now = record["_id"], runner.base_url, utcnow()
+    record_id, now = record["_id"], utcnow()
     unsubscribe_url = unsubscribe.url(customer["_id"], record_id)
-
-    def click(index):
-        return tracking.url(base, record_id, record_id, now, tracking.CLICK, index, tracking.FLOW_MESSAGE)
-
     try:
-        built = content.build(step, customer, unsubscribe_url,
-                              tracking.url(base, record_id, record_id, now, tracking.OPEN, 0, tracking.FLOW_MESSAGE),
-                              click)
+        built = content.build(step, customer, unsubscribe_url, *tracking.message_urls(
+            runner.base_url, record_id, record_id, now, tracking.FLOW_MESSAGE))
         message = OutgoingMessage(str(record["_id"]), record["vendorMessageId"], record["email"], built.subject,
                                   built.text, unsubscribe_url, html=built.html, from_name=step.get("fromName"),
                                   reply_to=step.get("replyTo"))

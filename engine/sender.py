@@ -251,14 +251,10 @@ class _Batch:
         if variant not in self.contents:
             self.contents[variant] = self.campaign.content(variant)
 
-        def click(index):
-            return tracking.url(base, record["_id"], campaign_pk, now, tracking.CLICK, index, variant or 0)
-
         unsubscribe_url = unsubscribe.url(record["customer"], campaign_pk)
         try:
             built = content.build(self.contents[variant], customer, unsubscribe_url,
-                                  tracking.url(base, record["_id"], campaign_pk, now, tracking.OPEN, 0, variant or 0),
-                                  click)
+                                  *tracking.message_urls(base, record["_id"], campaign_pk, now, variant or 0))
         except Exception as exc:  # one customer's data must not stop the campaign
             log.warning("campaign %s: cannot render the message for customer %s: %s",
                         campaign_pk, record["customer"], exc)

@@ -93,6 +93,14 @@ def url(base, delivery_id, campaign_id, sent_at, kind, link=0, variant=0):
     return base + PATHS[kind] + token(delivery_id, campaign_id, sent_at, kind, link, variant)
 
 
+def message_urls(base, delivery_id, campaign_id, sent_at, variant=0):
+    """A message's tracking URLs for :func:`engine.content.build`: ``(open URL, click URL of link i)``."""
+    def click(index):
+        return url(base, delivery_id, campaign_id, sent_at, CLICK, index, variant)
+
+    return url(base, delivery_id, campaign_id, sent_at, OPEN, 0, variant), click
+
+
 def read(value, kind):
     """``{delivery, campaign, sentAt, variant, link}`` from a token of ``kind``, or None when it is
     not one of ours (any change to any character makes it fail)."""
