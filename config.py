@@ -265,7 +265,8 @@ SETTINGS = [
         ("FREQUENCY_CAP", "text", "", "`N/Hh` (e.g. `3/24h`): at most N marketing messages per customer in any H "
          "hours, campaigns and flows together (transactional flows are exempt); a message over it is not sent and "
          "counted `capped` (empty: off)", {"example": "3/24h"}),
-        ("FLOW_BATCH", "count", 200, "flow enrolments a worker claims at a time"),
+        ("FLOW_BATCH", "count", 1000, "flow enrolments a worker claims at a time (what it did is recorded every "
+         "`ENGINE_FLUSH_S` within a batch)"),
         ("FLOW_SWEEP_INTERVAL_S", "positive", 300, "seconds between sweeps that enter customers into segment, "
          "win-back and anniversary flows (and catch up on missed entries)"),
         ("FLOW_CONVERSION_DAYS", "positive", 5, "an order within this many days of entering a flow converts the "

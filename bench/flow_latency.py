@@ -13,7 +13,9 @@ arrival at the SMTP server, median and p99, and the part after the order's respo
 own time (the same run's baseline: what the client waits for anyway) and the ratio flow latency ÷ order
 request at the median. Every order must get exactly one message. The stand-in serves one operation at a
 time and reads a whole collection per query, so it sustains fewer orders per second than 50: the rate
-reached says so, and the request's own time then holds the queue.
+reached says so, and the request's own time then holds the queue. On a real MongoDB:
+``MONGO_URI=mongodb://host/crm_bench_latency ./scripts/bench.sh flows-latency`` (an empty database,
+dropped afterwards).
 """
 import os
 import statistics
@@ -49,6 +51,21 @@ class _Inbox:
             return sum(len(times) for times in self.arrived.values())
 
 
+def _real_mongodb():
+    """``MONGO_URI`` when set: a real MongoDB, whose figure at 50 orders/s the stand-in cannot give. Its
+    database must hold nothing (the bench fills it, then drops it); None: run on a stand-in."""
+    uri = os.environ.get("MONGO_URI")
+    if not uri:
+        return None
+    if not pymongo.uri_parser.parse_uri(uri)["database"]:
+        raise SystemExit("MONGO_URI must name the bench's database (mongodb://host/crm_bench_latency)")
+    with pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
+        database = client.get_default_database()
+        if any(database[name].estimated_document_count() for name in database.list_collection_names()):
+            raise SystemExit(f"MONGO_URI's database {database.name!r} holds documents: give the bench an empty one")
+    return uri
+
+
 def _percentile(values, share):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -65,12 +82,14 @@ def measure(rate=50, seconds=30):
     smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
     queue = f"crm-bench-{uuid.uuid4().hex[:8]}"
-    processes = []
+    processes, uri = [], _real_mongodb()
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            database = MongoStandIn(tmp).start()
-            processes.append(database)
-            env = base_env(MONGO_URI=database.uri("crm_bench_latency"), APP_ENV="development",
+            if uri is None:
+                database = MongoStandIn(tmp).start()
+                processes.append(database)
+                uri = database.uri("crm_bench_latency")
+            env = base_env(MONGO_URI=uri, APP_ENV="development",
                            SESSION_SECRET=uuid.uuid4().hex * 2, LOGIN_DISABLED="true", LOG_LEVEL="WARNING",
                            RATELIMIT_ENABLED="false", CELERY_BROKER_URL=RABBITMQ, CELERY_QUEUE=queue,
                            VENDOR="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=smtp.port, SMTP_FROM="news@crm.example")
@@ -88,7 +107,7 @@ def measure(rate=50, seconds=30):
                 created = session.post(f"{base}/api/customers/bulk", timeout=300, json=[
                     {"name": f"Customer {i}", "email": email} for i, email in enumerate(emails[start:start + 1000])])
                 assert created.status_code in (200, 201), created.text[:300]
-            with pymongo.MongoClient(database.uri("crm_bench_latency")) as client:
+            with pymongo.MongoClient(uri) as client:
                 customers = client.get_default_database().customers.find({}, {"email": 1})
                 ids = {c["email"]: str(c["_id"]) for c in customers}
             flow = session.post(f"{base}/api/flows", json={
@@ -120,6 +139,9 @@ def measure(rate=50, seconds=30):
             for process in reversed(processes):
                 process.stop()
             smtp.stop()
+            if os.environ.get("MONGO_URI"):
+                with pymongo.MongoClient(uri) as client:
+                    client.drop_database(client.get_default_database())
             with Connection(RABBITMQ) as connection:
                 for name in (queue, f"{queue}-imports"):
                     Queue(name, channel=connection.channel()).delete()
@@ -149,5 +171,5 @@ def main():
     rates = [float(x) for x in os.environ.get("BENCH_FLOW_RATES", "8,50").split(",") if x.strip()]
     seconds = float(os.environ.get("BENCH_FLOW_SECONDS", "30"))
     print("== order created -> the flow's message at the vendor: gunicorn (2), a Celery worker (2) and beat on "
-          "RabbitMQ, the MongoDB stand-in, SMTP")
+          "RabbitMQ, " + ("MONGO_URI's MongoDB" if os.environ.get("MONGO_URI") else "the MongoDB stand-in") + ", SMTP")
     return [report(measure(rate, seconds)) for rate in rates]

@@ -10,13 +10,14 @@ one ``insert_many`` per chunk (a bulk write or the sweep's run of a segment).
 
 **Running.** A worker claims due enrolments of active flows with a lease (one ``update_many`` over a
 read of their ids, conditional on each being unclaimed or its lease expired; each claim counts in the
-enrolment's ``tries``), runs each from its ``position`` until it waits or finishes, and writes what the
-batch did when it ends, in set-based writes: the delivery records, the step runs (``_id``
-``<enrolment>:<step>``, each once), then the enrolments' moves, each a compare-and-set naming the claim
-and the position it started from (a worker whose lease was taken over changes nothing). An enrolment
-waits in the database (``dueAt``, and a wait's end on the enrolment), never in a worker, so a restart
-loses nobody. A crash before the batch's writes leaves its enrolments claimed where they were: after the
-lease another worker runs them again, and
+enrolment's ``tries``), runs each (in ``_id`` order) from its ``position`` until it waits or finishes,
+and writes what the batch did every ``ENGINE_FLUSH_S`` and when it ends, in set-based writes: the
+delivery records, the step runs (``_id`` ``<enrolment>:<step>``, each once; a send that was handed off
+or failed has its delivery record as its run, one write fewer per message), then the enrolments'
+moves, each a compare-and-set naming the claim and the position it started from (a worker whose lease
+was taken over changes nothing). An enrolment waits in the database (``dueAt``, and a wait's end on the
+enrolment), never in a worker, so a restart loses nobody. A crash before a write leaves the enrolments
+run since the last one claimed where they were: after the lease another worker runs them again, and
 - a **send** is the same message again: its delivery record's id, and so its ``Message-ID`` (the
   vendor's idempotency key, as for campaigns), is derived from ``<enrolment>:<step>``; a position tried
   before looks its record up first, so a message recorded as sent or failed is not sent again;
@@ -30,6 +31,7 @@ own slot) or ends the step ``capped``;
 """
 import hashlib
 import logging
+import time
 import uuid
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
@@ -452,7 +454,7 @@ def claim(token, now, limit):
     # those, and any that came due in between
     _enrolments().update_many({"$and": [{"_id": {"$gte": ids[0], "$lte": ids[-1]}}, free]},
                               {"$set": {"claimedBy": token, "claimedAt": now}, "$inc": {"tries": 1}})
-    return list(_enrolments().find({"claimedBy": token}))
+    return sorted(_enrolments().find({"claimedBy": token}), key=lambda doc: doc["_id"])  # run in id order
 
 
 def run_due(now=None, limit=None):
@@ -474,6 +476,7 @@ def run_due(now=None, limit=None):
                 except Exception as exc:  # one enrolment's error never holds the others: it runs again later
                     log.exception("flow enrolment %s failed at step %s", doc["_id"], doc.get("position"))
                     runner.retry_later(doc, exc)
+                runner.flush_if_due()
         total += len(batch)
         if (utcnow() - started).total_seconds() > RUN_BUDGET_S and now is None:
             kick(1)
@@ -487,11 +490,12 @@ def delivery_id(run_id):
 
 
 class _Runner:
-    """Runs one claimed batch: each enrolment's steps until it waits or finishes, writing what they did
-    in set-based writes when the batch ends (:meth:`flush`): the delivery records, the step runs, the
-    enrolments' moves, each a bulk write. A crash before the flush leaves the enrolments claimed at
-    their position: after the lease another worker runs them again, which repeats sends with their
-    fixed Message-IDs (the vendor keeps one) and finds a branch's answer, written at once."""
+    """Runs one claimed batch (in ``_id`` order): each enrolment's steps until it waits or finishes,
+    writing what they did in set-based writes every ``ENGINE_FLUSH_S`` and when the batch ends
+    (:meth:`flush`): the delivery records, the step runs, the enrolments' moves, each a bulk write. A
+    crash before a flush leaves the enrolments since the last one claimed at their position: after the
+    lease another worker runs them again, which repeats those sends (at most ``ENGINE_FLUSH_S`` of them,
+    however large the batch) with their fixed Message-IDs and finds a branch's answer, written at once."""
 
     def __init__(self, token, batch=()):
         self.token, self.now = token, utcnow()
@@ -504,9 +508,7 @@ class _Runner:
         self.segment_flows = None  # read once per batch, when an update step needs them
         self.versions = {}  # the steps of each flow version the batch follows
         self.deliveries, self.runs, self.moves = [], [], []
-        self.starts = {}  # how many of the batch start at each position
-        for doc in batch:
-            self.starts[doc.get("position", 0)] = self.starts.get(doc.get("position", 0), 0) + 1
+        self.flush_s, self.flushed = current_app.config["ENGINE_FLUSH_S"], time.monotonic()
         self.customers = _read_customers([doc["customer"] for doc in batch])
         self.consenting = {c["_id"] for c in consenting(list(self.customers.values()))}
         # a position tried before may have done its work: that run's records are read (rare: a crash)
@@ -590,7 +592,6 @@ class _Runner:
         self.runs = [run for run in self.runs if run["enrolment"] != doc["_id"]]
         self.deliveries = [d for d in self.deliveries if d["enrolment"] != doc["_id"]]
         self.moves = [move for move in self.moves if move[0] != doc["_id"]]
-        self.starts[doc.get("position", 0)] -= 1  # the others starting there may still move as one
         _enrolments().update_one({"_id": doc["_id"], "claimedBy": self.token}, {
             "$set": {"dueAt": utcnow() + ERROR_RETRY, "lastError": f"{type(exc).__name__}: {exc}"[:500]},
             "$unset": {"claimedBy": "", "claimedAt": ""}})
@@ -612,22 +613,31 @@ class _Runner:
         if failed:
             metrics.MESSAGES.labels("failed").inc(failed)
         self.deliveries, self.runs, self.moves = [], [], []
+        self.flushed = time.monotonic()
+
+    def flush_if_due(self):
+        """Record what ran so far once ``ENGINE_FLUSH_S`` has passed since the last flush (a crash then
+        repeats no more than that, whatever the batch's size)."""
+        if (self.deliveries or self.runs or self.moves) and time.monotonic() - self.flushed >= self.flush_s:
+            self.flush()
 
     def _move_all(self):
-        """The enrolments' moves, each conditional on this claim and the position it started from;
-        alike moves of every enrolment that started at one position are one ``update_many`` on the
-        claim (a batch that all completed: one write), others one write each."""
-        claimed = {}
-        for _, start, _ in self.moves:
-            claimed[start] = claimed.get(start, 0) + 1
+        """The enrolments' moves, each conditional on this claim and the position it started from.
+        The batch runs in ``_id`` order and every move, like an error's retry, gives up the claim, so
+        the claimed enrolments at a position within the ids this flush moves are exactly those it moves
+        from there: alike moves of all of them are one ``update_many`` over that range (a flush whose
+        enrolments all completed: one write); others are one write each."""
         groups = {}
         for ident, start, changes in self.moves:
             groups.setdefault((start, repr(sorted(changes.items()))), (changes, []))[1].append(ident)
+        spans = {key: (min(idents), max(idents)) for key, (_, idents) in groups.items()}
         writes = []
-        for (start, _), (changes, idents) in groups.items():
+        for (start, kind), (changes, idents) in groups.items():
             where = {"claimedBy": self.token, "position": start, "status": RUNNING}
-            if len(idents) == claimed[start] == self.starts.get(start):
-                writes.append(UpdateMany(where, changes))
+            low, high = spans[(start, kind)]
+            if not any(other_start == start and other_kind != kind and other_low <= high and low <= other_high
+                       for (other_start, other_kind), (other_low, other_high) in spans.items()):
+                writes.append(UpdateMany({**where, "_id": {"$gte": low, "$lte": high}}, changes))
             else:
                 writes.extend(UpdateOne({**where, "_id": ident}, changes) for ident in idents)
         _enrolments().bulk_write(writes, ordered=False)
@@ -689,6 +699,8 @@ def _read_customers(pks):
     if not wanted:
         return {}
     collection = Customer._get_collection()
+    if len(wanted) == 1:  # one customer (an order's, an event's): by its id
+        return {c["_id"]: c for c in collection.find({"_id": next(iter(wanted))}, CUSTOMER_PROJECTION)}
     ranged = collection.find({"_id": {"$gte": min(wanted), "$lte": max(wanted)}}, CUSTOMER_PROJECTION
                              ).sort("_id", 1).limit(4 * len(wanted))
     # the range's first 4n documents hold a run of ids; the rest (spread out) are read by id
@@ -764,10 +776,8 @@ def _send(runner, doc, index, step, run_id):
     if run_id in runner.done:
         return NEXT
     record_id = delivery_id(run_id)
-    if doc.get("tries", 1) > 1:  # tried before: its record may be written already
-        record = Delivery._get_collection().find_one({"_id": record_id}, {"status": 1})
-        if record is not None:
-            runner.record(doc, index, step, "failed" if record["status"] == FAILED else "sent", delivery=record_id)
+    if doc.get("tries", 1) > 1:  # tried before: its record (the step's run) may be written already
+        if Delivery._get_collection().find_one({"_id": record_id}, {"_id": 1}) is not None:
             return NEXT
     customer = runner.customer(doc)
     now = utcnow()
@@ -791,8 +801,7 @@ def _send(runner, doc, index, step, run_id):
     outcome = _hand_off(runner, doc, step, record, customer)
     if isinstance(outcome, Wait):
         return outcome
-    runner.deliveries.append(record)
-    runner.record(doc, index, step, outcome, delivery=record_id)
+    runner.deliveries.append(record)  # the step's run: sent (it has ``sentAt``) or failed
     return NEXT
 
 
@@ -847,10 +856,17 @@ def stats(flow, now=None):
     converted = list(enrolments.aggregate([
         {"$match": {"flow": pk, "convertedAt": {"$ne": None}}},
         {"$group": {"_id": None, "n": {"$sum": 1}, "revenue": {"$sum": "$conversion.amount"}}}]))
+    handed = {"$ifNull": ["$sentAt", False]}
     engaged = {row["_id"]: row for row in Delivery._get_collection().aggregate([
         {"$match": {"flow": pk}},
-        {"$group": {"_id": "$flowStep", "opened": {"$sum": {"$cond": [{"$gt": ["$humanOpens", 0]}, 1, 0]}},
+        {"$group": {"_id": "$flowStep", "sent": {"$sum": {"$cond": [handed, 1, 0]}},
+                    "failed": {"$sum": {"$cond": [handed, 0, 1]}},
+                    "opened": {"$sum": {"$cond": [{"$gt": ["$humanOpens", 0]}, 1, 0]}},
                     "clicked": {"$sum": {"$cond": [{"$gt": ["$humanClicks", 0]}, 1, 0]}}}}])}
+    for index, row in engaged.items():  # a send step handed off or failed: its delivery records
+        for outcome in ("sent", "failed"):
+            if row[outcome]:
+                outcomes.setdefault(index, {})[outcome] = row[outcome]
     steps = []
     for index, step in enumerate(flow.steps):
         counts = outcomes.get(index, {})
@@ -888,7 +904,15 @@ def forget_customer(customer_pk):
 
 
 def customer_steps(customer_pk, limit):
-    """``(count, newest first)`` of a customer's flow step runs."""
-    query = {"customer": customer_pk}
+    """``(count, newest first)`` of a customer's finished flow steps, at most ``limit``: the step runs
+    and, for a send handed off or failed, its delivery record in a run's shape."""
+    query, sent = {"customer": customer_pk}, {"customer": customer_pk, "flow": {"$ne": None}}
     rows = list(_runs().find(query).sort([("startedAt", -1), ("_id", -1)]).limit(limit))
-    return _runs().count_documents(query), rows
+    deliveries = Delivery._get_collection()
+    rows.extend({"_id": f"{record['enrolment']}:{record['flowStep']}", "flow": record["flow"],
+                 "step": record["flowStep"], "type": "send", "startedAt": record["createdAt"],
+                 "outcome": "sent" if record.get("sentAt") else "failed", "delivery": record["_id"]}
+                for record in deliveries.find(sent, {"enrolment": 1, "flow": 1, "flowStep": 1, "createdAt": 1,
+                                                     "sentAt": 1}).sort([("createdAt", -1), ("_id", -1)]).limit(limit))
+    rows.sort(key=lambda row: (row["startedAt"], row["_id"]), reverse=True)
+    return _runs().count_documents(query) + deliveries.count_documents(sent), rows[:limit]

@@ -14,7 +14,7 @@ Adding one: write ``def upgrade(db)`` in a module here named ``mNNNN_<what>.py``
 from dataclasses import dataclass
 from typing import Callable
 
-from migrations import m0001_campaign_subjects, m0002_import_job_column_pairs
+from migrations import m0001_campaign_subjects, m0002_import_job_column_pairs, m0003_flow_send_runs
 
 
 @dataclass(frozen=True)
@@ -28,5 +28,6 @@ class Migration:
         return cls(module.VERSION, module.NAME, module.upgrade)
 
 
-MIGRATIONS = tuple(Migration.of(module) for module in (m0001_campaign_subjects, m0002_import_job_column_pairs))
+MIGRATIONS = tuple(Migration.of(module) for module in (m0001_campaign_subjects, m0002_import_job_column_pairs,
+                                                         m0003_flow_send_runs))
 HEAD = MIGRATIONS[-1].version

@@ -22,13 +22,15 @@ def in_chunks(values):
 
 
 def customer_ids(pks):
-    """A filter on a customer id for ``pks``: their ``_id`` range when they are few enough to be a run
-    (a bulk write's customers, one index range, as the campaign sender reads a batch: MongoDB walks
-    the range; the stand-in matches a ``$in`` by scanning once per value), else ``$in``. The caller
-    keeps only the ids it asked for."""
+    """A filter on a customer id for ``pks``: the id itself when there is one (an order's customer);
+    their ``_id`` range when they are few enough to be a run (a bulk write's customers, one index
+    range, as the campaign sender reads a batch: MongoDB walks the range; the stand-in matches a
+    ``$in`` by scanning once per value), else ``$in``. The caller keeps only the ids it asked for."""
     from models import Customer
 
     pks = list(pks)
+    if len(pks) == 1:
+        return pks[0]
     if len(pks) > 1 and Customer._get_collection().count_documents(
             {"_id": {"$gte": min(pks), "$lte": max(pks)}}, limit=4 * len(pks) + 1) <= 4 * len(pks):
         return {"$gte": min(pks), "$lte": max(pks)}

@@ -7,7 +7,8 @@
   active flow changes what new entries get, never the path of those already inside), the next step's
   index, when it is due, and a lease while a worker runs it.
 - :class:`FlowStepRun`: one finished step of one enrolment, ``_id`` ``<enrolment>:<step index>``,
-  written once, with its outcome (a branch's answer, a send's delivery record): see :mod:`engine.flows`.
+  written once, with its outcome (a branch's answer, a message capped or suppressed); a send handed off
+  or failed is recorded by its delivery record alone: see :mod:`engine.flows`.
 """
 from mongoengine import (
     BooleanField,
@@ -91,7 +92,9 @@ class FlowVersion(Document):
 
 
 class FlowStepRun(Document):
-    """One step of one enrolment: written when it first runs, finished with its ``outcome``."""
+    """One step of one enrolment: written when it first runs, finished with its ``outcome``. A send step
+    that was handed off or failed has none: its delivery record (``flow``, ``enrolment``, ``flowStep``,
+    ``sentAt`` when handed off) is its run."""
 
     id = StringField(primary_key=True)  # "<enrolment>:<step index>"
     enrolment = StringField(required=True)
@@ -101,7 +104,7 @@ class FlowStepRun(Document):
     type = StringField(required=True)
     started_at = DateTimeField(db_field="startedAt", required=True)
     at = DateTimeField()  # when it finished
-    outcome = StringField()  # waited, yes/no, sent, failed, capped, suppressed, updated, exited
+    outcome = StringField()  # waited, yes/no, capped, suppressed, updated, exited (sent/failed: the delivery)
     detail = StringField()
     until = DateTimeField()  # a wait's end
     delivery = ObjectIdField()  # a send's delivery record

@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 import pytest
 
 import engine
+import engine.receipts
 from engine import flows, jobs, runner
+from engine.vendors import VendorRejected
 from models import Customer, Delivery, FlowEnrolment, FlowStepRun
 from models.base import utcnow
 from models.delivery import SENT
@@ -189,7 +191,7 @@ def test_a_worker_that_dies_holding_an_enrolment_leaves_it_to_another_after_the_
 def test_a_send_run_again_after_a_crash_hands_off_the_same_message_id_and_is_recorded_once(client, app, clock):
     """The worker handed the message off and died before recording it: the re-run sends the same
     Message-ID (the vendor keeps one) and the step's outcome and record are written once."""
-    _flow(client, {"type": "customer.created"}, [WELCOME, {"type": "wait", "days": 1}])
+    ident = _flow(client, {"type": "customer.created"}, [WELCOME, {"type": "wait", "days": 1}])
     seed_customers([{"name": "Cy Ko", "email": "cy@shop.com"}])
     pk = Customer.objects.get().pk
     with app.app_context():
@@ -218,11 +220,43 @@ def test_a_send_run_again_after_a_crash_hands_off_the_same_message_id_and_is_rec
     with app.app_context():
         assert len(engine.vendor(app).accepted) == 1
     assert Delivery.objects(email="cy@shop.com").count() == 1
-    assert FlowStepRun.objects(step=0).get().outcome == "sent"
+    assert client.get(f"/api/flows/{ident}/stats").get_json()["steps"][0]["outcomes"] == {"sent": 1}
+
+
+def test_a_refused_send_counts_failed_and_a_later_bounce_keeps_a_handed_off_one_sent(client, app, monkeypatch):
+    """A send step's outcome is what happened at the hand-off: the vendor refused it (failed), or took it
+    (sent, whatever receipts later say of its delivery); the stats and the timeline agree."""
+    ident = _flow(client, {"type": "customer.created"}, [WELCOME])
+    with app.app_context():
+        vendor = engine.vendor(app)
+    original = vendor.send
+
+    def refuse_bo(message):
+        if message.to == "bo@shop.com":
+            raise VendorRejected("mailbox_full")
+        return original(message)
+
+    monkeypatch.setattr(vendor, "send", refuse_bo)
+    ann, bo = _customer(client, "ann@shop.com"), _customer(client, "bo@shop.com")
+    assert engine.wait_idle(app, timeout=60)
+    _run(app)
+    with app.app_context():
+        record = Delivery.objects.get(email="ann@shop.com")
+        engine.receipts.apply([(0, {"delivery_id": record.pk, "status": "FAILED", "error": "invalid_address",
+                                    "bounce": "hard", "timestamp": utcnow()})])
+        assert Delivery.objects.get(email="ann@shop.com").status == "FAILED"
+    stats = client.get(f"/api/flows/{ident}/stats").get_json()
+    assert stats["sent"] == 1 and stats["steps"][0]["outcomes"] == {"sent": 1, "failed": 1}
+    assert stats["steps"][0]["reached"] == 2 and stats["completed"] == 2
+    for customer, outcome in ((ann, "sent"), (bo, "failed")):
+        (item,) = client.get(f"/api/customers/{customer}/timeline?types=flow.step").get_json()["items"]
+        assert (item["stepType"], item["outcome"], item["step"], item["flowId"]) == ("send", outcome, 0, ident)
+        with app.app_context():
+            assert item["deliveryId"] == str(Delivery.objects.get(customer_id=customer).pk)
 
 
 def test_two_workers_at_once_send_each_customer_one_message(client, app):
-    _flow(client, {"type": "customer.created"}, [WELCOME, {"type": "update", "addTags": ["welcomed"]}])
+    ident = _flow(client, {"type": "customer.created"}, [WELCOME, {"type": "update", "addTags": ["welcomed"]}])
     seed_customers([{"name": f"P{i}", "email": f"p{i}@shop.com"} for i in range(300)])
     with app.app_context():
         flow = flows.Flow.objects.get()
@@ -244,7 +278,9 @@ def test_two_workers_at_once_send_each_customer_one_message(client, app):
     assert not errors
     handed = _handed(app)
     assert len(handed) == 300 and len({m.to for m in handed}) == 300
-    assert Delivery.objects.count() == 300 and FlowStepRun.objects.count() == 600
+    assert Delivery.objects.count() == 300 and FlowStepRun.objects.count() == 300  # the update steps'
+    steps = client.get(f"/api/flows/{ident}/stats").get_json()["steps"]
+    assert [step["outcomes"] for step in steps] == [{"sent": 300}, {"updated": 300}]
     assert FlowEnrolment.objects(status="completed").count() == 300
     assert Customer.objects(tags="welcomed").count() == 300
 
@@ -459,6 +495,30 @@ def test_quiet_hours_defer_a_flow_message_to_the_morning_across_the_clock_change
     assert [m.to for m in _handed(app)] == ["ny@shop.com"]
 
 
+def test_one_batch_of_customers_in_and_out_of_their_quiet_hours_each_gets_their_own_move(make_app, clock):
+    """Customers alternating between New York (22:00: quiet) and Kolkata (08:30: allowed) run in one
+    batch: those in Kolkata are sent now, those in New York wait for their morning and are sent then,
+    each once: no enrolment takes another's move."""
+    app = make_app(QUIET_HOURS="21:00-08:00")
+    client = signed_in(app, make_user(MARKETER, email="quiet@example.com"))
+    clock.travel_to(datetime(2026, 3, 5, 3, 0))  # 22:00 in New York (EST), 08:30 in Kolkata
+    _flow(client, {"type": "customer.created"}, [WELCOME])
+    zones = ["America/New_York", "Asia/Kolkata"] * 6
+    seed_customers([{"name": f"Z{i}", "email": f"z{i:02d}@shop.com", "timezone": zone} for i, zone in enumerate(zones)])
+    with app.app_context():
+        flows.enter(flows.Flow.objects.get(), [(c.pk, None, None) for c in Customer.objects.only("id")])
+        assert flows.run_due(limit=50) == 12
+    kolkata = {f"z{i:02d}@shop.com" for i in range(1, 12, 2)}
+    assert {m.to for m in _handed(app)} == kolkata and len(_handed(app)) == 6
+    assert FlowEnrolment.objects(status="running", due_at=datetime(2026, 3, 5, 13, 0)).count() == 6  # 08:00 EST
+    clock.travel_to(datetime(2026, 3, 5, 13, 0, 30))
+    with app.app_context():
+        assert flows.run_due() == 6
+    handed = [m.to for m in _handed(app)]
+    assert len(handed) == 12 and set(handed) == {f"z{i:02d}@shop.com" for i in range(12)}
+    assert FlowEnrolment.objects(status="completed").count() == 12
+
+
 # --- state changes, editing, history ---------------------------------------------------------------
 def test_a_paused_flow_holds_everyone_and_archiving_lets_them_out(client, app, clock):
     ident = _flow(client, {"type": "customer.created"}, [{"type": "wait", "hours": 1}, WELCOME])
@@ -652,27 +712,65 @@ def test_two_campaigns_and_a_flow_racing_never_exceed_the_cap(make_app):
 def test_a_batch_that_died_after_recording_its_sends_does_not_send_them_again(client, app, clock, monkeypatch):
     """The worker wrote the batch's delivery records, then died before its step runs and moves: the
     next worker finds the records and sends nothing again."""
-    _flow(client, {"type": "customer.created"}, [WELCOME])
+    ident = _flow(client, {"type": "customer.created"}, [WELCOME])
     seed_customers([{"name": f"D{i}", "email": f"d{i}@shop.com"} for i in range(5)])
     with app.app_context():
         flow = flows.Flow.objects.get()
         flows.enter(flow, [(c.pk, None, None) for c in Customer.objects.only("id")])
-        insert = flows._insert_new
-
-        def die_after_the_records(collection, docs):
-            if collection.name != "communication_logs":
-                raise RuntimeError("worker died after writing the delivery records")
-            return insert(collection, docs)
+        def die_after_the_records(runner_):
+            raise RuntimeError("worker died after writing the delivery records")
 
         with monkeypatch.context() as patch, pytest.raises(RuntimeError):
-            patch.setattr(flows, "_insert_new", die_after_the_records)
+            patch.setattr(flows._Runner, "_move_all", die_after_the_records)
             flows.run_due()
-        assert Delivery.objects.count() == 5 and FlowStepRun.objects.count() == 0
+        assert Delivery.objects.count() == 5 and FlowEnrolment.objects(status="running").count() == 5
         clock.advance(seconds=app.config["DISPATCH_CLAIM_LEASE_S"] + 1)
         assert flows.run_due() == 5
     assert len(_handed(app)) == 5, "each message handed off once"
     assert FlowEnrolment.objects(status="completed").count() == 5
-    assert FlowStepRun.objects(outcome="sent").count() == 5 and Delivery.objects.count() == 5
+    stats = client.get(f"/api/flows/{ident}/stats").get_json()
+    assert stats["sent"] == 5 and stats["steps"][0]["outcomes"] == {"sent": 5} and Delivery.objects.count() == 5
+
+
+class _Died(BaseException):
+    """The worker's process is killed: nothing after this point runs, no cleanup either."""
+
+
+def test_a_worker_killed_mid_batch_resends_only_what_ran_since_the_last_flush(client, app, clock, monkeypatch):
+    """One batch of 20; what ran is recorded every ENGINE_FLUSH_S (here after each enrolment); the
+    worker dies handing off the 11th message: the next worker sends the other 10 and repeats none of
+    the 10 recorded (a batch-sized window would send those 10 again)."""
+    _flow(client, {"type": "customer.created"}, [WELCOME])
+    seed_customers([{"name": f"K{i}", "email": f"k{i:02d}@shop.com"} for i in range(20)])
+    app.config["ENGINE_FLUSH_S"] = 1e-6
+    with app.app_context():
+        vendor = engine.vendor(app)
+        flows.enter(flows.Flow.objects.get(), [(c.pk, None, None) for c in Customer.objects.only("id")])
+    original, attempts = vendor.send, []
+
+    def dies_on_the_eleventh(message):
+        attempts.append(message.to)
+        if len(attempts) == 11:
+            raise _Died()
+        return original(message)
+
+    def killed(runner_, kind, exc, trace):  # SIGKILL: the batch's closing flush never runs
+        if kind is _Died:
+            return False
+        return exit_(runner_, kind, exc, trace)
+
+    exit_ = flows._Runner.__exit__
+    with monkeypatch.context() as patch, app.app_context():
+        patch.setattr(vendor, "send", dies_on_the_eleventh)
+        patch.setattr(flows._Runner, "__exit__", killed)
+        with pytest.raises(_Died):
+            flows.run_due(limit=20)
+        assert Delivery.objects.count() == 10 and FlowEnrolment.objects(status="completed").count() == 10
+        clock.advance(seconds=app.config["DISPATCH_CLAIM_LEASE_S"] + 1)
+        assert flows.run_due() == 10
+    sent = [m.to for m in _handed(app)]
+    assert len(sent) == 20 and len(set(sent)) == 20, "each message handed off once"
+    assert FlowEnrolment.objects(status="completed").count() == 20 and Delivery.objects.count() == 20
 
 
 def test_a_branch_decided_before_a_crash_keeps_its_path(client, app, clock, monkeypatch):

@@ -9,6 +9,8 @@ import mongoengine
 import pytest
 
 import engine
+from engine import jobs
+from engine import runner as runner_jobs
 from migrations import HEAD, MIGRATIONS, Migration
 from migrations import runner
 from models import AppliedMigration, Campaign, ImportJob, MigrationLock
@@ -22,8 +24,9 @@ def cli(app, *args):
 
 
 def _previous_version(client):
-    """What the code before migrations wrote: a campaign with no subject (its name was the subject) and
-    an import job whose mapping is a dict under ``columns``; no migration recorded."""
+    """What the code before migrations wrote: a campaign with no subject (its name was the subject), an
+    import job whose mapping is a dict under ``columns``, and a flow message recorded twice (its delivery
+    record and a step run ``sent``); no migration recorded."""
     campaign = client.post("/api/campaigns", json={"name": "Spring sale", "message": "Hi {{name}}",
                                                    "rules": [{"field": "totalSpend", "operator": ">=", "value": 0}]})
     assert campaign.status_code == 201, campaign.get_json()
@@ -32,10 +35,25 @@ def _previous_version(client):
         "file": (io.BytesIO(b"Name,E-Mail\r\nAda,ada@shop.com\r\n"), "people.csv")})
     assert upload.status_code == 202, upload.get_json()
     assert engine.wait_idle(client.application, timeout=60)
+    flow = client.post("/api/flows", json={"name": "Welcome", "trigger": {"type": "customer.created"},
+                                           "steps": [{"type": "send", "subject": "Hi", "text": "Welcome"}]})
+    assert flow.status_code == 201, flow.get_json()
+    assert client.post(f"/api/flows/{flow.get_json()['_id']}/activate").status_code == 200
+    assert client.post("/api/customers", json={"name": "Bo", "email": "bo@shop.com"}).status_code == 201
+    assert engine.wait_idle(client.application, timeout=60)
+    with client.application.app_context():
+        jobs.sweep(runner_jobs.submit)  # what the beat does: the flow's message is sent
+    assert engine.wait_idle(client.application, timeout=60)
     db = mongoengine.get_db()
     db.campaigns.update_one({"_id": Campaign.objects.get().pk}, {"$unset": {"subject": ""}})
     db.import_jobs.update_one({"_id": ImportJob.objects.get().pk},
                               {"$set": {"columns": {"E-Mail": "email", "Name": "name"}}, "$unset": {"columnPairs": ""}})
+    record = db.communication_logs.find_one({"flow": {"$ne": None}})
+    assert record is not None and db.flow_steps.count_documents({}) == 0
+    db.flow_steps.insert_one({"_id": f"{record['enrolment']}:0", "enrolment": record["enrolment"],
+                              "flow": record["flow"], "customer": record["customer"], "step": 0, "type": "send",
+                              "startedAt": record["createdAt"], "at": record["createdAt"], "outcome": "sent",
+                              "delivery": record["_id"]})
     db.migrations.delete_many({})
     return campaign.get_json()["_id"], upload.get_json()["_id"]
 
@@ -43,7 +61,7 @@ def _previous_version(client):
 def _documents():
     db = mongoengine.get_db()
     return {name: sorted(db[name].find({}, {"updatedAt": 0}), key=lambda d: str(d["_id"]))
-            for name in ("campaigns", "import_jobs", "customers")}
+            for name in ("campaigns", "import_jobs", "customers", "flow_steps")}
 
 
 def test_a_database_at_the_previous_version_upgrades_and_a_second_run_changes_nothing(app, client):
@@ -55,6 +73,7 @@ def test_a_database_at_the_previous_version_upgrades_and_a_second_run_changes_no
     assert first.exit_code == 0, first.output + first.stderr
     assert "0001 campaign subjects: 1 campaigns" in first.output
     assert "0002 import job column pairs: 1 importJobs" in first.output
+    assert "0003 flow send runs: 1 flowSteps" in first.output
     assert f"Database at {HEAD}." in first.output
     # what the API answers comes from the stored fields now
     stored = mongoengine.get_db().campaigns.find_one({})
@@ -63,6 +82,12 @@ def test_a_database_at_the_previous_version_upgrades_and_a_second_run_changes_no
     job = client.get(f"/api/imports/{job_id}").get_json()
     assert job["columns"] == {"E-Mail": "email", "Name": "name"}
     assert "columns" not in mongoengine.get_db().import_jobs.find_one({})
+    flow_id = str(mongoengine.get_db().flows.find_one({})["_id"])
+    stats = client.get(f"/api/flows/{flow_id}/stats").get_json()
+    assert stats["sent"] == 1 and stats["steps"][0]["outcomes"] == {"sent": 1}, "the message counted once"
+    customer = mongoengine.get_db().customers.find_one({"email": "bo@shop.com"})["_id"]
+    steps = client.get(f"/api/customers/{customer}/timeline?types=flow.step").get_json()
+    assert [(i["stepType"], i["outcome"]) for i in steps["items"]] == [("send", "sent")]
 
     after_first, records = _documents(), list(AppliedMigration.objects.order_by("id"))
     assert [r.id for r in records] == VERSIONS and records[0].changed == {"campaigns": 1}
