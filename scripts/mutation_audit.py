@@ -615,8 +615,8 @@ MUTATIONS = [
      "        if False:",
      ["tests/test_tracking.py::test_a_signed_in_browser_fetching_the_pixel_leaves_its_session_alone"]),
     ("a click's fast path ignores a recent click", "engine/tracking.py",
-     '{"lastClickAt": {"$lt": cutoff}}]}',
-     '{"lastClickAt": {"$exists": True}}]}',
+     '"lastClickAt": {"$not": {"$gte": cutoff}}}, update)',
+     '"lastClickAt": {"$exists": True}}, update)',
      ["tests/test_tracking.py::test_a_click_after_a_quiet_spell_is_one_plain_update_and_a_quick_second_click_still_marks_the_burst",
       "tests/test_tracking.py::test_clicking_every_link_within_a_second_marks_the_whole_burst"]),
     # --- issue 24 item 9: fixed paths beside /<id> routes ---
