@@ -29,6 +29,7 @@ the customer's slots (:mod:`engine.cap`: atomic, so racing senders never exceed 
 own slot) or ends the step ``capped``;
 ``QUIET_HOURS`` in the customer's zone put the enrolment back to sleep until they end.
 """
+import calendar
 import hashlib
 import logging
 import time
@@ -96,10 +97,20 @@ def _matching(query, customer_pks):
     if not query:
         return list(customer_pks)
     found = set()
-    for chunk in in_chunks(customer_pks):
+    for chunk in in_chunks(sorted(customer_pks)):  # sorted: each chunk a run of ids
         found.update(doc["_id"] for doc in Customer._get_collection().find(
-            {"$and": [{"_id": {"$in": chunk}}, query]}, {"_id": 1}))
+            {"$and": [{"_id": customer_ids(chunk)}, query]}, {"_id": 1}))
     return [pk for pk in customer_pks if pk in found]
+
+
+def _compiled(flows, compile_):
+    """``(flow, compile_(flow))`` for each of ``flows`` whose rules compile; one whose rules no longer
+    do (an attribute or segment changed since it was saved) takes nobody, and says so in the log."""
+    for flow in flows:
+        try:
+            yield flow, compile_(flow)
+        except (RuleError, LookupError) as exc:
+            log.warning("flow %s: its rules no longer compile (%s): nobody enters", flow.pk, exc)
 
 
 def _latest(flow_pk, customer_pks):
@@ -224,12 +235,7 @@ def kick(entered=1):
 def customers_created(customer_pks, now=None):
     """``customer.created`` flows enter the new customers their rules match; segment flows too."""
     entered = 0
-    for flow in _active("customer.created"):
-        try:
-            query = _customer_query(flow.trigger)
-        except RuleError as exc:
-            log.warning("flow %s: its rules no longer compile (%s): nobody enters", flow.pk, exc)
-            continue
+    for flow, query in _compiled(_active("customer.created"), lambda flow: _customer_query(flow.trigger)):
         entered += enter(flow, [(pk, None, None) for pk in _matching(query, customer_pks)], now)
     entered += _segment_entries(customer_pks, now)
     kick(entered)
@@ -251,14 +257,7 @@ def orders_created(orders, now=None):
         return 0
     _convert(orders)
     entered = 0
-    for flow in _active("order.created"):
-        try:
-            query = _customer_query(flow.trigger)
-            order_query = (compile_rules(flow.trigger["orderRules"], fields={"amount": NUMBER})
-                           if flow.trigger.get("orderRules") else {})
-        except RuleError as exc:
-            log.warning("flow %s: its rules no longer compile (%s): nobody enters", flow.pk, exc)
-            continue
+    for flow, (query, order_query) in _compiled(_active("order.created"), _order_queries):
         chosen = orders
         if order_query:
             ids = [o["_id"] for o in orders]
@@ -273,15 +272,17 @@ def orders_created(orders, now=None):
     return entered
 
 
+def _order_queries(flow):
+    """An order flow's filters: on the customer, and on the order (``{}`` when it has none)."""
+    order_rules = flow.trigger.get("orderRules")
+    return (_customer_query(flow.trigger),
+            compile_rules(order_rules, fields={"amount": NUMBER}) if order_rules else {})
+
+
 def event_recorded(event, now=None):
     """``event`` flows with the event's name enter its customer."""
     entered = 0
-    for flow in _active("event", name=event.name):
-        try:
-            query = _customer_query(flow.trigger)
-        except RuleError as exc:
-            log.warning("flow %s: its rules no longer compile (%s): nobody enters", flow.pk, exc)
-            continue
+    for flow, query in _compiled(_active("event", name=event.name), lambda flow: _customer_query(flow.trigger)):
         if _matching(query, [event.customer_id]):
             entered += enter(flow, [(event.customer_id, str(event.pk),
                                      {"eventId": str(event.pk), "name": event.name})], now)
@@ -297,12 +298,7 @@ def _segment_query(flow):
 
 def _segment_entries(customer_pks, now=None, flows=None):
     entered = 0
-    for flow in _active("segment.entered") if flows is None else flows:
-        try:
-            query = _segment_query(flow)
-        except (RuleError, LookupError) as exc:
-            log.warning("flow %s: its segment's rules do not compile (%s): nobody enters", flow.pk, exc)
-            continue
+    for flow, query in _compiled(_active("segment.entered") if flows is None else flows, _segment_query):
         if query is not None:
             entered += enter(flow, [(pk, None, None) for pk in _matching(query, customer_pks)], now)
     return entered
@@ -400,22 +396,18 @@ def _anniversaries(flow, now):
     zone = localtime.zone_of({}, {})
     today = now.replace(tzinfo=timezone.utc).astimezone(zone).date()
     field = "createdAt" if flow.trigger["attribute"] == "createdAt" else f"attributes.{flow.trigger['attribute']}"
+    days = [(today.month, today.day)]
+    if (today.month, today.day) == (2, 28) and not calendar.isleap(today.year):
+        days.append((2, 29))
     ranges = []
     for year in range(1900, today.year):
-        days = [(today.month, today.day)]
-        if (today.month, today.day) == (2, 28) and not _leap(today.year):
-            days.append((2, 29))
         for month, day in days:
-            if (month, day) == (2, 29) and not _leap(year):
+            if (month, day) == (2, 29) and not calendar.isleap(year):
                 continue
             start = datetime(year, month, day)
             ranges.append({field: {"$gte": start, "$lt": start + timedelta(days=1)}})
     key = str(today.year)
     return sum(enter(flow, [(d["_id"], key, None) for d in docs], now) for docs in _members({"$or": ranges}))
-
-
-def _leap(year):
-    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
 def sweep_and_run(now=None):
