@@ -107,11 +107,13 @@ def register_security(app):
 
 def register_commands(app):
     """``flask export-postman``, ``flask create-api-key``, ``flask seed-demo``, ``flask import``,
-    ``flask db upgrade|status``, ``flask rfm``."""
+    ``flask db upgrade|status``, ``flask rfm``, ``flask recount-reports``."""
     from apidocs.cli import export_postman
-    from controllers.cli import create_api_key, db_group, import_command, rfm_command, seed_demo_command
+    from controllers.cli import (create_api_key, db_group, import_command, recount_reports, rfm_command,
+                                 seed_demo_command)
 
-    for command in (export_postman, create_api_key, seed_demo_command, import_command, db_group, rfm_command):
+    for command in (export_postman, create_api_key, seed_demo_command, import_command, db_group, rfm_command,
+                    recount_reports):
         app.cli.add_command(command)
 
 

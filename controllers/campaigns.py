@@ -116,6 +116,7 @@ def create_campaign(data, actor=None):
         messages_per_second=data.get("messages_per_second"),
         send_at_local_time=data.get("send_at_local_time"),
         created_by=user_id(actor),
+        tallied=True,
     ).save(force_insert=True)
     events.publish("campaign.created", campaignId=str(campaign.pk), status=campaign.status)
     return campaign

@@ -117,7 +117,7 @@ def finish_if_done(campaign_pk):
         return
     if store.has_pending(campaign_pk):
         return
-    reason = None if store.handed_off(campaign_pk) else _nothing_sent_reason(campaign_pk, store.counts(campaign_pk))
+    reason = None if store.handed_off(campaign_pk) else _nothing_sent_reason(campaign_pk)
     final = FAILED if reason else COMPLETED
     now = utcnow()
     changes = {"set__status": final, "set__completed_at": now, "set__updated_at": now}
@@ -130,17 +130,21 @@ def finish_if_done(campaign_pk):
 def reconsider(campaign_pks):
     """After receipts: a completed campaign whose every recipient has now failed is ``failed``."""
     for campaign_pk in campaign_pks:
-        by_status = store.counts(campaign_pk)
-        reason = _nothing_sent_reason(campaign_pk, by_status)
+        reason = _nothing_sent_reason(campaign_pk)
         if reason and Campaign.objects(pk=campaign_pk, status=COMPLETED).update_one(
             set__status=FAILED, set__last_error=reason, set__updated_at=utcnow()
         ):
             events.publish("campaign.failed", campaignId=str(campaign_pk), reason=reason)
 
 
-def _nothing_sent_reason(campaign_pk, by_status):
-    failed = by_status.get(DELIVERY_FAILED, 0)
-    if not failed or any(by_status.get(s, 0) for s in (PENDING, SENT, DELIVERED)):
+def _nothing_sent_reason(campaign_pk):
+    """Why the campaign failed when every record FAILED (None when one did not, or there are none):
+    one indexed look-up for a record in another state, which answers at once for a campaign that
+    reached anyone; only then the FAILED ones are counted."""
+    if store.has_status(campaign_pk, (PENDING, SENT, DELIVERED)):
+        return None
+    failed = store.count_status(campaign_pk, DELIVERY_FAILED)
+    if not failed:
         return None
     top = store.failure_reasons(campaign_pk, limit=1)
     return f"Every recipient failed ({failed}); most common reason: {top[0]['reason']}"

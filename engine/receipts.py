@@ -66,9 +66,10 @@ def apply(receipts):
             complaints[record["_id"]] = at
             results[index]["result"] = APPLIED
             hard.setdefault(record["email"].lower(), record["campaign"])
-    changed = store.apply_receipt_groups(groups)
-    _count(receipts, results, changed, store.mark_complaints(complaints))
-    _suppress(hard, soft, complaints, {r["_id"]: r for r in records})
+    read = {r["_id"]: r for r in records}
+    changed = store.apply_receipt_groups(groups, read)
+    _count(receipts, results, changed, store.mark_complaints(complaints, read))
+    _suppress(hard, soft, complaints, read)
     if any(key[0] == FAILED for key in groups):
         control.reconsider(campaigns)
     return results

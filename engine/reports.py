@@ -9,10 +9,15 @@ campaign list, a campaign's stats, its report, its CSV and the period report nev
   suspected to be a bot, ``total`` events (bots included).
 - Revenue: the amounts of the orders attributed to the campaign (:mod:`engine.attribution`), how
   many, and per recipient handed off.
+
+A campaign made by this version is ``tallied``: its delivery, open and click figures, links and
+series are read from its running tallies (:mod:`engine.tallies`, a few small documents), not
+aggregated from its records; :func:`recount` rebuilds those tallies from the records by the
+aggregations below, which also still answer for campaigns made before tallies.
 """
 from datetime import timedelta
 
-from engine import abtest
+from engine import abtest, tallies
 from models import Campaign, Delivery, Order
 from models.campaign import CANCELLED
 from models.delivery import DELIVERED, FAILED, PENDING, SENT
@@ -79,10 +84,22 @@ def delivery_stats(campaign, by_status):
             "suppressed": suppressed, "total": audience - suppressed}
 
 
+def _tallied(pks, test_only=False, by=lambda doc: doc["campaign"]):
+    """``{by(doc): summed counters}`` of the tally documents of ``pks``."""
+    grouped = {}
+    for doc in tallies.rows(pks, test_only):
+        grouped.setdefault(by(doc), []).append(doc)
+    return {key: tallies.totals(docs) for key, docs in grouped.items()}
+
+
 def figures(campaigns):
-    """``{campaign pk: figures}`` for campaign documents: two aggregations whatever their number."""
+    """``{campaign pk: figures}`` for campaign documents: a read of the tallied ones' tallies, an
+    aggregation over the others' records, and one over the orders, whatever their number."""
     pks = [c.pk for c in campaigns]
-    counted, revenue = (_counted(pks), _revenue(pks)) if pks else ({}, {})
+    tallied = [c.pk for c in campaigns if c.tallied]
+    others = [pk for pk in pks if pk not in set(tallied)]
+    counted = {**(_tallied(tallied) if tallied else {}), **(_counted(others) if others else {})}
+    revenue = _revenue(pks) if pks else {}
     return {c.pk: _one(c, counted.get(c.pk, {}), revenue.get(c.pk, {})) for c in campaigns}
 
 
@@ -116,10 +133,13 @@ def by_variant(campaign):
     revenue per recipient, for the revenue rule's standard error). Two aggregations."""
     if not campaign.variants:
         return []
-    rows = {row.pop("_id"): row for row in _deliveries().aggregate([
-        {"$match": {"campaign": campaign.pk, "testGroup": True}},
-        {"$group": {"_id": "$variant", **_GROUP}},
-    ])}
+    if campaign.tallied:
+        rows = _tallied([campaign.pk], test_only=True, by=lambda doc: doc.get("variant"))
+    else:
+        rows = {row.pop("_id"): row for row in _deliveries().aggregate([
+            {"$match": {"campaign": campaign.pk, "testGroup": True}},
+            {"$group": {"_id": "$variant", **_GROUP}},
+        ])}
     money = {row["_id"]: row for row in Order._get_collection().aggregate([
         {"$match": {"attribution.campaign": campaign.pk, "attribution.testGroup": True}},
         {"$group": {"_id": {"delivery": "$attribution.delivery", "variant": "$attribution.variant"},
@@ -151,18 +171,13 @@ def variants(campaign):
 
 def links(campaign):
     """Per tracked link of each variant (or of the campaign): ``{variant, index, url, total, unique,
-    uniqueHuman}`` (one aggregation)."""
-    rows = _deliveries().aggregate([
-        {"$match": {"campaign": campaign.pk, "clicks": {"$gt": 0}}},
-        {"$project": {"variant": 1, "events": 1}},
-        {"$unwind": "$events"},
-        {"$match": {"events.kind": "click"}},
-        {"$group": {"_id": {"variant": "$variant", "link": "$events.link", "delivery": "$_id"}, "n": {"$sum": 1},
-                    "human": {"$sum": {"$cond": ["$events.bot", 0, 1]}}}},
-        {"$group": {"_id": {"variant": "$_id.variant", "link": "$_id.link"}, "total": {"$sum": "$n"},
-                    "unique": {"$sum": 1}, "uniqueHuman": {"$sum": _positive("$human")}}},
-    ])
-    found = {(row["_id"].get("variant"), row["_id"]["link"]): row for row in rows}
+    uniqueHuman}`` (the tallies, or one aggregation)."""
+    if campaign.tallied:
+        found = tallies.links(tallies.rows([campaign.pk]))
+    else:
+        found = {}
+        for row in _link_rows(campaign.pk, by_test=False):
+            found[(row["_id"].get("variant"), row["_id"]["link"])] = row
     lists = ([(index, variant["links"]) for index, variant in enumerate(campaign.variants)] if campaign.variants
              else [(None, campaign.links or ())])
     out = []
@@ -177,15 +192,15 @@ def links(campaign):
 
 def series(campaign):
     """Opens and clicks over time (raw and human): hourly for the first 48 hours after sending
-    started, daily after (hours grouped by the database, by the hour each event was stamped with when
-    it was recorded; days folded from its hours)."""
-    rows = _deliveries().aggregate([
-        {"$match": {"campaign": campaign.pk, "$or": [{"opens": {"$gt": 0}}, {"clicks": {"$gt": 0}}]}},
-        {"$project": {"events": 1}},
-        {"$unwind": "$events"},
-        {"$group": {"_id": {"hour": "$events.hour", "kind": "$events.kind"},
-                    "n": {"$sum": 1}, "human": {"$sum": {"$cond": ["$events.bot", 0, 1]}}}},
-    ])
+    started, daily after (by the hour each event was stamped with when it was recorded: the tallies'
+    hours, or grouped by the database; days folded from its hours)."""
+    if campaign.tallied:
+        hours = tallies.hours(tallies.rows([campaign.pk]))
+        rows = [{"_id": {"hour": hour, "kind": kind}, "n": values[f"{kind}s"],
+                 "human": values[f"human{kind.title()}Events"]}
+                for hour, values in hours.items() for kind in ("open", "click")]
+    else:
+        rows = _series_rows(campaign.pk, by_test=False)
     start = campaign.started_at
     hourly_until = (start + HOURLY_FOR).strftime("%Y-%m-%dT%H:00:00Z") if start else ""
     buckets = {}
@@ -196,3 +211,67 @@ def series(campaign):
         bucket[f"{kind}s"] += row["n"]
         bucket[f"human_{kind}s"] += row["human"]
     return [{"at": at, "granularity": unit, **values} for (at, unit), values in sorted(buckets.items())]
+
+
+def _link_rows(campaign_pk, by_test):
+    """Per (variant[, test group], link): ``total`` clicks, ``unique`` recipients, ``uniqueHuman`` ones
+    with a click not suspected to be a bot (from the records' event logs)."""
+    test = {"test": {"$eq": ["$testGroup", True]}} if by_test else {}
+    return _deliveries().aggregate([
+        {"$match": {"campaign": campaign_pk, "clicks": {"$gt": 0}}},
+        {"$project": {"variant": 1, "testGroup": 1, "events": 1}},
+        {"$unwind": "$events"},
+        {"$match": {"events.kind": "click"}},
+        {"$group": {"_id": {"variant": "$variant", **test, "link": "$events.link", "delivery": "$_id"},
+                    "n": {"$sum": 1}, "human": {"$sum": {"$cond": ["$events.bot", 0, 1]}}}},
+        {"$group": {"_id": {"variant": "$_id.variant", **({"test": "$_id.test"} if by_test else {}),
+                            "link": "$_id.link"},
+                    "total": {"$sum": "$n"}, "unique": {"$sum": 1}, "uniqueHuman": {"$sum": _positive("$human")}}},
+    ])
+
+
+def _series_rows(campaign_pk, by_test):
+    """Per (hour, kind[, variant, test group]): events ``n`` and ``human`` ones (from the event logs)."""
+    extra = {"variant": "$variant", "test": {"$eq": ["$testGroup", True]}} if by_test else {}
+    return _deliveries().aggregate([
+        {"$match": {"campaign": campaign_pk, "$or": [{"opens": {"$gt": 0}}, {"clicks": {"$gt": 0}}]}},
+        {"$project": {"events": 1, "variant": 1, "testGroup": 1}},
+        {"$unwind": "$events"},
+        {"$group": {"_id": {"hour": "$events.hour", "kind": "$events.kind", **extra},
+                    "n": {"$sum": 1}, "human": {"$sum": {"$cond": ["$events.bot", 0, 1]}}}},
+    ])
+
+
+def recount(campaign):
+    """Rebuild a campaign's tallies from its records (three aggregations over them) and mark it
+    ``tallied``; returns the number of tally documents written. The series' hours come from the event
+    logs, and what the records count beyond their capped logs is kept in the states documents, so the
+    totals stay the records' exact counts. Run it while nothing writes to the campaign: what changes
+    during the aggregations may be missed (engine.tallies)."""
+    states, by_hour = {}, {}
+
+    def count(table, key, name, value):
+        found = table.setdefault(key, {})
+        found[name] = found.get(name, 0) + value
+
+    def key_of(group):  # (mongomock leaves a false ``test`` out of a group's _id: groups may repeat)
+        return campaign.pk, group.get("variant"), bool(group.get("test"))
+
+    for row in _deliveries().aggregate([
+            {"$match": {"campaign": campaign.pk}},
+            {"$group": {"_id": {"variant": "$variant", "test": {"$eq": ["$testGroup", True]}}, **_GROUP}}]):
+        group = row.pop("_id")
+        for name, value in row.items():
+            count(states, key_of(group), name, value)
+    for row in _link_rows(campaign.pk, by_test=True):
+        for name in tallies.LINK_COUNTERS:
+            count(states, key_of(row["_id"]), f"links.{row['_id']['link']}.{name}", row[name])
+    for row in _series_rows(campaign.pk, by_test=True):
+        group = row["_id"]
+        key, hour, kind = key_of(group), tallies.hour_of(group["hour"]), group["kind"]
+        count(by_hour, (key, hour), f"{kind}s", row["n"])
+        count(by_hour, (key, hour), f"human{kind.title()}Events", row["human"])
+        count(states, key, f"{kind}s", -row["n"])  # the states documents keep what is beyond the logs
+    tallies.replace(campaign.pk, states, by_hour)
+    Campaign.objects(pk=campaign.pk).update_one(set__tallied=True)
+    return len(states) + len(by_hour)

@@ -101,8 +101,8 @@ class Control:
 class _Outcomes:
     """Outcomes buffered and written every ``flush_s``; ``sentAt`` is each chunk's first hand-off."""
 
-    def __init__(self, token, flush_s):
-        self.token, self.flush_s = token, flush_s
+    def __init__(self, token, flush_s, keys):
+        self.token, self.flush_s, self.keys = token, flush_s, keys  # keys: {record id: tally key}
         self._reset()
 
     def _reset(self):
@@ -133,7 +133,8 @@ class _Outcomes:
         """Write what is buffered: deferrals first (they stay PENDING, due later), then outcomes."""
         if self.deferrals:
             metrics.DEFERRED.labels("quiet_hours").inc(store.defer(self.deferrals))
-        sent, failed = store.record_outcomes(self.token, self.attempted, self.first_at, self.failed, utcnow())
+        sent, failed = store.record_outcomes(self.token, self.attempted, self.first_at, self.failed, utcnow(),
+                                             self.keys)
         for outcome, count in ((metrics.HANDED_OFF, sent), (metrics.FAILED, failed)):
             if count:
                 metrics.MESSAGES.labels(outcome).inc(count)
@@ -145,7 +146,8 @@ class _Batch:
         config = current_app.config
         self.campaign, self.records = campaign, records
         self.control = Control(campaign.pk, config["ENGINE_CONTROL_CHECK_S"])
-        self.outcomes = _Outcomes(token, config["ENGINE_FLUSH_S"])
+        keys = {r["_id"]: (campaign.pk, r.get("variant"), bool(r.get("testGroup"))) for r in records}
+        self.outcomes = _Outcomes(token, config["ENGINE_FLUSH_S"], keys)
         self.vendor = current_app.extensions["engine"].vendor(config)
         self.max_attempts = config["VENDOR_MAX_ATTEMPTS"]
         self.base_s, self.max_s = config["VENDOR_RETRY_BASE_S"], config["VENDOR_RETRY_MAX_S"]

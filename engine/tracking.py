@@ -10,9 +10,12 @@ campaign and ``FLOW_MESSAGE`` as the variant, and its links are its send step's 
 the enrolment followed, stored once per version).
 
 **Recording.** Each event is one conditional update of its delivery record: raw and human counts,
-first/last times, the first human open/click, and the event (time, link, user-agent class, method,
-IP prefix /24 or /48 — never the full address) pushed onto a log capped at ``TRACKING_EVENT_LOG``
-(counts stay exact beyond it).
+first/last times, the first human open/click, a click's link in the recipient's clicked (and human-
+clicked) links, and the event (time, link, user-agent class, method, IP prefix /24 or /48 — never
+the full address) pushed onto a log capped at ``TRACKING_EVENT_LOG`` (counts stay exact beyond it).
+The update returns the record as it was, so one more write adds the event to the campaign's
+tallies (:mod:`engine.tallies`: totals, the recipient's first open or click overall, of a link,
+human or not, and its hour) without reading anything else.
 
 **Bots** (``suspectedBot`` with a reason; counted raw, never human):
 - ``head``: a HEAD request (link checkers);
@@ -42,6 +45,7 @@ from bson.errors import InvalidId
 from flask import current_app
 from pymongo import ReturnDocument
 
+from engine import tallies
 from engine.content import link_target
 from engine.templates import CUSTOMER_FIELDS
 from models import Campaign, Customer, Delivery, FlowVersion
@@ -205,7 +209,8 @@ def classify(kind, claims, now, method, agent, address):
 
 def event_update(kind, event, cap):
     """The one update that records ``event`` (from :func:`classify`) on its delivery: raw and human
-    counts, first and last times, the first human one, the event on the log capped at ``cap``."""
+    counts, first and last times, the first human one, a click's link in the recipient's clicked (and
+    human-clicked) links, the event on the log capped at ``cap``."""
     name = "Open" if kind == OPEN else "Click"
     now, human = event["at"], not event["bot"]
     update = {
@@ -218,41 +223,87 @@ def event_update(kind, event, cap):
         update["$min"][f"human{name}At"] = now
         if kind == CLICK:
             update["$max"]["lastHumanClickAt"] = now
+    if kind == CLICK:
+        update["$addToSet"] = {"clickedLinks": event["link"], **({"humanLinks": event["link"]} if human else {})}
     return update
 
 
-def record(kind, claims, method, agent, address, link_count=0, customer=False):
-    """Record one event on its delivery (one write). Its record (``customer`` asks for the
-    customer's id), or None when the delivery does not exist (nothing recorded).
+# what a record's state before an event says to its tallies (and to the burst rule, with the log)
+_BEFORE = dict.fromkeys(("campaign", "customer", "variant", "testGroup", "flow", "opens", "humanOpens", "clicks",
+                         "humanClicks", "clickedLinks", "humanLinks"), 1)
+_BURST = {**_BEFORE, "events": 1, "humanClickAt": 1}
 
-    An open, or a click that needs no customer and cannot complete a burst over every link (one
-    link, or no click of the recipient's within ``TRACKING_ALL_LINKS_S`` before it: a conditional
-    update says which), is a plain update (the database answers whether it matched); a click that
-    may complete a burst reads the record back. Of two clicks at once, the second to write sees the
-    first's time, so it reads the record back and sees both."""
+
+def event_tally(kind, event, before):
+    """``{hour: tally deltas}`` (engine.tallies) of ``event`` on a record that was ``before``."""
+    human = not event["bot"]
+    if kind == OPEN:
+        counts = {"opens": 1, "humanOpenEvents": int(human), "uniqueOpens": int(not before.get("opens")),
+                  "humanOpens": int(human and not before.get("humanOpens"))}
+    else:
+        link = event["link"]
+        counts = {"clicks": 1, "humanClickEvents": int(human), "uniqueClicks": int(not before.get("clicks")),
+                  "humanClicks": int(human and not before.get("humanClicks")),
+                  f"links.{link}.total": 1,
+                  f"links.{link}.unique": int(link not in (before.get("clickedLinks") or ())),
+                  f"links.{link}.uniqueHuman": int(human and link not in (before.get("humanLinks") or ()))}
+    return {tallies.hour_of(event["hour"]): counts}
+
+
+def record(kind, claims, method, agent, address, link_count=0):
+    """Record one event on its delivery (one write, returning the record as it was, which says what
+    the event adds to the campaign's tallies: one more write). Its record (with the customer's id), or
+    None when the delivery does not exist (nothing recorded).
+
+    An open, or a click that cannot complete a burst over every link (one link, or no click of the
+    recipient's within ``TRACKING_ALL_LINKS_S`` before it: a conditional update says which), reads
+    back only the counters; a click that may complete a burst reads back the event log too. Of two
+    clicks at once, the second to write sees the first's event in the record as it was, so it sees both."""
     now = utcnow()
     event = classify(kind, claims, now, method, agent, address)
-    update = event_update(kind, event, current_app.config["TRACKING_EVENT_LOG"])
+    cap_ = current_app.config["TRACKING_EVENT_LOG"]
+    update = event_update(kind, event, cap_)
     collection = Delivery._get_collection()
     which = {"_id": claims["delivery"], "campaign": claims["campaign"]}
+    before = None
     burst = kind == CLICK and link_count >= 2
-    if burst and not customer:  # no click within the window before this one: no burst can be complete
+    if burst:  # no click within the window before this one: no burst can be complete
         cutoff = now - timedelta(seconds=current_app.config["TRACKING_ALL_LINKS_S"])
-        if collection.update_one({**which, "lastClickAt": {"$not": {"$gte": cutoff}}}, update).matched_count:
-            return {}
-    elif not (burst or customer):
-        return {} if collection.update_one(which, update).matched_count else None
-    projection = {"customer": 1}
-    if burst:
-        projection.update(events=1, clicks=1, humanClicks=1, humanClickAt=1)
-    doc = collection.find_one_and_update(which, update, projection=projection, return_document=ReturnDocument.AFTER)
-    if doc is not None and burst:
-        _all_links(collection, doc, link_count, now)
-    return doc
+        before = collection.find_one_and_update({**which, "lastClickAt": {"$not": {"$gte": cutoff}}}, update,
+                                                projection=_BEFORE, return_document=ReturnDocument.BEFORE)
+        if before is None:
+            before = collection.find_one_and_update(which, update, projection=_BURST,
+                                                    return_document=ReturnDocument.BEFORE)
+            if before is None:
+                return None
+            deltas = event_tally(kind, event, before)
+            _all_links(collection, _after(before, event, cap_), link_count, now, deltas)
+            tallies.add_hours(tallies.key_of(before), deltas)
+            return before
+    else:
+        before = collection.find_one_and_update(which, update, projection=_BEFORE,
+                                                return_document=ReturnDocument.BEFORE)
+        if before is None:
+            return None
+    tallies.add_hours(tallies.key_of(before), event_tally(kind, event, before))
+    return before
 
 
-def _all_links(collection, doc, link_count, now):
-    """Mark the burst when the recipient's clicks within ``TRACKING_ALL_LINKS_S`` cover every link.
+def _after(before, event, cap):
+    """The record after ``event`` (a click) was recorded on ``before``: what the update wrote."""
+    human = not event["bot"]
+    after = {**before, "events": ((before.get("events") or []) + [event])[-cap:],
+             "clicks": before.get("clicks", 0) + 1, "humanClicks": before.get("humanClicks", 0) + int(human)}
+    if human:
+        first = before.get("humanClickAt")
+        after["humanClickAt"] = event["at"] if first is None else min(first, event["at"])
+    return after
+
+
+def _all_links(collection, doc, link_count, now, deltas):
+    """Mark the burst when the recipient's clicks within ``TRACKING_ALL_LINKS_S`` cover every link,
+    and take what the marked clicks had added to the human figures off ``deltas`` (the tallies',
+    ``{hour: counts}``).
 
     Concurrent clicks each write first and read after, so the last writer always sees the whole
     burst; the mark is a compare-and-set on the counts it read, so it applies once."""
@@ -266,19 +317,34 @@ def _all_links(collection, doc, link_count, now):
         return
     for event in unmarked:
         event.update(bot=True, reason="all_links")
-    human = [e["at"] for e in events if e["kind"] == "click" and not e.get("bot")]
+    human = [e for e in events if e["kind"] == "click" and not e.get("bot")]
     fields = {"events": events, "humanClicks": max(0, doc.get("humanClicks", 0) - len(unmarked))}
     change = {"$set": fields}
     if fields["humanClicks"] == 0:
         change["$unset"] = {"humanClickAt": "", "lastHumanClickAt": ""}
     else:
         if human:
-            fields["lastHumanClickAt"] = max(human)
+            fields["lastHumanClickAt"] = max(e["at"] for e in human)
         first = doc.get("humanClickAt")
         if first is not None and any(e["at"] == first for e in unmarked):
-            fields["humanClickAt"] = min(human) if human else first
-    collection.update_one({"_id": doc["_id"], "clicks": doc["clicks"], "humanClicks": doc.get("humanClicks", 0)},
-                          change)
+            fields["humanClickAt"] = min(e["at"] for e in human) if human else first
+    lost = sorted({e.get("link") for e in unmarked} - {e.get("link") for e in human})  # no human click left
+    if lost:
+        change["$pull"] = {"humanLinks": {"$in": lost}}
+    if not collection.update_one({"_id": doc["_id"], "clicks": doc["clicks"],
+                                  "humanClicks": doc.get("humanClicks", 0)}, change).modified_count:
+        return
+    def take(hour, name):
+        counts = deltas.setdefault(hour, {})
+        counts[name] = counts.get(name, 0) - 1
+
+    now_hour = tallies.hour_of(now.strftime(HOUR))
+    if fields["humanClicks"] == 0 and doc.get("humanClicks", 0) > 0:
+        take(now_hour, "humanClicks")
+    for link in lost:
+        take(now_hour, f"links.{link}.uniqueHuman")
+    for event in unmarked:
+        take(tallies.hour_of(event.get("hour") or event["at"].strftime(HOUR)), "humanClickEvents")
 
 
 class _NoCampaign(LookupError):
@@ -336,7 +402,7 @@ def track_click(value, method, agent, address):
         return None
     link = links[claims["link"]]
     personal = "{" in link  # personal values in the path or query: the customer's, now
-    doc = record(CLICK, claims, method, agent, address, len(links), customer=personal)
+    doc = record(CLICK, claims, method, agent, address, len(links))
     if doc is None:
         return None
     customer = {}

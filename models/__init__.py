@@ -18,17 +18,18 @@ from models.segment import Segment
 from models.send_ledger import SendLedger
 from models.soft_bounce import SoftBounce
 from models.suppression import Suppression
+from models.tally import CampaignTally
 from models.template import Template
 from models.user import User
 
 ALL_DOCUMENTS = (AttributeDefinition, Customer, Order, User, Segment, Campaign, Delivery, BatchClaim, ApiKey,
                  AuditEvent, Suppression, ImportJob, ImportRowError, IdempotentResponse, Template, SoftBounce,
                  AppliedMigration, MigrationLock, RfmState, CustomerEvent, Flow, FlowEnrolment, FlowStepRun,
-                 FlowVersion, SendLedger)
+                 FlowVersion, SendLedger, CampaignTally)
 
 __all__ = [
     "ALL_DOCUMENTS", "AppliedMigration", "ApiKey", "AttributeDefinition", "AuditEvent", "BatchClaim", "Campaign",
-    "Customer", "CustomerEvent", "Delivery", "Flow", "FlowEnrolment", "FlowStepRun", "FlowVersion",
+    "CampaignTally", "Customer", "CustomerEvent", "Delivery", "Flow", "FlowEnrolment", "FlowStepRun", "FlowVersion",
     "IdempotentResponse", "ImportJob", "ImportRowError", "MigrationLock", "Order", "RfmState", "Segment",
     "SendLedger", "SoftBounce", "Suppression", "Template", "User", "init_db",
 ]

@@ -55,6 +55,9 @@ class Campaign(TimestampedDocument):
     plan_cursor = ObjectIdField(db_field="planCursor")
     suppressed = IntField(default=0)  # audience members skipped: unsubscribed or on the suppression list
     planned = DateTimeField()
+    # its figures are kept as running tallies from its first record (engine.tallies); False on campaigns
+    # made before tallies, whose figures are aggregated from their records until recounted
+    tallied = BooleanField(default=False)
     rate_next_at = DateTimeField(db_field="rateNextAt")
     last_error = StringField(db_field="lastError")
     created_by = ObjectIdField(db_field="createdBy")

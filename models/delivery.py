@@ -6,6 +6,7 @@ from mongoengine import (
     EmbeddedDocument,
     EmbeddedDocumentListField,
     IntField,
+    ListField,
     ObjectIdField,
     StringField,
 )
@@ -66,6 +67,8 @@ class Delivery(Document):
     human_click_at = DateTimeField(db_field="humanClickAt")  # the first human click
     last_human_click_at = DateTimeField(db_field="lastHumanClickAt")  # attribution's touch
     events = EmbeddedDocumentListField(TrackingEvent)
+    clicked_links = ListField(IntField(), db_field="clickedLinks")  # indexes of the links clicked (the tallies')
+    human_links = ListField(IntField(), db_field="humanLinks")  # ... of which a click was not a suspected bot
     # a flow's message (engine.flows): its own one-message send, so ``campaign`` is the record's own id
     flow_id = ObjectIdField(db_field="flow")
     enrolment = StringField()

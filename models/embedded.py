@@ -1,6 +1,6 @@
 """The embedded store: mongomock, patched where it differs from MongoDB in ways this project meets.
 
-:func:`patch_mongomock` (once per process, idempotent) applies three changes:
+:func:`patch_mongomock` (once per process, idempotent) applies four changes:
 
 1. **One lock.** mongomock updates documents in place and copies them without a lock, so a web thread
    and an engine thread meeting on one collection raised "dictionary changed size during iteration".
@@ -22,6 +22,10 @@
    and compares every answer.
 3. **Bulk writes as pymongo ≥ 4.11 sends them**: ``UpdateOne``'s ``sort`` (None unless given) is
    accepted, and each ``upserted`` entry's ``index`` is the operation's position.
+4. **An aggregation's leading ``$match`` filters as it reads.** mongomock copies every document of the
+   collection before the first stage, so one campaign's failure reasons cost a copy of every campaign's
+   records. A pipeline that starts with ``$match`` reads through ``find`` with that filter (the same
+   matcher, and the look-ups of 2.), then runs the rest of the stages on the copies of the matches.
 """
 import functools
 import importlib
@@ -56,6 +60,7 @@ def patch_mongomock():
         return
     _patch_bulk_writes()
     _patch_unique_lookups(Collection)
+    _patch_aggregate(Collection)
     for where, names in LOCKED_METHODS.items():
         module, cls = where.rsplit(".", 1)
         owner = getattr(importlib.import_module(f"mongomock.{module}"), cls)
@@ -196,6 +201,23 @@ def _patch_unique_lookups(Collection):
 
     Collection._iter_documents = _iter_documents
     Collection._ensure_uniques = _ensure_uniques
+
+
+# --- aggregations ------------------------------------------------------------------------------------------
+
+def _patch_aggregate(Collection):
+    from mongomock import aggregate as stages
+
+    whole = ORIGINAL["aggregate"] = Collection.aggregate
+
+    def aggregate(self, pipeline, session=None, **kwargs):
+        pipeline = list(pipeline)
+        if not pipeline or list(pipeline[0]) != ["$match"]:
+            return whole(self, pipeline, session=session, **kwargs)
+        matched = list(self.find(pipeline[0]["$match"]))
+        return stages.process_pipeline(matched, self.database, pipeline[1:], session)
+
+    Collection.aggregate = aggregate
 
 
 # --- bulk writes ------------------------------------------------------------------------------------------

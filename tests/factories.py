@@ -66,3 +66,10 @@ def seed_customers(rows):
     Customer.objects.insert([Customer(**{attribute[key]: value for key, value in row.items()})
                              for row in rows], load_bulk=False)
     return rows
+
+
+def people_shop(make_app, people, **config):
+    """A marketer's client on an app (``config``) holding ``people`` customers ``Person i`` <pi@shop.com>."""
+    app = make_app(**config)
+    seed_customers([{"name": f"Person {i}", "email": f"p{i}@shop.com"} for i in range(people)])
+    return signed_in(app, make_user())

@@ -9,7 +9,7 @@ import pytest
 import engine
 from engine import abtest, jobs, runner
 from models import Campaign, Delivery
-from tests.factories import make_user, seed_customers, signed_in
+from tests.factories import people_shop
 from tests.test_tracking import PERSON
 
 VARIANT_A = '<p>Hi {{firstName}}</p><a href="https://shop.example/a">Shop A</a>'
@@ -29,9 +29,7 @@ def _ab(client, **overrides):
 
 @pytest.fixture
 def shop(make_app):
-    app = make_app(AB_MIN_SAMPLE=30, VENDOR_RECEIPTS=False)
-    seed_customers([{"name": f"Person {i}", "email": f"p{i}@shop.com"} for i in range(PEOPLE)])
-    return signed_in(app, make_user())
+    return people_shop(make_app, PEOPLE, AB_MIN_SAMPLE=30, VENDOR_RECEIPTS=False)
 
 
 def _send(client, campaign):

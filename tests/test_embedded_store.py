@@ -194,6 +194,8 @@ def _run(operations):
             answers.append(_ids(collection.find({"a": a, "b": 1})))
         answers.append(_ids(collection.find({"_id": {"$in": [0, 2, 4]}})))
         answers.append(_ids(collection.find({"email": {"$in": ["a@x", "c@x"]}, "a": {"$gte": 2}})))
+        answers.append(_ids(collection.aggregate([{"$match": {"a": {"$gte": 2}}}, {"$project": {"_id": 1}}])))
+        answers.append(_ids(collection.aggregate([{"$match": {"_id": {"$in": [0, 2, 4]}}}, {"$match": {"b": 1}}])))
     answers.append(sorted(repr({k: v for k, v in d.items() if k != "_id"}) for d in collection.find()))
     return answers
 
@@ -206,20 +208,21 @@ def _run(operations):
     ("insert", {"_id": 0, "email": None, "a": 2, "b": 1}),
     ("update_ids", [0, 1], {"email": ["a@x"], "a": 1}),  # refused half-way, document 0 restored
 ])
-def test_unique_lookups_answer_exactly_as_mongomocks_scan(operations):
+def test_unique_lookups_and_leading_matches_answer_exactly_as_mongomocks_scan(operations):
     from mongomock.collection import Collection
 
     from models import embedded
 
     embedded.patch_mongomock()
     patched = _run(operations)
-    saved = Collection._iter_documents, Collection._ensure_uniques
+    saved = Collection._iter_documents, Collection._ensure_uniques, Collection.aggregate
     Collection._iter_documents = embedded.ORIGINAL["_iter_documents"]
     Collection._ensure_uniques = embedded.ORIGINAL["_ensure_uniques"]
+    Collection.aggregate = embedded.ORIGINAL["aggregate"]  # every document copied, then the $match stage
     try:
         scanned = _run(operations)
     finally:
-        Collection._iter_documents, Collection._ensure_uniques = saved
+        Collection._iter_documents, Collection._ensure_uniques, Collection.aggregate = saved
     assert patched == scanned, operations
 
 

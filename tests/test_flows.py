@@ -11,7 +11,7 @@ import engine
 import engine.receipts
 from engine import flows, jobs, runner
 from engine.vendors import VendorRejected
-from models import Customer, Delivery, FlowEnrolment, FlowStepRun
+from models import CampaignTally, Customer, Delivery, FlowEnrolment, FlowStepRun
 from models.base import utcnow
 from models.delivery import SENT
 from models.roles import MARKETER
@@ -601,6 +601,7 @@ def test_a_flow_message_is_tracked_per_version_and_counted_in_its_stats_and_the_
     page = client.get(f"/api/customers/{ann}/timeline?types=open,click").get_json()
     assert sorted(item["type"] for item in page["items"]) == ["click", "open"]
     assert all(item["flowId"] == ident and item["step"] == 0 and "campaignId" not in item for item in page["items"])
+    assert CampaignTally.objects.count() == 0  # a flow's messages are counted by its stats, never as campaigns
 
 
 def test_a_flow_message_can_be_sent_untracked(client, app):
