@@ -151,8 +151,9 @@ def seed_report(n):
         for event in events:
             event["hour"] = event["at"].strftime(HOUR)
             for hour, counts in event_tally(OPEN if event["kind"] == "open" else CLICK, event, before).items():
+                summed = by_hour.setdefault(hour, {})
                 for name, value in counts.items():
-                    by_hour.setdefault(hour, {})[name] = by_hour.get(hour, {}).get(name, 0) + value
+                    summed[name] = summed.get(name, 0) + value
             name = event["kind"].title()
             before[f"{event['kind']}s"] = before.get(f"{event['kind']}s", 0) + 1
             before[f"human{name}s"] = before.get(f"human{name}s", 0) + (not event["bot"])

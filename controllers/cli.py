@@ -12,7 +12,8 @@ from controllers.api_keys import create_for_email
 from controllers.demo import seed_demo
 from controllers.imports import create_import
 from engine import imports, rfm
-from models import ImportRowError
+from engine.reports import recount
+from models import Campaign, ImportRowError
 from models.import_job import TYPES
 from schemas.import_job import ImportForm
 from errors import ApiError
@@ -178,9 +179,6 @@ def recount_reports(campaign_ids, everything):
     """Rebuild campaigns' report tallies from their delivery records: the ones named, else every
     campaign made before tallies (or, with --all, every campaign). Run it while they are not sending
     and their tracking is quiet: what arrives during a campaign's rebuild may be missed."""
-    from engine.reports import recount
-    from models import Campaign
-
     if campaign_ids:
         campaigns = []
         for value in campaign_ids:

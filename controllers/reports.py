@@ -20,12 +20,13 @@ PERIOD_CHUNK = 500
 def campaign_report(campaign_id):
     """The report of one campaign (as ``CampaignReportOut`` dumps it)."""
     campaign = get_campaign(campaign_id)
-    return {**engine.reports.figures([campaign])[campaign.pk], "campaign_id": campaign.pk, "name": campaign.name,
-            "subject": campaign.subject or campaign.name, "status": campaign.status,
+    docs = engine.reports.tally_docs(campaign)
+    return {**engine.reports.figures([campaign], docs)[campaign.pk], "campaign_id": campaign.pk,
+            "name": campaign.name, "subject": campaign.subject or campaign.name, "status": campaign.status,
             "started_at": campaign.started_at, "completed_at": campaign.completed_at,
             "attribution_days": campaign.attribution_days, "attribute_on": campaign.attribute_on,
-            "links": engine.reports.links(campaign), "series": engine.reports.series(campaign),
-            "variants": engine.reports.variants(campaign), "ab_test": ab_test_out(campaign.ab_test)}
+            "links": engine.reports.links(campaign, docs), "series": engine.reports.series(campaign, docs),
+            "variants": engine.reports.variants(campaign, docs), "ab_test": ab_test_out(campaign.ab_test)}
 
 
 def _flat(figures):

@@ -84,21 +84,30 @@ def delivery_stats(campaign, by_status):
             "suppressed": suppressed, "total": audience - suppressed}
 
 
-def _tallied(pks, test_only=False, by=lambda doc: doc["campaign"]):
-    """``{by(doc): summed counters}`` of the tally documents of ``pks``."""
+def tally_docs(campaign):
+    """The tally documents of a tallied campaign (None for one aggregated from its records): read once
+    by a report and handed to each of its parts."""
+    return tallies.rows([campaign.pk]) if campaign.tallied else None
+
+
+def _tallied(docs, by=lambda doc: doc["campaign"]):
+    """``{by(doc): summed counters}`` of tally documents."""
     grouped = {}
-    for doc in tallies.rows(pks, test_only):
+    for doc in docs:
         grouped.setdefault(by(doc), []).append(doc)
-    return {key: tallies.totals(docs) for key, docs in grouped.items()}
+    return {key: tallies.totals(group) for key, group in grouped.items()}
 
 
-def figures(campaigns):
-    """``{campaign pk: figures}`` for campaign documents: a read of the tallied ones' tallies, an
-    aggregation over the others' records, and one over the orders, whatever their number."""
+def figures(campaigns, docs=None):
+    """``{campaign pk: figures}`` for campaign documents: a read of the tallied ones' tallies (unless
+    ``docs`` holds them), an aggregation over the others' records, and one over the orders, whatever
+    their number."""
     pks = [c.pk for c in campaigns]
     tallied = [c.pk for c in campaigns if c.tallied]
-    others = [pk for pk in pks if pk not in set(tallied)]
-    counted = {**(_tallied(tallied) if tallied else {}), **(_counted(others) if others else {})}
+    others = [c.pk for c in campaigns if not c.tallied]
+    if tallied and docs is None:
+        docs = tallies.rows(tallied)
+    counted = {**(_tallied(docs) if tallied else {}), **(_counted(others) if others else {})}
     revenue = _revenue(pks) if pks else {}
     return {c.pk: _one(c, counted.get(c.pk, {}), revenue.get(c.pk, {})) for c in campaigns}
 
@@ -127,14 +136,15 @@ def _one(campaign, row, money):
     }
 
 
-def by_variant(campaign):
+def by_variant(campaign, docs=None):
     """Per A/B variant (by index), over its test group (what the decision compares; the winner's send
     to the rest is in the campaign's figures): its figures, and ``revenue_sumsq`` (the sum of squared
     revenue per recipient, for the revenue rule's standard error). Two aggregations."""
     if not campaign.variants:
         return []
     if campaign.tallied:
-        rows = _tallied([campaign.pk], test_only=True, by=lambda doc: doc.get("variant"))
+        tested = [doc for doc in docs if doc.get("test")] if docs is not None else tallies.rows([campaign.pk], True)
+        rows = _tallied(tested, by=lambda doc: doc.get("variant"))
     else:
         rows = {row.pop("_id"): row for row in _deliveries().aggregate([
             {"$match": {"campaign": campaign.pk, "testGroup": True}},
@@ -151,10 +161,11 @@ def by_variant(campaign):
              "revenue_sumsq": money.get(index, {}).get("sumsq", 0.0)} for index in range(len(campaign.variants))]
 
 
-def variants(campaign):
+def variants(campaign, docs=None):
     """The report's variants: each one's figures, its estimate of the test's metric with a 95%
-    interval, and its probability to be the best now (engine.abtest)."""
-    rows = by_variant(campaign)
+    interval, and its probability to be the best now (engine.abtest). ``docs`` here and below: the
+    campaign's :func:`tally_docs` when the caller has read them (else they are read)."""
+    rows = by_variant(campaign, docs)
     if not rows:
         return []
     metric = campaign.ab_test["metric"]
@@ -169,11 +180,11 @@ def variants(campaign):
     return out
 
 
-def links(campaign):
+def links(campaign, docs=None):
     """Per tracked link of each variant (or of the campaign): ``{variant, index, url, total, unique,
     uniqueHuman}`` (the tallies, or one aggregation)."""
     if campaign.tallied:
-        found = tallies.links(tallies.rows([campaign.pk]))
+        found = tallies.links(docs if docs is not None else tallies.rows([campaign.pk]))
     else:
         found = {}
         for row in _link_rows(campaign.pk, by_test=False):
@@ -190,12 +201,12 @@ def links(campaign):
     return out
 
 
-def series(campaign):
+def series(campaign, docs=None):
     """Opens and clicks over time (raw and human): hourly for the first 48 hours after sending
     started, daily after (by the hour each event was stamped with when it was recorded: the tallies'
     hours, or grouped by the database; days folded from its hours)."""
     if campaign.tallied:
-        hours = tallies.hours(tallies.rows([campaign.pk]))
+        hours = tallies.hours(docs if docs is not None else tallies.rows([campaign.pk]))
         rows = [{"_id": {"hour": hour, "kind": kind}, "n": values[f"{kind}s"],
                  "human": values[f"human{kind.title()}Events"]}
                 for hour, values in hours.items() for kind in ("open", "click")]

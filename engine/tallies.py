@@ -76,30 +76,28 @@ def _write(key, hour, counts):
                                                               "hour": hour}}
 
 
-def _nonzero(counts):
-    return {name: value for name, value in counts.items() if value}
-
-
-def add(deltas, hour=None):
-    """``{key: {counter: delta}}`` added to the keys' documents (of ``hour``; else their records'
-    states document): one bulk write; keys that are None and zero deltas are left out."""
+def _apply(writes):
+    """``[(key, hour, {counter: delta})]`` added (upserted): one write for one document, else one bulk
+    write; keys that are None and zero deltas are left out."""
     operations = []
-    for key, counts in deltas.items():
-        counts = _nonzero(counts)
+    for key, hour, counts in writes:
+        counts = {name: value for name, value in counts.items() if value}
         if key is not None and counts:
-            operations.append(UpdateOne(*_write(key, hour, counts), upsert=True))
-    if operations:
-        _tallies().bulk_write(operations, ordered=False)
+            operations.append(_write(key, hour, counts))
+    if len(operations) == 1:
+        _tallies().update_one(*operations[0], upsert=True)
+    elif operations:
+        _tallies().bulk_write([UpdateOne(*operation, upsert=True) for operation in operations], ordered=False)
+
+
+def add(deltas):
+    """``{key: {counter: delta}}`` added to the keys' records' states documents."""
+    _apply([(key, None, counts) for key, counts in deltas.items()])
 
 
 def add_hours(key, by_hour):
-    """``{hour: {counter: delta}}`` of one key (tracking: one write per hour, nearly always one)."""
-    if key is None:
-        return
-    for hour, counts in by_hour.items():
-        counts = _nonzero(counts)
-        if counts:
-            _tallies().update_one(*_write(key, hour, counts), upsert=True)
+    """``{hour: {counter: delta}}`` added to one key's hour documents (tracking: nearly always one)."""
+    _apply([(key, hour, counts) for hour, counts in by_hour.items()])
 
 
 def rows(campaign_pks, test_only=False):
@@ -110,13 +108,18 @@ def rows(campaign_pks, test_only=False):
     return list(_tallies().find(query))
 
 
+def _summed(out, group, values, names):
+    row = out.setdefault(group, dict.fromkeys(names, 0))
+    for name in names:
+        row[name] += values.get(name, 0)
+
+
 def totals(docs):
     """The counters of ``docs`` summed (the keys of :data:`COUNTERS`)."""
-    out = dict.fromkeys(COUNTERS, 0)
+    out = {}
     for doc in docs:
-        for name in COUNTERS:
-            out[name] += doc.get(name, 0)
-    return out
+        _summed(out, None, doc, COUNTERS)
+    return out.get(None, dict.fromkeys(COUNTERS, 0))
 
 
 def links(docs):
@@ -124,9 +127,7 @@ def links(docs):
     out = {}
     for doc in docs:
         for index, values in (doc.get("links") or {}).items():
-            row = out.setdefault((doc.get("variant"), int(index)), dict.fromkeys(LINK_COUNTERS, 0))
-            for name in LINK_COUNTERS:
-                row[name] += values.get(name, 0)
+            _summed(out, (doc.get("variant"), int(index)), values, LINK_COUNTERS)
     return out
 
 
@@ -135,9 +136,7 @@ def hours(docs):
     out = {}
     for doc in docs:
         if doc.get("hour"):
-            row = out.setdefault(_hour_iso(doc["hour"]), dict.fromkeys(HOUR_COUNTERS, 0))
-            for name in HOUR_COUNTERS:
-                row[name] += doc.get(name, 0)
+            _summed(out, _hour_iso(doc["hour"]), doc, HOUR_COUNTERS)
     return out
 
 
@@ -145,6 +144,5 @@ def replace(campaign_pk, states, by_hour):
     """The campaign's tallies replaced: ``states`` ``{key: counters}`` (records' states, and opens and
     clicks beyond the event logs) and ``by_hour`` ``{(key, hour): counters}`` — :func:`engine.reports.recount`."""
     _tallies().delete_many({"campaign": campaign_pk})
-    add(states)
-    for (key, hour), counts in by_hour.items():
-        add_hours(key, {hour: counts})
+    _apply([(key, None, counts) for key, counts in states.items()]
+           + [(key, hour, counts) for (key, hour), counts in by_hour.items()])

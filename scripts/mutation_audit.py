@@ -70,8 +70,8 @@ MUTATIONS = [
      '    if False:\n        return None',
      ["tests/test_flows.py::test_a_flow_message_is_tracked_per_version_and_counted_in_its_stats_and_the_timeline"]),
     ("a recount adds to the running tallies instead of replacing them", "engine/tallies.py",
-     '    _tallies().delete_many({"campaign": campaign_pk})\n    add(states)',
-     '    add(states)',
+     '    _tallies().delete_many({"campaign": campaign_pk})\n    _apply(',
+     '    _apply(',
      ["tests/test_tallies.py::test_a_campaigns_tallies_equal_its_records_through_sends_receipts_retries_and_tracking"]),
     # --- issue 22: lifecycle flows ---
     ('a flow click resolves its links as a campaign\'s (the flow message\'s links are lost)', 'engine/tracking.py',
