@@ -17,7 +17,7 @@ from bson.errors import InvalidId
 from flask import current_app
 from pymongo.errors import ConnectionFailure
 
-from engine import control, flows, imports, planner, rfm, sender, store
+from engine import control, flows, imports, planner, rfm, sender, store, tallies
 from engine.runner import transient
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ def sweep(submit):
         submit("crm.flows_sweep")
     if flows.has_due():  # flow steps due (a wait ended; a worker died holding them): run them
         submit("crm.run_flows")
+    if tallies.has_due():  # opens and clicks not in their campaigns' tallies yet: fold them in
+        submit("crm.fold_tallies")
     return started, len(replan), sum(len(tokens) for tokens in batches.values())
 
 
@@ -102,4 +104,4 @@ def give_up(name, args, exc):
 
 BY_NAME = {"crm.run_campaign": run_campaign, "crm.plan_campaign": plan_campaign,
            "crm.deliver_batch": deliver_inline, "crm.run_import": imports.run_import, "crm.rfm_pass": rfm.full_pass,
-           "crm.run_flows": flows.run_due, "crm.flows_sweep": flows.sweep_and_run}
+           "crm.run_flows": flows.run_due, "crm.flows_sweep": flows.sweep_and_run, "crm.fold_tallies": tallies.fold}

@@ -284,5 +284,6 @@ def recount(campaign):
         count(by_hour, (key, hour), f"human{kind.title()}Events", row["human"])
         count(states, key, f"{kind}s", -row["n"])  # the states documents keep what is beyond the logs
     tallies.replace(campaign.pk, states, by_hour)
+    tallies.mark_folded({"campaign": campaign.pk})  # their opens and clicks are counted now: none is due
     Campaign.objects(pk=campaign.pk).update_one(set__tallied=True)
     return len(states) + len(by_hour)

@@ -82,6 +82,12 @@ def flows_sweep(self):
     _run(self, "crm.flows_sweep")
 
 
+@shared_task(name="crm.fold_tallies", bind=True, acks_late=True)
+def fold_tallies(self):
+    """Fold recorded opens and clicks into their campaigns' tallies (engine.tallies)."""
+    _run(self, "crm.fold_tallies")
+
+
 @shared_task(name="crm.start_due_campaigns")
 def start_due_campaigns():
     """Beat: start scheduled campaigns whose time has come, and re-queue stalled work."""

@@ -13,9 +13,9 @@ the enrolment followed, stored once per version).
 first/last times, the first human open/click, a click's link in the recipient's clicked (and human-
 clicked) links, and the event (time, link, user-agent class, method, IP prefix /24 or /48 — never
 the full address) pushed onto a log capped at ``TRACKING_EVENT_LOG`` (counts stay exact beyond it).
-The update returns the record as it was, so one more write adds the event to the campaign's
-tallies (:mod:`engine.tallies`: totals, the recipient's first open or click overall, of a link,
-human or not, and its hour) without reading anything else.
+The same update counts the event in the record's hour and link counters and marks the record due,
+so the campaign's tallies fold it in when they are next read or swept (:mod:`engine.tallies`): the
+request itself writes nothing else.
 
 **Bots** (``suspectedBot`` with a reason; counted raw, never human):
 - ``head``: a HEAD request (link checkers);
@@ -207,10 +207,11 @@ def classify(kind, claims, now, method, agent, address):
     return event
 
 
-def event_update(kind, event, cap):
+def event_update(kind, event, cap, tally=True):
     """The one update that records ``event`` (from :func:`classify`) on its delivery: raw and human
     counts, first and last times, the first human one, a click's link in the recipient's clicked (and
-    human-clicked) links, the event on the log capped at ``cap``."""
+    human-clicked) links, the event on the log capped at ``cap``; for a campaign's message (``tally``)
+    also what its tallies will fold in (:func:`engine.tallies.event_fields`)."""
     name = "Open" if kind == OPEN else "Click"
     now, human = event["at"], not event["bot"]
     update = {
@@ -225,68 +226,42 @@ def event_update(kind, event, cap):
             update["$max"]["lastHumanClickAt"] = now
     if kind == CLICK:
         update["$addToSet"] = {"clickedLinks": event["link"], **({"humanLinks": event["link"]} if human else {})}
+    if tally:
+        update["$inc"].update(tallies.event_fields(KINDS[kind], tallies.hour_of(event["hour"]), human,
+                                                   event.get("link")))
+        update["$set"] = {tallies.DUE: True}
     return update
 
 
-# what a record's state before an event says to its tallies (and to the burst rule, with the log)
-_BEFORE = dict.fromkeys(("campaign", "customer", "variant", "testGroup", "flow", "opens", "humanOpens", "clicks",
-                         "humanClicks", "clickedLinks", "humanLinks"), 1)
-_BURST = {**_BEFORE, "events": 1, "humanClickAt": 1}
-
-
-def event_tally(kind, event, before):
-    """``{hour: tally deltas}`` (engine.tallies) of ``event`` on a record that was ``before``."""
-    human = not event["bot"]
-    if kind == OPEN:
-        counts = {"opens": 1, "humanOpenEvents": int(human), "uniqueOpens": int(not before.get("opens")),
-                  "humanOpens": int(human and not before.get("humanOpens"))}
-    else:
-        link = event["link"]
-        counts = {"clicks": 1, "humanClickEvents": int(human), "uniqueClicks": int(not before.get("clicks")),
-                  "humanClicks": int(human and not before.get("humanClicks")),
-                  f"links.{link}.total": 1,
-                  f"links.{link}.unique": int(link not in (before.get("clickedLinks") or ())),
-                  f"links.{link}.uniqueHuman": int(human and link not in (before.get("humanLinks") or ()))}
-    return {tallies.hour_of(event["hour"]): counts}
+# what the burst rule reads back (the event log, and the counts its compare-and-set names)
+_BURST = dict.fromkeys(("events", "humanClickAt", "clicks", "humanClicks"), 1)
 
 
 def record(kind, claims, method, agent, address, link_count=0):
-    """Record one event on its delivery (one write, returning the record as it was, which says what
-    the event adds to the campaign's tallies: one more write). Its record (with the customer's id), or
-    None when the delivery does not exist (nothing recorded).
+    """Record one event on its delivery: one write (its tallies fold it in later: engine.tallies).
+    True, or None when the delivery does not exist (nothing recorded).
 
-    An open, or a click that cannot complete a burst over every link (one link, or no click of the
-    recipient's within ``TRACKING_ALL_LINKS_S`` before it: a conditional update says which), reads
-    back only the counters; a click that may complete a burst reads back the event log too. Of two
-    clicks at once, the second to write sees the first's event in the record as it was, so it sees both."""
+    A click that may complete a burst over every link (two or more links, and a click of the
+    recipient's within ``TRACKING_ALL_LINKS_S`` before it: the first write's condition says which)
+    is written again in a way that returns the record, to read its event log. Of two clicks at once,
+    the second to write sees the first's event in the record as it was, so it sees both."""
     now = utcnow()
     event = classify(kind, claims, now, method, agent, address)
     cap_ = current_app.config["TRACKING_EVENT_LOG"]
-    update = event_update(kind, event, cap_)
+    tally = claims["variant"] != FLOW_MESSAGE  # a flow's messages are counted by their flows
+    update = event_update(kind, event, cap_, tally)
     collection = Delivery._get_collection()
     which = {"_id": claims["delivery"], "campaign": claims["campaign"]}
-    before = None
-    burst = kind == CLICK and link_count >= 2
-    if burst:  # no click within the window before this one: no burst can be complete
-        cutoff = now - timedelta(seconds=current_app.config["TRACKING_ALL_LINKS_S"])
-        before = collection.find_one_and_update({**which, "lastClickAt": {"$not": {"$gte": cutoff}}}, update,
-                                                projection=_BEFORE, return_document=ReturnDocument.BEFORE)
-        if before is None:
-            before = collection.find_one_and_update(which, update, projection=_BURST,
-                                                    return_document=ReturnDocument.BEFORE)
-            if before is None:
-                return None
-            deltas = event_tally(kind, event, before)
-            _all_links(collection, _after(before, event, cap_), link_count, now, deltas)
-            tallies.add_hours(tallies.key_of(before), deltas)
-            return before
-    else:
-        before = collection.find_one_and_update(which, update, projection=_BEFORE,
-                                                return_document=ReturnDocument.BEFORE)
-        if before is None:
-            return None
-    tallies.add_hours(tallies.key_of(before), event_tally(kind, event, before))
-    return before
+    if not (kind == CLICK and link_count >= 2):
+        return collection.update_one(which, update).matched_count or None
+    cutoff = now - timedelta(seconds=current_app.config["TRACKING_ALL_LINKS_S"])
+    if collection.update_one({**which, "lastClickAt": {"$not": {"$gte": cutoff}}}, update).matched_count:
+        return True  # no click within the window before this one: no burst can be complete
+    before = collection.find_one_and_update(which, update, projection=_BURST, return_document=ReturnDocument.BEFORE)
+    if before is None:
+        return None
+    _all_links(collection, _after(before, event, cap_), link_count, now, tally)
+    return True
 
 
 def _after(before, event, cap):
@@ -300,10 +275,10 @@ def _after(before, event, cap):
     return after
 
 
-def _all_links(collection, doc, link_count, now, deltas):
+def _all_links(collection, doc, link_count, now, tally=True):
     """Mark the burst when the recipient's clicks within ``TRACKING_ALL_LINKS_S`` cover every link,
-    and take what the marked clicks had added to the human figures off ``deltas`` (the tallies',
-    ``{hour: counts}``).
+    taking the marked clicks off the record's human figures (and, for ``tally``, off its hours'
+    human events, for its tallies to fold in).
 
     Concurrent clicks each write first and read after, so the last writer always sees the whole
     burst; the mark is a compare-and-set on the counts it read, so it applies once."""
@@ -331,20 +306,16 @@ def _all_links(collection, doc, link_count, now, deltas):
     lost = sorted({e.get("link") for e in unmarked} - {e.get("link") for e in human})  # no human click left
     if lost:
         change["$pull"] = {"humanLinks": {"$in": lost}}
-    if not collection.update_one({"_id": doc["_id"], "clicks": doc["clicks"],
-                                  "humanClicks": doc.get("humanClicks", 0)}, change).modified_count:
-        return
-    def take(hour, name):
-        counts = deltas.setdefault(hour, {})
-        counts[name] = counts.get(name, 0) - 1
-
-    now_hour = tallies.hour_of(now.strftime(HOUR))
-    if fields["humanClicks"] == 0 and doc.get("humanClicks", 0) > 0:
-        take(now_hour, "humanClicks")
-    for link in lost:
-        take(now_hour, f"links.{link}.uniqueHuman")
-    for event in unmarked:
-        take(tallies.hour_of(event.get("hour") or event["at"].strftime(HOUR)), "humanClickEvents")
+    if tally:
+        taken = {}
+        for event in unmarked:
+            hour = tallies.hour_of(event.get("hour") or event["at"].strftime(HOUR))
+            path = f"{tallies.HOURS}.{hour}.humanClickEvents"
+            taken[path] = taken.get(path, 0) - 1
+        change["$inc"] = {**taken, tallies.VERSION: 1}
+        fields[tallies.DUE] = True
+    collection.update_one({"_id": doc["_id"], "clicks": doc["clicks"], "humanClicks": doc.get("humanClicks", 0)},
+                          change)
 
 
 class _NoCampaign(LookupError):
@@ -401,12 +372,11 @@ def track_click(value, method, agent, address):
     if claims["link"] >= len(links):
         return None
     link = links[claims["link"]]
-    personal = "{" in link  # personal values in the path or query: the customer's, now
-    doc = record(CLICK, claims, method, agent, address, len(links))
-    if doc is None:
+    if record(CLICK, claims, method, agent, address, len(links)) is None:
         return None
     customer = {}
-    if personal:
+    if "{" in link:  # personal values in the path or query: the customer's, now
+        doc = Delivery._get_collection().find_one({"_id": claims["delivery"]}, {"customer": 1}) or {}
         customer = Customer._get_collection().find_one(
-            {"_id": doc["customer"]}, dict.fromkeys(CUSTOMER_FIELDS, 1)) or {}
+            {"_id": doc.get("customer")}, dict.fromkeys(CUSTOMER_FIELDS, 1)) or {}
     return link_target(link, customer)

@@ -14,7 +14,12 @@ Adding one: write ``def upgrade(db)`` in a module here named ``mNNNN_<what>.py``
 from dataclasses import dataclass
 from typing import Callable
 
-from migrations import m0001_campaign_subjects, m0002_import_job_column_pairs, m0003_flow_send_runs
+from migrations import (
+    m0001_campaign_subjects,
+    m0002_import_job_column_pairs,
+    m0003_flow_send_runs,
+    m0004_tracking_folds,
+)
 
 
 @dataclass(frozen=True)
@@ -29,5 +34,5 @@ class Migration:
 
 
 MIGRATIONS = tuple(Migration.of(module) for module in (m0001_campaign_subjects, m0002_import_job_column_pairs,
-                                                         m0003_flow_send_runs))
+                                                         m0003_flow_send_runs, m0004_tracking_folds))
 HEAD = MIGRATIONS[-1].version

@@ -2,6 +2,7 @@
 from mongoengine import (
     BooleanField,
     DateTimeField,
+    DictField,
     Document,
     EmbeddedDocument,
     EmbeddedDocumentListField,
@@ -69,6 +70,13 @@ class Delivery(Document):
     events = EmbeddedDocumentListField(TrackingEvent)
     clicked_links = ListField(IntField(), db_field="clickedLinks")  # indexes of the links clicked (the tallies')
     human_links = ListField(IntField(), db_field="humanLinks")  # ... of which a click was not a suspected bot
+    # what its campaign's tallies fold in (engine.tallies): events per hour ({YYYYMMDDHH: counters}) and
+    # clicks per link index, due until folded, the version every event raises, the state last folded
+    event_hours = DictField(db_field="eventHours")
+    link_clicks = DictField(db_field="linkClicks")
+    tally_due = BooleanField(db_field="tallyDue")
+    tally_version = IntField(db_field="tallyVersion")
+    folded = DictField()
     # a flow's message (engine.flows): its own one-message send, so ``campaign`` is the record's own id
     flow_id = ObjectIdField(db_field="flow")
     enrolment = StringField()
@@ -85,6 +93,8 @@ class Delivery(Document):
             "vendor_message_id",
             ("customer_id", "last_human_click_at"),
             {"fields": ("flow_id", "flow_step", "status"), "sparse": True},
+            # only the records whose opens or clicks are not folded into their tallies yet
+            {"fields": ("tally_due", "campaign_id"), "partialFilterExpression": {"tallyDue": True}},
         ],
     }
 

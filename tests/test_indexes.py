@@ -30,6 +30,8 @@ SHAPES = [
      ["campaign", "status"], [("customer", ASC)], []),
     ("communication_logs", "a batch's PENDING records (claim, outcome write)", ["batch", "status"], [], []),
     ("communication_logs", "receipt by vendor message id", ["vendorMessageId"], [], []),
+    ("communication_logs", "records due to be folded into tallies (the sweep)", ["tallyDue"], [], []),
+    ("communication_logs", "a campaign's records due to be folded (a report)", ["tallyDue", "campaign"], [], []),
     ("dispatch_claims", "claim by batch token", ["_id"], [], []),
     ("campaigns", "scheduled campaigns that are due", ["status"], [], ["scheduledAt"]),
     ("sessions", "session by id (every signed-in request)", ["id"], [], []),

@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import mongoengine
 import pytest
+from bson import ObjectId
 
 import engine
-from engine import jobs
+from engine import jobs, tracking
 from engine import runner as runner_jobs
 from migrations import HEAD, MIGRATIONS, Migration
 from migrations import runner
@@ -17,6 +18,7 @@ from models import AppliedMigration, Campaign, ImportJob, MigrationLock
 from models.base import utcnow
 
 VERSIONS = [m.version for m in MIGRATIONS]
+OPENED = ObjectId("64b7f3000000000000000001")
 
 
 def cli(app, *args):
@@ -54,14 +56,34 @@ def _previous_version(client):
                               "flow": record["flow"], "customer": record["customer"], "step": 0, "type": "send",
                               "startedAt": record["createdAt"], "at": record["createdAt"], "outcome": "sent",
                               "delivery": record["_id"]})
+    _opened_before_folds(client.application, Campaign.objects.get().pk)
     db.migrations.delete_many({})
     return campaign.get_json()["_id"], upload.get_json()["_id"]
+
+
+def _opened_before_folds(app, campaign_pk):
+    """A recipient who opened the campaign's message once, recorded as the version before folds did:
+    counts on the record, the open already in the campaign's tallies, nothing about folds."""
+    from engine import tallies
+
+    sent, opened = utcnow() - timedelta(days=2), utcnow() - timedelta(days=1)
+    hour = opened.strftime("%Y-%m-%dT%H:00:00Z")
+    mongoengine.get_db().communication_logs.insert_one({
+        "_id": OPENED, "campaign": campaign_pk, "customer": OPENED, "email": "cy@shop.com", "status": "DELIVERED",
+        "attempts": 1, "batch": "b", "createdAt": sent, "sentAt": sent, "opens": 1, "humanOpens": 1,
+        "firstOpenAt": opened, "lastOpenAt": opened, "humanOpenAt": opened,
+        "events": [{"kind": "open", "at": opened, "agent": "desktop", "bot": False, "method": "GET", "hour": hour}]})
+    with app.app_context():
+        key = (campaign_pk, None, False)
+        tallies.add({key: {"delivered": 1, "handedOff": 1}})
+        tallies.add_hours(key, {tallies.hour_of(hour): {"opens": 1, "humanOpenEvents": 1, "uniqueOpens": 1,
+                                                        "humanOpens": 1}})
 
 
 def _documents():
     db = mongoengine.get_db()
     return {name: sorted(db[name].find({}, {"updatedAt": 0}), key=lambda d: str(d["_id"]))
-            for name in ("campaigns", "import_jobs", "customers", "flow_steps")}
+            for name in ("campaigns", "import_jobs", "customers", "flow_steps", "communication_logs")}
 
 
 def test_a_database_at_the_previous_version_upgrades_and_a_second_run_changes_nothing(app, client):
@@ -74,6 +96,7 @@ def test_a_database_at_the_previous_version_upgrades_and_a_second_run_changes_no
     assert "0001 campaign subjects: 1 campaigns" in first.output
     assert "0002 import job column pairs: 1 importJobs" in first.output
     assert "0003 flow send runs: 1 flowSteps" in first.output
+    assert "0004 tracking folds: 1 deliveries" in first.output
     assert f"Database at {HEAD}." in first.output
     # what the API answers comes from the stored fields now
     stored = mongoengine.get_db().campaigns.find_one({})
@@ -88,6 +111,14 @@ def test_a_database_at_the_previous_version_upgrades_and_a_second_run_changes_no
     customer = mongoengine.get_db().customers.find_one({"email": "bo@shop.com"})["_id"]
     steps = client.get(f"/api/customers/{customer}/timeline?types=flow.step").get_json()
     assert [(i["stepType"], i["outcome"]) for i in steps["items"]] == [("send", "sent")]
+
+    # the recipient opens again: one more open, still one opener (the first is in the tallies already)
+    with app.app_context():
+        pixel = tracking.token(OPENED, ObjectId(campaign_id), utcnow() - timedelta(days=2), tracking.OPEN)
+    person = {"User-Agent": "Mozilla/5.0 (Macintosh) Safari/605"}
+    assert client.get(f"/api/t/o/{pixel}", headers=person).status_code == 200
+    opens = client.get(f"/api/campaigns/{campaign_id}/report").get_json()["opens"]
+    assert (opens["total"], opens["unique"], opens["uniqueHuman"]) == (2, 1, 1)
 
     after_first, records = _documents(), list(AppliedMigration.objects.order_by("id"))
     assert [r.id for r in records] == VERSIONS and records[0].changed == {"campaigns": 1}

@@ -55,8 +55,15 @@ def assert_tallies_match_records(client, campaign_id):
     return tallied
 
 
+def _fold(app):
+    """What the sweep does between the phases: records are folded again and again as they change."""
+    with app.app_context():
+        tallies.fold()
+
+
 def _track(app, rng, records_by_email, clock):
-    """Every recipient's mail client at work: scanners at once, people later, some bursts over every link."""
+    """Every recipient's mail client at work: scanners at once, people later, some bursts over every
+    link; what is recorded is folded between the phases and in the middle of one."""
     reader = app.test_client()
     messages = list(engine.vendor(app).messages)
     for message in messages:  # right after the hand-off: link scanners and HEAD requests
@@ -65,22 +72,28 @@ def _track(app, rng, records_by_email, clock):
             reader.get(urls[-1], headers={"User-Agent": SCANNER})
         if rng.random() < 0.2:
             reader.head(urls[0], headers={"User-Agent": PERSON})
+    _fold(app)
     clock.advance(hours=2)
-    for message in messages:
+    for index, message in enumerate(messages):
+        if index == len(messages) // 2:
+            _fold(app)
         urls = re.findall(r'(?:href|src)="http://localhost:5000(/api/t/[^"]+)"', message.html)
         pixel, links = urls[-1], [u for u in urls if "/api/t/c/" in u]
         for _ in range(rng.choice((0, 1, 1, 2))):
             reader.get(pixel, headers={"User-Agent": PERSON})
         roll = rng.random()
         if roll < 0.25 and len(links) >= 2:  # every link within the burst window: a bot
-            for url in links:
+            for number, url in enumerate(links):
                 reader.get(url, headers={"User-Agent": PERSON})
                 clock.advance(milliseconds=50)
+                if number == 0 and index % 2:
+                    _fold(app)  # its first click folded as a person's before the burst re-marks it
         elif roll < 0.6:
             reader.get(rng.choice(links), headers={"User-Agent": PERSON})
             clock.advance(seconds=5)
             if rng.random() < 0.3:
                 reader.get(links[0], headers={"User-Agent": PERSON})
+    _fold(app)
     clock.advance(hours=50)  # two days later: the series has days too
     for message in messages[::3]:
         urls = re.findall(r'(?:href|src)="http://localhost:5000(/api/t/[^"]+)"', message.html)
@@ -201,3 +214,54 @@ def test_a_receipt_that_overtakes_the_sender_is_tallied_once(app):
     assert {k: figures[k] for k in ("pending", "sent", "delivered", "failed", "handedOff", "bounced",
                                     "hardBounced")} == {"pending": 0, "sent": 1, "delivered": 1, "failed": 1,
                                                         "handedOff": 3, "bounced": 1, "hardBounced": 1}
+
+
+def _pixel(app, delivery_id):
+    message = next(m for m in engine.vendor(app).messages if m.delivery_id == str(delivery_id))
+    return re.findall(r'src="http://localhost:5000(/api/t/o/[^"]+)"', message.html)[0]
+
+
+def test_racing_folds_count_a_record_once_and_an_open_meanwhile_stays_due(shop, clock):
+    """Opens and clicks reach the tallies by folds. Two folds read the same due records: the one
+    writing second, from what it read, adds nothing; an open recorded between a fold's read and its
+    write is left due, and the next fold counts it, once."""
+    app = shop.application
+    created = shop.post("/api/campaigns", json={"name": "Racing", "html": HTML, "rules": []}).get_json()
+    _send(shop, created)
+    _track(app, random.Random(5), {}, clock)
+    pk = ObjectId(created["_id"])
+    recorded = sum(r.opens for r in Delivery.objects(campaign_id=pk))
+    with app.app_context():
+        in_tallies = tallies.totals(CampaignTally._get_collection().find({"campaign": pk}))["opens"]
+        assert in_tallies < recorded, "the requests since the last fold wrote only their records"
+        stale = list(Delivery._get_collection().find({"tallyDue": True}, tallies._FOLD_PROJECTION))
+        assert len(stale) > 10
+    clock.advance(hours=1)
+    assert shop.get(_pixel(app, stale[0]["_id"]), headers={"User-Agent": PERSON}).status_code == 200
+    with app.app_context():
+        assert tallies.fold_records(stale) == len(stale) - 1  # all but the one opened meanwhile
+        assert tallies.fold_records(stale) == 0  # the other fold, from what it read: nothing
+        assert Delivery._get_collection().count_documents({"tallyDue": True}) == 1
+    report = assert_tallies_match_records(shop, created["_id"])
+    opened = Delivery.objects.get(pk=stale[0]["_id"])
+    assert report["opens"]["total"] == sum(r.opens for r in Delivery.objects(campaign_id=pk)) and opened.opens >= 1
+
+
+def test_the_sweep_folds_what_is_due(shop, clock):
+    """Without anyone reading a report, the scheduler's sweep folds the recorded opens and clicks."""
+    from engine import jobs, runner
+
+    app = shop.application
+    created = shop.post("/api/campaigns", json={"name": "Swept", "html": HTML, "rules": []}).get_json()
+    _send(shop, created)
+    _track(app, random.Random(6), {}, clock)
+    pk = ObjectId(created["_id"])
+    with app.app_context():
+        assert tallies.has_due()
+        jobs.sweep(runner.submit)
+    assert engine.wait_idle(app, 60)
+    with app.app_context():
+        assert not tallies.has_due()
+        folded = tallies.totals(CampaignTally._get_collection().find({"campaign": pk}))
+    assert folded["opens"] == sum(r.opens for r in Delivery.objects(campaign_id=pk)) > 0
+    assert folded["clicks"] == sum(r.clicks for r in Delivery.objects(campaign_id=pk)) > 0
