@@ -9,6 +9,7 @@ import pytest
 
 import engine
 import engine.receipts
+import engine.tallies
 from engine import flows, jobs, runner
 from engine.vendors import VendorRejected
 from models import CampaignTally, Customer, Delivery, FlowEnrolment, FlowStepRun
@@ -601,6 +602,11 @@ def test_a_flow_message_is_tracked_per_version_and_counted_in_its_stats_and_the_
     page = client.get(f"/api/customers/{ann}/timeline?types=open,click").get_json()
     assert sorted(item["type"] for item in page["items"]) == ["click", "open"]
     assert all(item["flowId"] == ident and item["step"] == 0 and "campaignId" not in item for item in page["items"])
+    with app.app_context():  # its receipt, then a report's fold of everything due
+        engine.receipts.apply([(0, {"delivery_id": Delivery.objects.get(email="ann@shop.com").pk,
+                                    "status": "DELIVERED", "timestamp": utcnow()})])
+        engine.tallies.fold()
+    assert Delivery.objects.get(email="ann@shop.com").status == "DELIVERED"
     assert CampaignTally.objects.count() == 0  # a flow's messages are counted by its stats, never as campaigns
 
 

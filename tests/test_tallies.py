@@ -173,13 +173,18 @@ def test_an_ab_tests_tallies_equal_its_records_per_variant_and_after_the_winner(
     assert done["handedOff"] == PEOPLE and done["status"] == "completed"
 
 
+def _sent_and_tracked(shop, clock, name, seed):
+    """A campaign to everyone, sent, and its recipients' mail clients at work: (its JSON, its pk)."""
+    created = shop.post("/api/campaigns", json={"name": name, "html": HTML, "rules": []}).get_json()
+    _send(shop, created)
+    _track(shop.application, random.Random(seed), {}, clock)
+    return created, ObjectId(created["_id"])
+
+
 def test_a_campaign_made_before_tallies_is_aggregated_until_recounted(shop, clock):
     """Its records are right but its tallies start late: its report keeps the aggregation."""
     app = shop.application
-    created = shop.post("/api/campaigns", json={"name": "Old", "html": HTML, "rules": []}).get_json()
-    _send(shop, created)
-    _track(app, random.Random(1), {}, clock)
-    pk = ObjectId(created["_id"])
+    created, pk = _sent_and_tracked(shop, clock, "Old", 1)
     CampaignTally._get_collection().delete_many({"campaign": pk})  # as if made by the previous version
     Campaign.objects(pk=pk).update_one(set__tallied=False)
     report = shop.get(f"/api/campaigns/{created['_id']}/report").get_json()
@@ -226,10 +231,7 @@ def test_racing_folds_count_a_record_once_and_an_open_meanwhile_stays_due(shop, 
     writing second, from what it read, adds nothing; an open recorded between a fold's read and its
     write is left due, and the next fold counts it, once."""
     app = shop.application
-    created = shop.post("/api/campaigns", json={"name": "Racing", "html": HTML, "rules": []}).get_json()
-    _send(shop, created)
-    _track(app, random.Random(5), {}, clock)
-    pk = ObjectId(created["_id"])
+    created, pk = _sent_and_tracked(shop, clock, "Racing", 5)
     recorded = sum(r.opens for r in Delivery.objects(campaign_id=pk))
     with app.app_context():
         in_tallies = tallies.totals(CampaignTally._get_collection().find({"campaign": pk}))["opens"]
@@ -252,10 +254,7 @@ def test_the_sweep_folds_what_is_due(shop, clock):
     from engine import jobs, runner
 
     app = shop.application
-    created = shop.post("/api/campaigns", json={"name": "Swept", "html": HTML, "rules": []}).get_json()
-    _send(shop, created)
-    _track(app, random.Random(6), {}, clock)
-    pk = ObjectId(created["_id"])
+    _, pk = _sent_and_tracked(shop, clock, "Swept", 6)
     with app.app_context():
         assert tallies.has_due()
         jobs.sweep(runner.submit)
