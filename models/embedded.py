@@ -17,7 +17,9 @@
    may hold stale ids (a document changed or deleted since): every
    candidate is checked with mongomock's own matcher, so the answer is exactly the scan's. A document
    whose key is not a plain value (an array, a sub-document) is always a candidate; a query or key of
-   any other shape (dotted fields, partial or TTL indexes, operators) is scanned as before.
+   any other shape (dotted fields, partial or TTL indexes, operators) is scanned as before. Likewise a
+   partial index on documents whose field is true (the records due to be folded into report tallies)
+   keeps the ids of the documents written with it true, and a query asking for it true reads those.
    ``tests/test_embedded_store.py`` runs random operations on a patched and an unpatched collection
    and compares every answer.
 3. **Bulk writes as pymongo ≥ 4.11 sends them**: ``UpdateOne``'s ``sort`` (None unless given) is
@@ -32,6 +34,7 @@ import importlib
 import threading
 
 from bson import ObjectId
+from mongomock.filtering import filter_applies
 
 EMBEDDED_LOCK = threading.RLock()
 LOCKED_METHODS = {
@@ -49,6 +52,7 @@ LOCKED_METHODS = {
 ORIGINAL = {}  # mongomock's own scanning methods, by name (tests compare the two)
 PLAIN = (str, ObjectId, int, float)  # key values a map holds (bool is an int: harmless, it is checked)
 _MAPS = "_crm_unique_maps"
+_FLAGS = "_crm_flag_sets"
 _NARROWED = "_crm_indexes_narrowed"  # set while mongomock's own check runs on some of the indexes
 
 
@@ -124,6 +128,50 @@ def _maps(store):
     return current
 
 
+class _FlagSet:
+    """For a partial index on the documents whose ``field`` is true (``{"tallyDue": True}``): the ids of
+    those that had it true when last written. Writes only add; a query drops the ids whose document no
+    longer has it (a failed write that put a document back never passes through a query)."""
+
+    def __init__(self, index, documents):
+        self.index, self.field = index, next(iter(index["partialFilterExpression"]))
+        self.ids = set()
+        for doc_id, document in documents.items():
+            self.add(doc_id, document)
+
+    def _flagged(self, document):
+        value = document.get(self.field)
+        if value is True or value is None:
+            return value is True
+        return filter_applies({self.field: True}, document)  # 1, [True], …: as mongomock's matcher says
+
+    def add(self, doc_id, document):
+        if self._flagged(document):
+            self.ids.add(doc_id)
+
+    def candidates(self, documents):
+        self.ids -= {doc_id for doc_id in self.ids if doc_id not in documents or not self._flagged(documents[doc_id])}
+        return self.ids
+
+
+def _flag_index(index):
+    """A partial index whose filter is one field being true."""
+    condition = index.get("partialFilterExpression")
+    return isinstance(condition, dict) and len(condition) == 1 and next(iter(condition.values())) is True
+
+
+def _flags(store):
+    """The store's flag sets for its current partial indexes on a true field (as :func:`_maps`)."""
+    flags = store.__dict__.setdefault(_FLAGS, {})
+    current = {}
+    for name, index in store.indexes.items():
+        if _flag_index(index):
+            known = flags.get(name)
+            current[name] = known if known is not None and known.index is index else _FlagSet(index, store._documents)
+    store.__dict__[_FLAGS] = current
+    return current
+
+
 def _candidate_ids(collection, spec):
     """The ids that can match ``spec`` (a superset), or None when the collection must be scanned."""
     store = collection._store
@@ -140,6 +188,9 @@ def _candidate_ids(collection, spec):
             return list(key_map.candidates(values))
         if len(values) == 1 and _plain_in(values[0]):  # {"email": {"$in": [...]}}
             return list(set().union(*(key_map.candidates([value]) for value in values[0]["$in"])))
+    for flag in _flags(store).values():
+        if spec.get(flag.field) is True:
+            return list(flag.candidates(store._documents))
     return None
 
 
@@ -169,6 +220,8 @@ def _patch_unique_lookups(Collection):
 
     def _ensure_uniques(self, new_data):
         store = self._store
+        for flag in _flags(store).values():
+            flag.add(new_data["_id"], new_data)
         maps = _maps(store)
         if not maps:
             return ensure_uniques(self, new_data)
