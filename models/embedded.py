@@ -115,17 +115,22 @@ class _KeyMap:
         return self.ids.get(tuple(values), set()) | self.irregular
 
 
-def _maps(store):
-    """The store's key maps for its current unique indexes (built on first use, rebuilt when an index
-    is created again)."""
-    maps = store.__dict__.setdefault(_MAPS, {})
+def _kept(store, slot, wanted, build):
+    """``{index name: build(index, documents)}`` for the store's current indexes that ``wanted`` picks,
+    kept in ``slot`` (built on first use, rebuilt when an index is created again)."""
+    kept = store.__dict__.setdefault(slot, {})
     current = {}
     for name, index in store.indexes.items():
-        if _mappable(index):
-            known = maps.get(name)
-            current[name] = known if known is not None and known.index is index else _KeyMap(index, store._documents)
-    store.__dict__[_MAPS] = current
+        if wanted(index):
+            known = kept.get(name)
+            current[name] = known if known is not None and known.index is index else build(index, store._documents)
+    store.__dict__[slot] = current
     return current
+
+
+def _maps(store):
+    """The store's key maps for its current unique indexes."""
+    return _kept(store, _MAPS, _mappable, _KeyMap)
 
 
 class _FlagSet:
@@ -161,15 +166,8 @@ def _flag_index(index):
 
 
 def _flags(store):
-    """The store's flag sets for its current partial indexes on a true field (as :func:`_maps`)."""
-    flags = store.__dict__.setdefault(_FLAGS, {})
-    current = {}
-    for name, index in store.indexes.items():
-        if _flag_index(index):
-            known = flags.get(name)
-            current[name] = known if known is not None and known.index is index else _FlagSet(index, store._documents)
-    store.__dict__[_FLAGS] = current
-    return current
+    """The store's flag sets for its current partial indexes on a true field."""
+    return _kept(store, _FLAGS, _flag_index, _FlagSet)
 
 
 def _candidate_ids(collection, spec):
